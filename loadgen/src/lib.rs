@@ -1,0 +1,1 @@
+//! loadgen: runs YAML workload files against a local ringkv cluster.
