@@ -1,1 +1,27 @@
-//! loadgen: runs YAML workload files against a local ringkv cluster.
+//! loadgen: runs YAML workload files against ringkv (or the `null` target), sweeping value
+//! size, replication, quorums, rate or concurrency and cluster size, and leaves a
+//! self-describing results folder with HdrHistogram logs, a report and charts.
+//!
+//! - [`workload`]  — the YAML schema (serde) and its validation (line and column on errors)
+//! - [`sweep`]     — the cartesian sweep of points, and running each one
+//! - [`generator`] — seeded key distributions, value sizes and the operation mix
+//! - [`target`]    — the `Target` trait; the `null` and stall (test) targets
+//! - [`run`]       — open-loop (coordinated-omission corrected) and closed-loop runners
+//! - [`record`]    — HdrHistogram recording and 1-second interval logs
+//! - [`resources`] — sysinfo sampling of the loadgen and node processes; the machine
+//! - [`cluster`]   — the local cluster shape for a point
+//! - [`report`]    — summary.json, points.csv, report.md and charts (plotters)
+//! - [`compare`]   — baseline vs candidate, the CI gate
+//!
+//! `docs/loadgen.md` documents the workload schema and the results folder.
+
+pub mod cluster;
+pub mod compare;
+pub mod generator;
+pub mod record;
+pub mod report;
+pub mod resources;
+pub mod run;
+pub mod sweep;
+pub mod target;
+pub mod workload;

@@ -1,0 +1,546 @@
+//! HdrHistogram recording and interval logs.
+//!
+//! The driver thread records into per-operation histograms (response time and service time, in
+//! nanoseconds). Once a second the interval's histograms are swapped for spares and shipped to a
+//! writer thread, which appends them to one interval log per operation (V2 + DEFLATE, the
+//! standard `#[Histogram log format version 1.3]` header and legend), adds them into the totals,
+//! and hands the emptied histograms back. Recording an operation therefore never allocates, and
+//! the driver never stops to compress a log.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::serialization::interval_log::{
+    IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag,
+};
+
+use crate::generator::OpKind;
+
+/// Length of one interval in the logs and the over-time charts.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+/// Largest latency a histogram holds (one hour, in ns); larger values are clamped to it.
+pub const HIST_MAX_NS: u64 = 3_600_000_000_000;
+/// Significant decimal digits kept by every histogram.
+pub const HIST_SIGFIG: u8 = 3;
+/// A request sent later than this after its intended time counts as a late tick.
+pub const LATE_TICK_THRESHOLD: Duration = Duration::from_millis(2);
+/// The tag service-time histograms carry in the interval logs (response time is untagged).
+pub const SERVICE_TAG: &str = "service";
+
+/// What can go wrong while recording or reading logs.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// A histogram could not be created (bad bounds; a bug).
+    #[error("cannot create a histogram: {0:?}")]
+    Create(hdrhistogram::CreationError),
+    /// Writing or reading a log failed.
+    #[error("interval log {path}: {message}")]
+    Log {
+        /// The log file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// The writer thread died.
+    #[error("the interval-log writer thread stopped unexpectedly")]
+    WriterGone,
+}
+
+/// An empty latency histogram with the standard bounds.
+pub fn new_hist() -> Result<Histogram<u64>, RecordError> {
+    Histogram::new_with_bounds(1, HIST_MAX_NS, HIST_SIGFIG).map_err(RecordError::Create)
+}
+
+/// Response and service time of one operation kind, plus its error count.
+#[derive(Debug, Clone)]
+pub struct OpHistograms {
+    /// From the intended start (open loop) or the send (closed loop) to the answer, ns.
+    pub response: Histogram<u64>,
+    /// From the actual send to the answer, ns.
+    pub service: Histogram<u64>,
+    /// Operations that failed (their latencies are recorded too).
+    pub errors: u64,
+}
+
+impl OpHistograms {
+    fn new() -> Result<OpHistograms, RecordError> {
+        Ok(OpHistograms {
+            response: new_hist()?,
+            service: new_hist()?,
+            errors: 0,
+        })
+    }
+
+    fn reset(&mut self) {
+        self.response.reset();
+        self.service.reset();
+        self.errors = 0;
+    }
+
+    fn add(&mut self, other: &OpHistograms) {
+        // Same bounds on both sides, so addition cannot fail.
+        let _ = self.response.add(&other.response);
+        let _ = self.service.add(&other.service);
+        self.errors += other.errors;
+    }
+}
+
+/// One interval's histograms for every operation kind.
+struct IntervalSet {
+    ops: Vec<OpHistograms>,
+    start: Duration,
+    length: Duration,
+}
+
+impl IntervalSet {
+    fn new() -> Result<Box<IntervalSet>, RecordError> {
+        let ops = OpKind::ALL
+            .iter()
+            .map(|_| OpHistograms::new())
+            .collect::<Result<_, _>>()?;
+        Ok(Box::new(IntervalSet {
+            ops,
+            start: Duration::ZERO,
+            length: Duration::ZERO,
+        }))
+    }
+}
+
+/// Everything recorded for one point's measured phase.
+#[derive(Debug)]
+pub struct Recorded {
+    /// Totals per operation kind, indexed by [`OpKind::index`].
+    pub ops: Vec<OpHistograms>,
+    /// Open loop: send minus intended time, ns, for every measured request.
+    pub schedule_lag: Histogram<u64>,
+    /// How late the driver woke up for a tick it was waiting for, ns (the generator's own lag).
+    pub wake_lag: Histogram<u64>,
+    /// Requests sent more than [`LATE_TICK_THRESHOLD`] after their intended time.
+    pub late_ticks: u64,
+    /// Operations issued during warm-up (not recorded).
+    pub warmup_ops: u64,
+    /// Intervals written to each log.
+    pub intervals: u64,
+    /// The measured window: from its start to the last interval's end.
+    pub measured: Duration,
+    /// The interval log of each kind that has one.
+    pub logs: Vec<(OpKind, PathBuf)>,
+}
+
+/// Live numbers for the progress bar.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Live {
+    /// Completed measured operations.
+    pub ops: u64,
+    /// Failed measured operations.
+    pub errors: u64,
+    /// Operations completed in the last interval, per second.
+    pub last_rate: f64,
+    /// p99 response time of the last interval, ns (over all kinds).
+    pub last_p99_ns: u64,
+}
+
+/// Records one point's operations on the driver thread.
+pub struct Recorder {
+    measure_start: Instant,
+    interval_start: Instant,
+    current: Box<IntervalSet>,
+    to_writer: Sender<Box<IntervalSet>>,
+    spares: Receiver<Box<IntervalSet>>,
+    writer: JoinHandle<Result<Vec<OpHistograms>, RecordError>>,
+    schedule_lag: Histogram<u64>,
+    wake_lag: Histogram<u64>,
+    late_ticks: u64,
+    warmup_ops: u64,
+    intervals: u64,
+    logs: Vec<(OpKind, PathBuf)>,
+    live: Live,
+    interval_ops: u64,
+}
+
+#[inline]
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Recorder {
+    /// A recorder whose measured phase starts at `measure_start`; interval logs for `kinds` are
+    /// written to `dir/<prefix>-<kind>.hlog`. `wall_start` is the wall-clock time of
+    /// `measure_start` (the logs' StartTime).
+    pub fn new(
+        measure_start: Instant,
+        wall_start: SystemTime,
+        kinds: &[OpKind],
+        dir: &Path,
+        prefix: &str,
+    ) -> Result<Recorder, RecordError> {
+        let logs: Vec<(OpKind, PathBuf)> = kinds
+            .iter()
+            .map(|k| (*k, dir.join(format!("{prefix}-{}.hlog", k.name()))))
+            .collect();
+        let (to_writer, from_driver) = channel::<Box<IntervalSet>>();
+        let (to_driver, spares) = channel::<Box<IntervalSet>>();
+        // Two spares are enough: the writer hands each set back within the interval.
+        for _ in 0..2 {
+            let _ = to_driver.send(IntervalSet::new()?);
+        }
+        let writer_logs = logs.clone();
+        let writer = std::thread::Builder::new()
+            .name("hlog-writer".into())
+            .spawn(move || write_logs(writer_logs, wall_start, from_driver, to_driver))
+            .map_err(|e| RecordError::Log {
+                path: dir.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        Ok(Recorder {
+            measure_start,
+            interval_start: measure_start,
+            current: IntervalSet::new()?,
+            to_writer,
+            spares,
+            writer,
+            schedule_lag: new_hist()?,
+            wake_lag: new_hist()?,
+            late_ticks: 0,
+            warmup_ops: 0,
+            intervals: 0,
+            logs,
+            live: Live::default(),
+            interval_ops: 0,
+        })
+    }
+
+    /// When the measured phase starts.
+    pub fn measure_start(&self) -> Instant {
+        self.measure_start
+    }
+
+    /// Records one completed operation. `intended` is when it should have been sent (for a
+    /// closed loop, when it was sent). Operations intended before the measured phase are warm-up
+    /// and only counted.
+    #[inline]
+    pub fn record(
+        &mut self,
+        kind: OpKind,
+        intended: Instant,
+        sent: Instant,
+        done: Instant,
+        ok: bool,
+    ) {
+        if intended < self.measure_start {
+            self.warmup_ops += 1;
+            return;
+        }
+        let lag = sent.saturating_duration_since(intended);
+        if lag > LATE_TICK_THRESHOLD {
+            self.late_ticks += 1;
+        }
+        self.schedule_lag.saturating_record(ns(lag));
+        if let Some(slot) = self.current.ops.get_mut(kind.index()) {
+            slot.response
+                .saturating_record(ns(done.saturating_duration_since(intended)));
+            slot.service
+                .saturating_record(ns(done.saturating_duration_since(sent)));
+            if !ok {
+                slot.errors += 1;
+                self.live.errors += 1;
+            }
+        }
+        self.live.ops += 1;
+        self.interval_ops += 1;
+    }
+
+    /// Notes how late the driver woke for a tick it was sleeping towards.
+    #[inline]
+    pub fn record_wake_lag(&mut self, lag: Duration) {
+        self.wake_lag.saturating_record(ns(lag));
+    }
+
+    /// Live numbers for the progress bar.
+    pub fn live(&self) -> Live {
+        self.live
+    }
+
+    /// Closes the current interval at `now` and ships it to the log writer. Does nothing before
+    /// the measured phase.
+    pub fn rotate(&mut self, now: Instant) -> Result<(), RecordError> {
+        if now <= self.measure_start {
+            return Ok(());
+        }
+        let length = now.saturating_duration_since(self.interval_start);
+        if length.is_zero() {
+            return Ok(());
+        }
+        let mut p99 = 0;
+        for slot in &self.current.ops {
+            if !slot.response.is_empty() {
+                p99 = p99.max(slot.response.value_at_quantile(0.99));
+            }
+        }
+        self.live.last_p99_ns = p99;
+        self.live.last_rate = self.interval_ops as f64 / length.as_secs_f64();
+        self.interval_ops = 0;
+        let spare = match self.spares.try_recv() {
+            Ok(s) => s,
+            Err(_) => IntervalSet::new()?,
+        };
+        let mut full = std::mem::replace(&mut self.current, spare);
+        full.start = self
+            .interval_start
+            .saturating_duration_since(self.measure_start);
+        full.length = length;
+        self.interval_start = now;
+        self.intervals += 1;
+        self.to_writer
+            .send(full)
+            .map_err(|_| RecordError::WriterGone)
+    }
+
+    /// Closes the last interval at `now`, waits for the writer, and returns the totals.
+    pub fn finish(mut self, now: Instant) -> Result<Recorded, RecordError> {
+        self.rotate(now)?;
+        let measured = self
+            .interval_start
+            .saturating_duration_since(self.measure_start);
+        drop(self.to_writer);
+        let ops = self.writer.join().map_err(|_| RecordError::WriterGone)??;
+        Ok(Recorded {
+            ops,
+            schedule_lag: self.schedule_lag,
+            wake_lag: self.wake_lag,
+            late_ticks: self.late_ticks,
+            warmup_ops: self.warmup_ops,
+            intervals: self.intervals,
+            measured,
+            logs: self.logs,
+        })
+    }
+}
+
+/// Seconds since the epoch, as HdrHistogram logs write them.
+fn epoch_secs(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The header HdrHistogram's Java `HistogramLogWriter` writes (the Rust crate writes none).
+fn write_header(out: &mut impl Write, start: SystemTime, kind: OpKind) -> std::io::Result<()> {
+    let t = epoch_secs(start);
+    writeln!(
+        out,
+        "#[Logged with loadgen {} (ringkv), operation {}]",
+        env!("CARGO_PKG_VERSION"),
+        kind.name()
+    )?;
+    writeln!(
+        out,
+        "#[Values are nanoseconds. Untagged: response time; Tag=service: service time]"
+    )?;
+    writeln!(out, "#[Histogram log format version 1.3]")?;
+    writeln!(
+        out,
+        "#[StartTime: {t:.3} (seconds since epoch), {}]",
+        crate::report::utc_iso8601(start)
+    )?;
+    writeln!(out, "#[BaseTime: {t:.3} (seconds since epoch)]")?;
+    writeln!(
+        out,
+        "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
+    )
+}
+
+fn write_logs(
+    logs: Vec<(OpKind, PathBuf)>,
+    start: SystemTime,
+    from_driver: Receiver<Box<IntervalSet>>,
+    to_driver: Sender<Box<IntervalSet>>,
+) -> Result<Vec<OpHistograms>, RecordError> {
+    let log_err = |path: &Path, e: &dyn std::fmt::Display| RecordError::Log {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut totals: Vec<OpHistograms> = OpKind::ALL
+        .iter()
+        .map(|_| OpHistograms::new())
+        .collect::<Result<_, _>>()?;
+    let mut files = Vec::with_capacity(logs.len());
+    for (kind, path) in &logs {
+        let file = File::create(path).map_err(|e| log_err(path, &e))?;
+        let mut out = BufWriter::new(file);
+        write_header(&mut out, start, *kind).map_err(|e| log_err(path, &e))?;
+        files.push(out);
+    }
+    let mut serializers: Vec<V2DeflateSerializer> =
+        logs.iter().map(|_| V2DeflateSerializer::new()).collect();
+    let builder = IntervalLogWriterBuilder::new();
+    let mut writers = Vec::with_capacity(logs.len());
+    for ((out, ser), (_, path)) in files.iter_mut().zip(serializers.iter_mut()).zip(&logs) {
+        writers.push(
+            builder
+                .begin_log_with(out, ser)
+                .map_err(|e| log_err(path, &e))?,
+        );
+    }
+    let service_tag = Tag::new(SERVICE_TAG);
+    while let Ok(mut set) = from_driver.recv() {
+        for (writer, (kind, path)) in writers.iter_mut().zip(&logs) {
+            let Some(slot) = set.ops.get(kind.index()) else {
+                continue;
+            };
+            writer
+                .write_histogram(&slot.response, set.start, set.length, None)
+                .map_err(|e| log_err(path, &e))?;
+            writer
+                .write_histogram(&slot.service, set.start, set.length, service_tag)
+                .map_err(|e| log_err(path, &e))?;
+        }
+        for (total, slot) in totals.iter_mut().zip(&mut set.ops) {
+            total.add(slot);
+            slot.reset();
+        }
+        // The driver may have finished; then the spare is simply dropped.
+        let _ = to_driver.send(set);
+    }
+    drop(writers);
+    for (out, (_, path)) in files.iter_mut().zip(&logs) {
+        out.flush().map_err(|e| log_err(path, &e))?;
+    }
+    Ok(totals)
+}
+
+/// One interval read back from a log.
+#[derive(Debug, Clone)]
+pub struct LoggedInterval {
+    /// Seconds since the log's BaseTime.
+    pub start_s: f64,
+    /// Interval length, seconds.
+    pub length_s: f64,
+    /// Response-time (`false`) or service-time (`true`) histogram.
+    pub service: bool,
+    /// The histogram, ns.
+    pub hist: Histogram<u64>,
+}
+
+/// Reads every interval of a log written by [`Recorder`] (or any V2 interval log).
+pub fn read_log(path: &Path) -> Result<Vec<LoggedInterval>, RecordError> {
+    let err = |m: String| RecordError::Log {
+        path: path.to_path_buf(),
+        message: m,
+    };
+    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let mut decoder = hdrhistogram::serialization::Deserializer::new();
+    let mut out = Vec::new();
+    for entry in IntervalLogIterator::new(&bytes) {
+        let entry = entry.map_err(|e| err(format!("cannot parse: {e:?}")))?;
+        let LogEntry::Interval(h) = entry else {
+            continue;
+        };
+        let raw = base64_decode(h.encoded_histogram())
+            .ok_or_else(|| err("an interval's histogram is not valid base64".into()))?;
+        let hist: Histogram<u64> = decoder
+            .deserialize(&mut raw.as_slice())
+            .map_err(|e| err(format!("cannot decode a histogram: {e:?}")))?;
+        out.push(LoggedInterval {
+            start_s: h.start_timestamp().as_secs_f64(),
+            length_s: h.duration().as_secs_f64(),
+            service: h.tag().map(|t| t.as_str() == SERVICE_TAG).unwrap_or(false),
+            hist,
+        });
+    }
+    Ok(out)
+}
+
+/// Standard base64 (with padding) decoding, enough for HdrHistogram logs.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    fn val(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        })
+    }
+    let bytes: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let trimmed: &[u8] = {
+        let end = bytes
+            .iter()
+            .rposition(|b| *b != b'=')
+            .map(|p| p + 1)
+            .unwrap_or(0);
+        bytes.get(..end)?
+    };
+    let mut out = Vec::with_capacity(trimmed.len() * 3 / 4);
+    for chunk in trimmed.chunks(4) {
+        let mut acc = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            acc |= val(*c)? << (18 - 6 * i);
+        }
+        let produced = match chunk.len() {
+            4 => 3,
+            3 => 2,
+            2 => 1,
+            _ => return None,
+        };
+        for i in 0..produced {
+            out.push((acc >> (16 - 8 * i)) as u8);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips_known_vectors() {
+        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(base64_decode("aGVsbG8h").unwrap(), b"hello!");
+        assert_eq!(base64_decode("aGk=").unwrap(), b"hi");
+        assert!(base64_decode("a").is_none());
+    }
+
+    #[test]
+    fn interval_logs_have_the_standard_header_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = Instant::now();
+        let mut rec =
+            Recorder::new(start, SystemTime::now(), &[OpKind::Read], dir.path(), "p00").unwrap();
+        for i in 0..1000u64 {
+            let t = start + Duration::from_micros(i);
+            rec.record(OpKind::Read, t, t, t + Duration::from_micros(100 + i), true);
+        }
+        rec.rotate(start + Duration::from_secs(1)).unwrap();
+        let t = start + Duration::from_millis(1500);
+        rec.record(OpKind::Read, t, t, t + Duration::from_millis(3), false);
+        let done = rec.finish(start + Duration::from_secs(2)).unwrap();
+        assert_eq!(done.intervals, 2);
+        assert_eq!(done.ops[0].response.len(), 1001);
+        assert_eq!(done.ops[0].errors, 1);
+
+        let path = dir.path().join("p00-read.hlog");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("#[Histogram log format version 1.3]"));
+        assert!(text.contains("#[StartTime: "));
+        assert!(text.contains("\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\""));
+        assert!(text.contains("Tag=service,"));
+        let intervals = read_log(&path).unwrap();
+        assert_eq!(intervals.len(), 4);
+        let responses: u64 = intervals
+            .iter()
+            .filter(|i| !i.service)
+            .map(|i| i.hist.len())
+            .sum();
+        assert_eq!(responses, 1001);
+        assert!((intervals[2].start_s - 1.0).abs() < 1e-3);
+    }
+}

@@ -1,0 +1,749 @@
+//! Charts as PNG and SVG (plotters, with the DejaVu font embedded: no system fonts needed).
+//!
+//! * `spectrum-<point>`: the latency percentile spectrum, percentile on a log "nines" axis;
+//! * `latency-vs-value-size`, `latency-vs-quorum`, `latency-vs-replication`,
+//!   `latency-vs-nodes`: p50/p99/p99.9 across the sweep dimension;
+//! * `latency-vs-throughput`: p99 against achieved throughput when the rate or concurrency is
+//!   swept (the capacity curve);
+//! * `timeline-<point>`: throughput and p99 per one-second interval.
+//!
+//! Log axes are drawn as log10 of the value on a linear axis, labelled with the value.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use hdrhistogram::Histogram;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::{PointSummary, ReportError, Summary};
+use crate::generator::OpKind;
+use crate::record::{LoggedInterval, new_hist, read_log};
+
+const WIDTH: u32 = 1000;
+const HEIGHT: u32 = 600;
+const FONT: &str = "sans-serif";
+
+static FONT_READY: OnceLock<bool> = OnceLock::new();
+
+/// Registers the embedded DejaVu Sans as the `sans-serif` family (once).
+fn ensure_font() -> bool {
+    *FONT_READY.get_or_init(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).is_ok()
+    })
+}
+
+fn op_color(op: &str) -> RGBColor {
+    match OpKind::from_name(op) {
+        Some(OpKind::Read) => RGBColor(31, 119, 180),
+        Some(OpKind::Write) => RGBColor(230, 110, 0),
+        Some(OpKind::Delete) => RGBColor(44, 160, 44),
+        Some(OpKind::ReadModifyWrite) => RGBColor(200, 30, 40),
+        None => RGBColor(90, 90, 90),
+    }
+}
+
+/// How a line is drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stroke {
+    Solid(u32),
+    Dashed,
+}
+
+/// One line of a chart, in data units (log axes are transformed when drawing).
+#[derive(Debug, Clone)]
+struct Line {
+    label: String,
+    color: RGBColor,
+    stroke: Stroke,
+    markers: bool,
+    secondary: bool,
+    points: Vec<(f64, f64)>,
+}
+
+/// How x values are labelled.
+#[derive(Debug, Clone)]
+enum XAxis {
+    /// Plain numbers.
+    Linear,
+    /// x is log10(1 / (1 - p)); labels are percentiles.
+    Nines,
+    /// x is an index into these labels.
+    Categories(Vec<String>),
+}
+
+/// A chart description, drawn the same way to PNG and SVG.
+#[derive(Debug, Clone)]
+struct Chart {
+    title: String,
+    x_desc: String,
+    y_desc: String,
+    y_log: bool,
+    x_axis: XAxis,
+    y2_desc: Option<String>,
+    lines: Vec<Line>,
+}
+
+fn log10_floor_ceil(min: f64, max: f64) -> (f64, f64) {
+    let lo = min.max(1e-6).log10().floor();
+    let hi = max.max(1e-6).log10().ceil();
+    if hi - lo < 1.0 {
+        (lo, lo + 1.0)
+    } else {
+        (lo, hi)
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if a >= 1e6 {
+        format!("{:.1}M", v / 1e6).replace(".0M", "M")
+    } else if a >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        let s = format!("{v:.1}");
+        s.trim_end_matches(".0").to_string()
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+fn nines_label(x: f64) -> String {
+    let p = (1.0 - 10f64.powf(-x)) * 100.0;
+    let digits = (x.ceil() as i32 - 2).clamp(0, 6) as usize;
+    format!("{p:.digits$}%")
+}
+
+fn range_of(lines: &[Line], secondary: bool) -> Option<(f64, f64, f64, f64)> {
+    let mut it = lines
+        .iter()
+        .filter(|l| l.secondary == secondary)
+        .flat_map(|l| l.points.iter());
+    let first = it.next()?;
+    let init = (first.0, first.0, first.1, first.1);
+    Some(it.fold(init, |(x0, x1, y0, y1), p| {
+        (x0.min(p.0), x1.max(p.0), y0.min(p.1), y1.max(p.1))
+    }))
+}
+
+impl Chart {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let e = |e: &dyn std::fmt::Display| e.to_string();
+        root.fill(&WHITE).map_err(|x| e(&x))?;
+        let Some((x0, x1, y0, y1)) = range_of(&self.lines, false) else {
+            return Ok(());
+        };
+        let (x0, x1) = match &self.x_axis {
+            XAxis::Categories(c) => (-0.5, c.len() as f64 - 0.5),
+            XAxis::Nines => (0.0, x1.ceil().max(1.0)),
+            XAxis::Linear if x1 > x0 => (x0, x1),
+            XAxis::Linear => (x0 - 1.0, x1 + 1.0),
+        };
+        let (ylo, yhi) = if self.y_log {
+            log10_floor_ceil(y0, y1)
+        } else {
+            (0.0, if y1 > 0.0 { y1 * 1.1 } else { 1.0 })
+        };
+        let mut builder = ChartBuilder::on(root);
+        builder
+            .caption(&self.title, (FONT, 22))
+            .margin(12)
+            .margin_right(if self.y2_desc.is_some() { 12 } else { 40 })
+            .x_label_area_size(50)
+            .y_label_area_size(80);
+        if self.y2_desc.is_some() {
+            builder.right_y_label_area_size(80);
+        }
+        let mut chart = builder
+            .build_cartesian_2d(x0..x1, ylo..yhi)
+            .map_err(|x| e(&x))?;
+        let x_fmt = |x: &f64| -> String {
+            match &self.x_axis {
+                XAxis::Linear => fmt_num(*x),
+                XAxis::Nines => nines_label(*x),
+                XAxis::Categories(c) => {
+                    let i = x.round();
+                    if (x - i).abs() < 1e-6 && i >= 0.0 {
+                        c.get(i as usize).cloned().unwrap_or_default()
+                    } else {
+                        String::new()
+                    }
+                }
+            }
+        };
+        let y_fmt = |y: &f64| {
+            if self.y_log {
+                fmt_num(10f64.powf(*y))
+            } else {
+                fmt_num(*y)
+            }
+        };
+        let x_labels = match &self.x_axis {
+            XAxis::Categories(c) => c.len().max(1) * 2 + 1,
+            XAxis::Nines => (x1 as usize) + 1,
+            XAxis::Linear => 10,
+        };
+        let y_labels = if self.y_log {
+            ((yhi - ylo) as usize + 1).max(2)
+        } else {
+            8
+        };
+        chart
+            .configure_mesh()
+            .x_desc(&self.x_desc)
+            .y_desc(&self.y_desc)
+            .x_labels(x_labels)
+            .y_labels(y_labels)
+            .x_label_formatter(&x_fmt)
+            .y_label_formatter(&y_fmt)
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 16))
+            .light_line_style(RGBColor(235, 235, 235))
+            .bold_line_style(RGBColor(210, 210, 210))
+            .draw()
+            .map_err(|x| e(&x))?;
+        let ty = |y: f64| if self.y_log { y.max(1e-6).log10() } else { y };
+        if let Some(desc) = &self.y2_desc {
+            let (_, _, s0, s1) = range_of(&self.lines, true).unwrap_or((0.0, 1.0, 0.0, 1.0));
+            let _ = s0;
+            let mut chart = chart.set_secondary_coord(x0..x1, 0.0..(s1 * 1.1).max(1e-3));
+            chart
+                .configure_secondary_axes()
+                .y_desc(desc)
+                .label_style((FONT, 14))
+                .axis_desc_style((FONT, 16))
+                .y_label_formatter(&|y| fmt_num(*y))
+                .draw()
+                .map_err(|x| e(&x))?;
+            for line in &self.lines {
+                let style = ShapeStyle::from(line.color).stroke_width(2);
+                if line.secondary {
+                    let pts: Vec<(f64, f64)> = line.points.clone();
+                    chart
+                        .draw_secondary_series(DashedLineSeries::new(pts, 6, 4, style))
+                        .map_err(|x| e(&x))?
+                        .label(&line.label)
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 10, y)], style));
+                } else {
+                    let pts: Vec<(f64, f64)> = line.points.iter().map(|p| (p.0, ty(p.1))).collect();
+                    chart
+                        .draw_series(LineSeries::new(pts, style))
+                        .map_err(|x| e(&x))?
+                        .label(&line.label)
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                }
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .label_font((FONT, 14))
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.3))
+                .draw()
+                .map_err(|x| e(&x))?;
+        } else {
+            for line in &self.lines {
+                let pts: Vec<(f64, f64)> = line.points.iter().map(|p| (p.0, ty(p.1))).collect();
+                let (style, legend_style) = match line.stroke {
+                    Stroke::Solid(w) => {
+                        let s = ShapeStyle::from(line.color).stroke_width(w);
+                        (s, s)
+                    }
+                    Stroke::Dashed => {
+                        let s = ShapeStyle::from(line.color).stroke_width(2);
+                        (s, s)
+                    }
+                };
+                let anno = if line.stroke == Stroke::Dashed {
+                    chart.draw_series(DashedLineSeries::new(pts.clone(), 7, 5, style))
+                } else {
+                    chart.draw_series(LineSeries::new(pts.clone(), style))
+                }
+                .map_err(|x| e(&x))?;
+                let dashed = line.stroke == Stroke::Dashed;
+                anno.label(&line.label).legend(move |(x, y)| {
+                    if dashed {
+                        PathElement::new(vec![(x, y), (x + 7, y)], legend_style)
+                    } else {
+                        PathElement::new(vec![(x, y), (x + 20, y)], legend_style)
+                    }
+                });
+                if line.markers {
+                    chart
+                        .draw_series(pts.iter().map(|p| Circle::new(*p, 3, style.filled())))
+                        .map_err(|x| e(&x))?;
+                }
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .label_font((FONT, 14))
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.3))
+                .draw()
+                .map_err(|x| e(&x))?;
+        }
+        root.present().map_err(|x| e(&x))
+    }
+
+    /// Writes `<dir>/<stem>.png` and `<dir>/<stem>.svg`; returns the PNG path.
+    fn save(&self, dir: &Path, stem: &str) -> Result<PathBuf, ReportError> {
+        let png = dir.join(format!("{stem}.png"));
+        let svg = dir.join(format!("{stem}.svg"));
+        let chart_err = |path: &Path, message: String| ReportError::Chart {
+            path: path.to_path_buf(),
+            message,
+        };
+        {
+            let root = BitMapBackend::new(&png, (WIDTH, HEIGHT)).into_drawing_area();
+            self.draw(&root).map_err(|m| chart_err(&png, m))?;
+        }
+        {
+            let root = SVGBackend::new(&svg, (WIDTH, HEIGHT)).into_drawing_area();
+            self.draw(&root).map_err(|m| chart_err(&svg, m))?;
+        }
+        Ok(png)
+    }
+}
+
+/// Picks a latency unit for values up to `max_us`: (divisor from µs, unit name).
+fn latency_unit(max_us: f64) -> (f64, &'static str) {
+    if max_us < 1_000.0 {
+        (1.0, "µs")
+    } else if max_us < 10_000_000.0 {
+        (1_000.0, "ms")
+    } else {
+        (1_000_000.0, "s")
+    }
+}
+
+/// The merged response and service histograms of one operation, and its interval series.
+struct OpData {
+    response: Histogram<u64>,
+    service: Histogram<u64>,
+    intervals: Vec<LoggedInterval>,
+}
+
+fn load_point(dir: &Path, p: &PointSummary) -> Result<BTreeMap<String, OpData>, ReportError> {
+    let mut out = BTreeMap::new();
+    for (op, rel) in &p.logs {
+        let path = dir.join(rel);
+        let intervals = read_log(&path).map_err(|e| ReportError::Io {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let mut response = new_hist().map_err(|e| super::io_err(&path, e))?;
+        let mut service = new_hist().map_err(|e| super::io_err(&path, e))?;
+        for i in &intervals {
+            let target = if i.service {
+                &mut service
+            } else {
+                &mut response
+            };
+            let _ = target.add(&i.hist);
+        }
+        out.insert(
+            op.clone(),
+            OpData {
+                response,
+                service,
+                intervals,
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn spectrum(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Chart> {
+    let max_count = data.values().map(|d| d.response.len()).max().unwrap_or(0);
+    if max_count == 0 {
+        return None;
+    }
+    let x_max = (max_count as f64).log10().floor().clamp(1.0, 6.0);
+    let max_us = data
+        .values()
+        .map(|d| d.response.max() as f64 / 1000.0)
+        .fold(0.0, f64::max);
+    let (div, unit) = latency_unit(max_us);
+    let mut lines = Vec::new();
+    for (op, d) in data {
+        for (hist, service) in [(&d.response, false), (&d.service, true)] {
+            if hist.is_empty() {
+                continue;
+            }
+            let points = (0..=200)
+                .map(|i| {
+                    let x = x_max * i as f64 / 200.0;
+                    let q = 1.0 - 10f64.powf(-x);
+                    (x, hist.value_at_quantile(q) as f64 / 1000.0 / div)
+                })
+                .collect();
+            lines.push(Line {
+                label: format!("{op} {}", if service { "service" } else { "response" }),
+                color: op_color(op),
+                stroke: if service {
+                    Stroke::Dashed
+                } else {
+                    Stroke::Solid(2)
+                },
+                markers: false,
+                secondary: false,
+                points,
+            });
+        }
+    }
+    Some(Chart {
+        title: format!("Latency by percentile — {} {}", p.id, p.label),
+        x_desc: "Percentile".into(),
+        y_desc: format!("Latency ({unit}, log scale)"),
+        y_log: true,
+        x_axis: XAxis::Nines,
+        y2_desc: None,
+        lines,
+    })
+}
+
+fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Chart> {
+    // Throughput: all operations per interval; p99 per operation on the right axis.
+    let mut totals: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+    let mut max_p99_us: f64 = 0.0;
+    for d in data.values() {
+        for i in d.intervals.iter().filter(|i| !i.service) {
+            let key = (i.start_s * 1000.0).round() as u64;
+            let e = totals.entry(key).or_insert((i.start_s + i.length_s, 0.0));
+            e.1 += i.hist.len() as f64 / i.length_s.max(1e-9);
+            if !i.hist.is_empty() {
+                max_p99_us = max_p99_us.max(i.hist.value_at_quantile(0.99) as f64 / 1000.0);
+            }
+        }
+    }
+    if totals.is_empty() {
+        return None;
+    }
+    let (div, unit) = latency_unit(max_p99_us);
+    let mut lines = vec![Line {
+        label: "throughput (all ops)".into(),
+        color: RGBColor(60, 60, 60),
+        stroke: Stroke::Solid(2),
+        markers: false,
+        secondary: false,
+        points: totals.values().copied().collect(),
+    }];
+    for (op, d) in data {
+        let points: Vec<(f64, f64)> = d
+            .intervals
+            .iter()
+            .filter(|i| !i.service && !i.hist.is_empty())
+            .map(|i| {
+                (
+                    i.start_s + i.length_s,
+                    i.hist.value_at_quantile(0.99) as f64 / 1000.0 / div,
+                )
+            })
+            .collect();
+        if !points.is_empty() {
+            lines.push(Line {
+                label: format!("{op} p99 (right axis)"),
+                color: op_color(op),
+                stroke: Stroke::Dashed,
+                markers: false,
+                secondary: true,
+                points,
+            });
+        }
+    }
+    Some(Chart {
+        title: format!("Throughput and p99 over time — {} {}", p.id, p.label),
+        x_desc: "Time since the end of warm-up (s)".into(),
+        y_desc: "Throughput (ops/s)".into(),
+        y_log: false,
+        x_axis: XAxis::Linear,
+        y2_desc: Some(format!("p99 response time ({unit})")),
+        lines,
+    })
+}
+
+/// A sweep dimension a "latency vs" chart can be drawn against.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Dim {
+    ValueSize,
+    Quorum,
+    Replication,
+    Nodes,
+}
+
+impl Dim {
+    fn key(self, p: &PointSummary) -> (u64, u64) {
+        match self {
+            Dim::ValueSize => (p.params.value_bytes, 0),
+            Dim::Quorum => (
+                u64::from(p.params.write_quorum),
+                u64::from(p.params.read_quorum),
+            ),
+            Dim::Replication => (u64::from(p.params.replication), 0),
+            Dim::Nodes => (u64::from(p.params.nodes), 0),
+        }
+    }
+    fn label(self, k: (u64, u64)) -> String {
+        match self {
+            Dim::ValueSize => crate::workload::ByteSize(k.0).to_string(),
+            Dim::Quorum => format!("W={} R={}", k.0, k.1),
+            Dim::Replication => format!("N={}", k.0),
+            Dim::Nodes => format!("{} nodes", k.0),
+        }
+    }
+    fn stem(self) -> &'static str {
+        match self {
+            Dim::ValueSize => "latency-vs-value-size",
+            Dim::Quorum => "latency-vs-quorum",
+            Dim::Replication => "latency-vs-replication",
+            Dim::Nodes => "latency-vs-nodes",
+        }
+    }
+    fn desc(self) -> &'static str {
+        match self {
+            Dim::ValueSize => "Value size (bytes)",
+            Dim::Quorum => "Write and read quorum (W, R)",
+            Dim::Replication => "Replication factor N",
+            Dim::Nodes => "Cluster size",
+        }
+    }
+    fn title(self) -> &'static str {
+        match self {
+            Dim::ValueSize => "Response time vs value size",
+            Dim::Quorum => "Response time vs quorum settings",
+            Dim::Replication => "Response time vs replication factor",
+            Dim::Nodes => "Response time vs cluster size",
+        }
+    }
+}
+
+/// Everything about a point except `dim` (and the label), used to group points into lines.
+fn rest_key(p: &PointSummary, dim: Option<Dim>) -> String {
+    let q = &p.params;
+    let mut parts = Vec::new();
+    if dim != Some(Dim::ValueSize) {
+        parts.push(format!("value={}", q.values));
+    }
+    if dim != Some(Dim::Quorum) {
+        parts.push(format!("W={} R={}", q.write_quorum, q.read_quorum));
+    }
+    if dim != Some(Dim::Replication) {
+        parts.push(format!("N={}", q.replication));
+    }
+    if dim != Some(Dim::Nodes) {
+        parts.push(format!("nodes={}", q.nodes));
+    }
+    if dim.is_some() {
+        if let Some(r) = q.rate {
+            parts.push(format!("rate={}", crate::sweep::fmt_rate(r)));
+        }
+        if let Some(c) = q.concurrency {
+            parts.push(format!("conc={c}"));
+        }
+    }
+    parts.join(" ")
+}
+
+fn versus(summary: &Summary, dim: Dim) -> Vec<(String, Chart)> {
+    let mut distinct: Vec<(u64, u64)> = summary.points.iter().map(|p| dim.key(p)).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 2 {
+        return Vec::new();
+    }
+    let mut groups: BTreeMap<String, Vec<&PointSummary>> = BTreeMap::new();
+    for p in &summary.points {
+        groups.entry(rest_key(p, Some(dim))).or_default().push(p);
+    }
+    let multi = groups.len() > 1;
+    let mut charts = Vec::new();
+    for (gi, (rest, points)) in groups.iter().enumerate() {
+        let max_us = points
+            .iter()
+            .flat_map(|p| p.ops.values().map(|o| o.response.p999_us))
+            .fold(0.0, f64::max);
+        let (div, unit) = latency_unit(max_us);
+        let mut ops: Vec<&String> = points.iter().flat_map(|p| p.ops.keys()).collect();
+        ops.sort();
+        ops.dedup();
+        let mut lines = Vec::new();
+        for op in ops {
+            for (name, stroke) in [
+                ("p50", Stroke::Solid(1)),
+                ("p99", Stroke::Solid(3)),
+                ("p99.9", Stroke::Dashed),
+            ] {
+                let pts: Vec<(f64, f64)> = points
+                    .iter()
+                    .filter_map(|p| {
+                        let o = p.ops.get(op.as_str())?;
+                        let x = distinct.iter().position(|k| *k == dim.key(p))? as f64;
+                        let v = match name {
+                            "p50" => o.response.p50_us,
+                            "p99" => o.response.p99_us,
+                            _ => o.response.p999_us,
+                        };
+                        Some((x, v / div))
+                    })
+                    .collect();
+                if !pts.is_empty() {
+                    lines.push(Line {
+                        label: format!("{op} {name}"),
+                        color: op_color(op),
+                        stroke,
+                        markers: true,
+                        secondary: false,
+                        points: pts,
+                    });
+                }
+            }
+        }
+        let title = if multi {
+            format!("{} ({rest})", dim.title())
+        } else {
+            dim.title().into()
+        };
+        let stem = if multi {
+            format!("{}-{gi}", dim.stem())
+        } else {
+            dim.stem().into()
+        };
+        charts.push((
+            stem,
+            Chart {
+                title,
+                x_desc: dim.desc().into(),
+                y_desc: format!("Response time ({unit}, log scale)"),
+                y_log: true,
+                x_axis: XAxis::Categories(distinct.iter().map(|k| dim.label(*k)).collect()),
+                y2_desc: None,
+                lines,
+            },
+        ));
+    }
+    charts
+}
+
+fn capacity(summary: &Summary) -> Option<Chart> {
+    let mut groups: BTreeMap<String, Vec<&PointSummary>> = BTreeMap::new();
+    for p in &summary.points {
+        groups.entry(rest_key(p, None)).or_default().push(p);
+    }
+    if !groups.values().any(|g| g.len() >= 2) {
+        return None;
+    }
+    let max_us = summary
+        .points
+        .iter()
+        .flat_map(|p| p.ops.values().map(|o| o.response.p99_us))
+        .fold(0.0, f64::max);
+    let (div, unit) = latency_unit(max_us);
+    let multi = groups.len() > 1;
+    let mut lines = Vec::new();
+    for (rest, points) in &groups {
+        if points.len() < 2 {
+            continue;
+        }
+        let mut ops: Vec<&String> = points.iter().flat_map(|p| p.ops.keys()).collect();
+        ops.sort();
+        ops.dedup();
+        for op in ops {
+            let mut pts: Vec<(f64, f64)> = points
+                .iter()
+                .filter_map(|p| {
+                    p.ops
+                        .get(op.as_str())
+                        .map(|o| (p.achieved_rate, o.response.p99_us / div))
+                })
+                .collect();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            lines.push(Line {
+                label: if multi {
+                    format!("{op} p99 ({rest})")
+                } else {
+                    format!("{op} p99")
+                },
+                color: op_color(op),
+                stroke: Stroke::Solid(2),
+                markers: true,
+                secondary: false,
+                points: pts,
+            });
+        }
+    }
+    Some(Chart {
+        title: "p99 response time vs achieved throughput".into(),
+        x_desc: "Achieved throughput (ops/s, all operations)".into(),
+        y_desc: format!("p99 response time ({unit}, log scale)"),
+        y_log: true,
+        x_axis: XAxis::Linear,
+        y2_desc: None,
+        lines,
+    })
+}
+
+/// Draws every chart of a results folder into `dir/charts/`; returns the PNG paths relative to
+/// `dir`.
+pub fn draw_all(dir: &Path, summary: &Summary) -> Result<Vec<PathBuf>, ReportError> {
+    if !ensure_font() {
+        return Err(ReportError::Chart {
+            path: dir.join("charts"),
+            message: "the embedded DejaVu font could not be loaded".into(),
+        });
+    }
+    let charts_dir = dir.join("charts");
+    std::fs::create_dir_all(&charts_dir).map_err(|e| super::io_err(&charts_dir, e))?;
+    let mut written = Vec::new();
+    let mut push = |chart: &Chart, stem: &str| -> Result<(), ReportError> {
+        let png = chart.save(&charts_dir, stem)?;
+        written.push(png.strip_prefix(dir).map(Path::to_path_buf).unwrap_or(png));
+        Ok(())
+    };
+    for dim in [Dim::ValueSize, Dim::Quorum, Dim::Replication, Dim::Nodes] {
+        for (stem, chart) in versus(summary, dim) {
+            push(&chart, &stem)?;
+        }
+    }
+    if let Some(chart) = capacity(summary) {
+        push(&chart, "latency-vs-throughput")?;
+    }
+    for p in &summary.points {
+        let data = load_point(dir, p)?;
+        if let Some(chart) = spectrum(p, &data) {
+            push(&chart, &format!("spectrum-{}", p.id))?;
+        }
+        if let Some(chart) = timeline(p, &data) {
+            push(&chart, &format!("timeline-{}", p.id))?;
+        }
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nines_labels_read_as_percentiles() {
+        assert_eq!(nines_label(0.0), "0%");
+        assert_eq!(nines_label(1.0), "90%");
+        assert_eq!(nines_label(2.0), "99%");
+        assert_eq!(nines_label(3.0), "99.9%");
+        assert_eq!(nines_label(5.0), "99.999%");
+    }
+
+    #[test]
+    fn numbers_are_labelled_compactly() {
+        assert_eq!(fmt_num(1000.0), "1000");
+        assert_eq!(fmt_num(25_000.0), "25k");
+        assert_eq!(fmt_num(0.5), "0.5");
+        assert_eq!(fmt_num(2.0), "2");
+    }
+}

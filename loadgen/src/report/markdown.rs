@@ -1,0 +1,180 @@
+//! `report.md`: the points table, the self-checks, and the charts.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::{ReportError, Summary, io_err};
+
+fn ms(us: f64) -> String {
+    if us >= 100_000.0 {
+        format!("{:.0}", us / 1000.0)
+    } else if us >= 1000.0 {
+        format!("{:.1}", us / 1000.0)
+    } else {
+        format!("{:.3}", us / 1000.0)
+    }
+}
+
+/// The Markdown text of a report.
+pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# {} — loadgen report\n", summary.name);
+    let _ = writeln!(
+        s,
+        "Target `{}`, started {}. `manifest.json` holds the workload, seed, git revision and \
+         machine; `summary.json` and `points.csv` every figure below; `hdr/` one HdrHistogram \
+         interval log per point and operation.\n",
+        summary.target, summary.started
+    );
+    let _ = writeln!(
+        s,
+        "Response time is measured from the intended start of each request (open loop: \
+         corrected for coordinated omission); service time from the actual send. Times in ms. \
+         Warm-up is excluded.\n"
+    );
+    let _ = writeln!(s, "## Points\n");
+    let _ = writeln!(
+        s,
+        "| point | nodes | N | W | R | value | load | op | count | errors | ops/s | p50 | p90 | \
+         p99 | p99.9 | max | service p99 | offered | achieved | client bound |"
+    );
+    let _ = writeln!(s, "|{}", "---|".repeat(20));
+    for p in &summary.points {
+        let load = match (p.params.rate, p.params.concurrency) {
+            (Some(r), _) => format!("rate {}", crate::sweep::fmt_rate(r)),
+            (_, Some(c)) => format!("conc {c}"),
+            _ => String::new(),
+        };
+        for (op, o) in &p.ops {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | \
+                 {} | {} | {} | {:.0} | {} |",
+                p.id,
+                p.params.nodes,
+                p.params.replication,
+                p.params.write_quorum,
+                p.params.read_quorum,
+                p.params.values,
+                load,
+                op,
+                o.count,
+                o.errors,
+                o.throughput_ops_s,
+                ms(o.response.p50_us),
+                ms(o.response.p90_us),
+                ms(o.response.p99_us),
+                ms(o.response.p999_us),
+                ms(o.response.max_us),
+                ms(o.service.p99_us),
+                p.offered_rate
+                    .map(|r| format!("{r:.0}"))
+                    .unwrap_or_else(|| "—".into()),
+                p.achieved_rate,
+                if p.client_bound { "**yes**" } else { "no" },
+            );
+        }
+    }
+    let _ = writeln!(s, "\n## Self-check\n");
+    let _ = writeln!(
+        s,
+        "| point | loadgen CPU % | CPU µs/op | schedule lag p99 (ms) | wake lag p99 (ms) | late \
+         ticks | missed ticks | node CPU % | node RSS max (MB) |"
+    );
+    let _ = writeln!(s, "|{}", "---|".repeat(9));
+    for p in &summary.points {
+        let nodes: Vec<_> = p.processes.iter().filter(|x| x.role == "node").collect();
+        let cpu = nodes
+            .iter()
+            .map(|n| format!("{:.0}", n.cpu_pct))
+            .collect::<Vec<_>>()
+            .join(" / ");
+        let rss = nodes
+            .iter()
+            .map(|n| format!("{:.0}", n.rss_max_bytes as f64 / 1e6))
+            .collect::<Vec<_>>()
+            .join(" / ");
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} | {:.3} | {} | {} | {} | {} | {} | {} |",
+            p.id,
+            p.self_check.loadgen_cpu_pct,
+            p.self_check.cpu_us_per_op,
+            ms(p.schedule.lag_p99_us),
+            ms(p.schedule.wake_lag_p99_us),
+            p.schedule.late_ticks,
+            p.schedule.missed_ticks,
+            if cpu.is_empty() { "—".into() } else { cpu },
+            if rss.is_empty() { "—".into() } else { rss },
+        );
+    }
+    let flagged: Vec<_> = summary.points.iter().filter(|p| p.client_bound).collect();
+    if !flagged.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n**Client-bound points** — the load generator, not the target, was \
+                              the bottleneck; their latencies are not the target's:\n"
+        );
+        for p in flagged {
+            let _ = writeln!(
+                s,
+                "- {} ({}): {}",
+                p.id,
+                p.label,
+                p.self_check.reasons.join("; ")
+            );
+        }
+    }
+    let short: Vec<_> = summary
+        .points
+        .iter()
+        .filter(|p| p.offered_rate.is_some_and(|o| p.achieved_rate < 0.95 * o))
+        .collect();
+    if !short.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n**Offered rate not sustained** (achieved < 95% of offered):\n"
+        );
+        for p in short {
+            let _ = writeln!(
+                s,
+                "- {}: offered {:.0} ops/s, achieved {:.0} ops/s, {} ticks missed",
+                p.id,
+                p.offered_rate.unwrap_or(0.0),
+                p.achieved_rate,
+                p.schedule.missed_ticks
+            );
+        }
+    }
+    let errors: Vec<_> = summary
+        .points
+        .iter()
+        .filter(|p| p.first_error.is_some())
+        .collect();
+    if !errors.is_empty() {
+        let _ = writeln!(s, "\n**Errors** (first message per point):\n");
+        for p in errors {
+            let _ = writeln!(s, "- {}: {}", p.id, p.first_error.as_deref().unwrap_or(""));
+        }
+    }
+    let _ = writeln!(s, "\n## Charts\n");
+    for c in charts {
+        let rel = c.to_string_lossy().replace('\\', "/");
+        let name = c
+            .file_stem()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let _ = writeln!(s, "### {name}\n\n![{name}]({rel})\n");
+    }
+    s
+}
+
+/// Writes `report.md`.
+pub fn write(
+    path: &Path,
+    _dir: &Path,
+    summary: &Summary,
+    charts: &[PathBuf],
+) -> Result<(), ReportError> {
+    std::fs::write(path, to_markdown(summary, charts)).map_err(|e| io_err(path, e))
+}

@@ -1,0 +1,192 @@
+//! The results folder: `manifest.json`, `summary.json`, `points.csv`, `report.md` and `charts/`.
+//!
+//! Everything but the manifest and summary is derived from the summary and the interval logs,
+//! so `loadgen plot DIR` can redraw a folder's charts and report from its files alone.
+
+pub mod charts;
+pub mod csv;
+pub mod markdown;
+pub mod summary;
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::resources::Machine;
+use crate::workload::Workload;
+pub use summary::{Latency, OpSummary, Params, PointSummary, Summary};
+
+/// Report-writing failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A file could not be written or read.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// A chart could not be drawn.
+    #[error("chart {path}: {message}")]
+    Chart {
+        /// The chart file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+}
+
+pub(crate) fn io_err(path: &Path, e: impl std::fmt::Display) -> ReportError {
+    ReportError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// `manifest.json`: what ran, where and with what.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest<'a> {
+    /// The workload as parsed (defaults not filled in; sizes in bytes).
+    pub workload: &'a Workload,
+    /// The workload file.
+    pub workload_file: String,
+    /// The seed of every generator.
+    pub seed: u64,
+    /// `git rev-parse HEAD` of the working directory, when available.
+    pub git_revision: Option<String>,
+    /// Versions of the tools that produced the folder.
+    pub tools: Tools,
+    /// The machine.
+    pub machine: Machine,
+    /// When the run started (UTC).
+    pub started: String,
+    /// The command line.
+    pub command: Vec<String>,
+    /// Every sweep point, in order.
+    pub points: Vec<crate::sweep::Point>,
+}
+
+/// Tool versions recorded in the manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tools {
+    /// This crate.
+    pub loadgen: &'static str,
+    /// The `store` crate it was built with.
+    pub store: &'static str,
+    /// rustc that built the binary.
+    pub rustc: &'static str,
+    /// HdrHistogram crate (log format V2 + DEFLATE).
+    pub hdrhistogram: &'static str,
+    /// Charting crate.
+    pub plotters: &'static str,
+}
+
+impl Tools {
+    /// The versions this binary was built with.
+    pub fn current() -> Tools {
+        Tools {
+            loadgen: env!("CARGO_PKG_VERSION"),
+            store: env!("CARGO_PKG_VERSION"),
+            rustc: env!("LOADGEN_RUSTC_VERSION"),
+            hdrhistogram: "7.6",
+            plotters: "0.3.7",
+        }
+    }
+}
+
+/// The commit of the current directory's git checkout, if git and a checkout are there.
+pub fn git_revision() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let rev = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (!rev.is_empty()).then_some(rev)
+}
+
+/// Writes `value` as pretty JSON to `path`.
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ReportError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| io_err(path, e))?;
+    std::fs::write(path, text + "\n").map_err(|e| io_err(path, e))
+}
+
+/// Reads `summary.json` from a results folder.
+pub fn read_summary(dir: &Path) -> Result<Summary, ReportError> {
+    let path = if dir.is_file() {
+        dir.to_path_buf()
+    } else {
+        dir.join("summary.json")
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        io_err(
+            &path,
+            format!("{e}; is this a results folder (it holds summary.json)?"),
+        )
+    })?;
+    serde_json::from_str(&text).map_err(|e| io_err(&path, format!("not a loadgen summary: {e}")))
+}
+
+/// Writes `points.csv`, `report.md` and `charts/` from the summary and interval logs in `dir`.
+/// Returns the chart files written.
+pub fn render(dir: &Path, summary: &Summary) -> Result<Vec<PathBuf>, ReportError> {
+    csv::write(&dir.join("points.csv"), summary)?;
+    let charts = charts::draw_all(dir, summary)?;
+    markdown::write(&dir.join("report.md"), dir, summary, &charts)?;
+    Ok(charts)
+}
+
+/// Days since 1970-01-01 to a civil (year, month, day), after Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn utc_parts(t: SystemTime) -> (i64, u32, u32, u64, u64, u64) {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    (y, m, d, rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+/// `2026-11-25T10:36:51Z`.
+pub fn utc_iso8601(t: SystemTime) -> String {
+    let (y, m, d, hh, mm, ss) = utc_parts(t);
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+}
+
+/// `20261125T103651Z`, the default results sub-folder name.
+pub fn utc_compact(t: SystemTime) -> String {
+    let (y, m, d, hh, mm, ss) = utc_parts(t);
+    format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn utc_formatting_matches_known_instants() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(utc_iso8601(t), "2023-11-14T22:13:20Z");
+        assert_eq!(utc_compact(UNIX_EPOCH), "19700101T000000Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(utc_iso8601(leap), "2000-02-29T00:00:00Z");
+    }
+}

@@ -1,0 +1,413 @@
+//! Open-loop (fixed arrival rate) and closed-loop runners for one point.
+//!
+//! Both run a fixed set of worker futures on the current thread (no task per operation). Each
+//! worker claims the next operation, awaits the target in place, and records it.
+//!
+//! * Open loop: request `i` is intended for `start + i / rate`. A worker sleeps until a tick is
+//!   due, claims it, and sends it; if every worker is busy (the target is slow), due ticks wait
+//!   and are sent as soon as a worker frees up. Response time is measured from the intended
+//!   time, so waiting is charged to the target (coordinated-omission correction); service time is
+//!   measured from the actual send. Ticks sent late are counted; ticks never sent before the
+//!   drain deadline are counted as missed. Nothing is dropped silently.
+//! * Closed loop: `concurrency` workers, each sending its next request when the last returns.
+//!
+//! Operations intended before the end of warm-up are sent but not recorded.
+
+use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::future::join_all;
+
+use crate::generator::{OpGen, ValuePool, write_key};
+use crate::record::{INTERVAL, Live, RecordError, Recorded, Recorder};
+use crate::sweep::Load;
+use crate::target::Target;
+
+/// After the measured window, backlogged open-loop ticks keep being sent for at most this long;
+/// the rest are reported as missed.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// A worker that never had to wait yields to the others after this many operations.
+const YIELD_EVERY: u32 = 64;
+
+/// How long the measured phase lasts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Measure {
+    /// For a fixed time.
+    For(Duration),
+    /// For a fixed number of operations.
+    Ops(u64),
+}
+
+/// What one point's run needs besides the target and the generator.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Open or closed loop.
+    pub load: Load,
+    /// Warm-up before measuring.
+    pub warmup: Duration,
+    /// The measured phase.
+    pub measure: Measure,
+    /// Open loop: most requests in flight.
+    pub max_in_flight: u32,
+    /// Key length in bytes.
+    pub key_size: usize,
+}
+
+/// What happened during a point's run.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Histograms and counters of the measured phase.
+    pub recorded: Recorded,
+    /// Open loop: the intended rate, ops/s.
+    pub offered_rate: Option<f64>,
+    /// Open loop: ticks intended within the measured window.
+    pub ticks_due: u64,
+    /// Open loop: of those, never sent before the drain deadline.
+    pub missed_ticks: u64,
+    /// Wall-clock time the measured phase started.
+    pub measure_start_wall: SystemTime,
+    /// Monotonic time the measured phase started.
+    pub measure_start: Instant,
+    /// Monotonic time the last measured operation completed.
+    pub measure_end: Instant,
+    /// The first failed operation's message.
+    pub first_error: Option<String>,
+}
+
+/// Runner failures.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Recording failed.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+}
+
+/// Called about once a second with the phase name, the elapsed measured time and live numbers.
+pub trait Progress {
+    /// Updates the display.
+    fn update(&self, phase: &str, measured: Duration, live: &Live);
+}
+
+/// A progress sink that shows nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn update(&self, _: &str, _: Duration, _: &Live) {}
+}
+
+struct Shared<'a> {
+    opgen: RefCell<OpGen>,
+    pool: &'a ValuePool,
+    rec: RefCell<Recorder>,
+    /// Open loop: next tick to claim. Closed loop: measured operations sent.
+    next: Cell<u64>,
+    error: RefCell<Option<RecordError>>,
+    first_op_error: RefCell<Option<String>>,
+}
+
+impl Shared<'_> {
+    #[inline]
+    fn note(&self, result: Result<(), crate::target::OpError>) -> bool {
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                let mut first = self.first_op_error.borrow_mut();
+                if first.is_none() {
+                    *first = Some(e.to_string());
+                }
+                false
+            }
+        }
+    }
+}
+
+/// Open-loop schedule: tick `i` is intended at `start + i × period`.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    start: Instant,
+    rate: f64,
+    first_measured: u64,
+    limit: u64,
+    drain_deadline: Instant,
+}
+
+impl Schedule {
+    #[inline]
+    fn intended(&self, tick: u64) -> Instant {
+        self.start + Duration::from_secs_f64(tick as f64 / self.rate)
+    }
+}
+
+/// Runs one point against `target` and returns what was recorded. `new_recorder` receives the
+/// monotonic and wall-clock start of the measured phase.
+pub async fn drive<T, F, P>(
+    target: &T,
+    opgen: OpGen,
+    pool: &ValuePool,
+    spec: &RunSpec,
+    new_recorder: F,
+    progress: &P,
+) -> Result<Outcome, RunError>
+where
+    T: Target,
+    F: FnOnce(Instant, SystemTime) -> Result<Recorder, RecordError>,
+    P: Progress,
+{
+    // A short lead so every worker is parked before the first tick.
+    let start = Instant::now() + Duration::from_millis(5);
+    let wall_start = SystemTime::now() + Duration::from_millis(5);
+    let (schedule, measure_start, closed_end) = match spec.load {
+        Load::Open { rate } => {
+            let first_measured = (spec.warmup.as_secs_f64() * rate).ceil() as u64;
+            let measured = match spec.measure {
+                Measure::For(d) => ((d.as_secs_f64() * rate).ceil() as u64).max(1),
+                Measure::Ops(n) => n,
+            };
+            let mut s = Schedule {
+                start,
+                rate,
+                first_measured,
+                limit: first_measured + measured,
+                drain_deadline: start,
+            };
+            s.drain_deadline = s.intended(s.limit) + DRAIN_GRACE;
+            (Some(s), s.intended(first_measured), None)
+        }
+        Load::Closed { .. } => {
+            let measure_start = start + spec.warmup;
+            let end = match spec.measure {
+                Measure::For(d) => Some(measure_start + d),
+                Measure::Ops(_) => None,
+            };
+            (None, measure_start, end)
+        }
+    };
+    let measure_start_wall = wall_start + measure_start.saturating_duration_since(start);
+    let shared = Shared {
+        opgen: RefCell::new(opgen),
+        pool,
+        rec: RefCell::new(new_recorder(measure_start, measure_start_wall)?),
+        next: Cell::new(0),
+        error: RefCell::new(None),
+        first_op_error: RefCell::new(None),
+    };
+
+    let workers = async {
+        match (spec.load, schedule) {
+            (Load::Open { .. }, Some(s)) => {
+                let n = spec.max_in_flight.max(1);
+                join_all((0..n).map(|_| open_worker(target, &shared, &s, spec.key_size))).await;
+            }
+            (Load::Closed { concurrency }, _) => {
+                let limit = match spec.measure {
+                    Measure::Ops(n) => Some(n),
+                    Measure::For(_) => None,
+                };
+                let n = concurrency.max(1);
+                join_all((0..n).map(|_| {
+                    closed_worker(
+                        target,
+                        &shared,
+                        measure_start,
+                        closed_end,
+                        limit,
+                        spec.key_size,
+                    )
+                }))
+                .await;
+            }
+            _ => {}
+        }
+    };
+    let ticker = async {
+        let mut tick = tokio::time::interval_at((measure_start + INTERVAL).into(), INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut warm = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            let now = Instant::now();
+            if now < measure_start {
+                let live = Live::default();
+                progress.update("warm-up", Duration::ZERO, &live);
+                warm.tick().await;
+                continue;
+            }
+            tick.tick().await;
+            let now = Instant::now();
+            let mut rec = shared.rec.borrow_mut();
+            if let Err(e) = rec.rotate(now) {
+                *shared.error.borrow_mut() = Some(e);
+            }
+            progress.update(
+                "measure",
+                now.saturating_duration_since(measure_start),
+                &rec.live(),
+            );
+        }
+    };
+    tokio::select! {
+        biased;
+        () = workers => {}
+        () = ticker => {}
+    }
+    let measure_end = Instant::now();
+    if let Some(e) = shared.error.borrow_mut().take() {
+        return Err(e.into());
+    }
+    let recorded = shared.rec.into_inner().finish(measure_end)?;
+    let (offered_rate, ticks_due, missed_ticks) = match schedule {
+        Some(s) => {
+            let due = s.limit - s.first_measured;
+            let sent_measured = shared.next.get().saturating_sub(s.first_measured).min(due);
+            (Some(s.rate), due, due - sent_measured)
+        }
+        None => (None, 0, 0),
+    };
+    Ok(Outcome {
+        recorded,
+        offered_rate,
+        ticks_due,
+        missed_ticks,
+        measure_start_wall,
+        measure_start,
+        measure_end,
+        first_error: shared.first_op_error.into_inner(),
+    })
+}
+
+async fn open_worker<T: Target>(target: &T, s: &Shared<'_>, sched: &Schedule, key_size: usize) {
+    let mut key = vec![0u8; key_size];
+    let mut now = Instant::now();
+    let mut unyielded = 0u32;
+    loop {
+        let tick = s.next.get();
+        if tick >= sched.limit || now >= sched.drain_deadline {
+            return;
+        }
+        let intended = sched.intended(tick);
+        if intended > now {
+            // Not due yet: sleep without claiming it, then look again (another worker may
+            // have taken it meanwhile).
+            tokio::time::sleep_until(intended.into()).await;
+            now = Instant::now();
+            if s.next.get() == tick {
+                s.rec
+                    .borrow_mut()
+                    .record_wake_lag(now.saturating_duration_since(intended));
+            }
+            unyielded = 0;
+            continue;
+        }
+        s.next.set(tick + 1);
+        let op = s.opgen.borrow_mut().next_op();
+        write_key(&mut key, op.key_index);
+        let value = s.pool.slice(op.key_index, op.value_len);
+        let sent = now;
+        let ok = s.note(target.execute(op, &key, value).await);
+        now = Instant::now();
+        s.rec.borrow_mut().record(op.kind, intended, sent, now, ok);
+        unyielded += 1;
+        if unyielded >= YIELD_EVERY {
+            unyielded = 0;
+            tokio::task::yield_now().await;
+            now = Instant::now();
+        }
+    }
+}
+
+async fn closed_worker<T: Target>(
+    target: &T,
+    s: &Shared<'_>,
+    measure_start: Instant,
+    end: Option<Instant>,
+    limit: Option<u64>,
+    key_size: usize,
+) {
+    let mut key = vec![0u8; key_size];
+    let mut now = Instant::now();
+    let mut unyielded = 0u32;
+    loop {
+        if end.is_some_and(|e| now >= e) {
+            return;
+        }
+        if now >= measure_start
+            && let Some(limit) = limit
+        {
+            let sent = s.next.get();
+            if sent >= limit {
+                return;
+            }
+            s.next.set(sent + 1);
+        }
+        let op = s.opgen.borrow_mut().next_op();
+        write_key(&mut key, op.key_index);
+        let value = s.pool.slice(op.key_index, op.value_len);
+        let sent = now;
+        let ok = s.note(target.execute(op, &key, value).await);
+        now = Instant::now();
+        s.rec.borrow_mut().record(op.kind, sent, sent, now, ok);
+        unyielded += 1;
+        if unyielded >= YIELD_EVERY {
+            unyielded = 0;
+            tokio::task::yield_now().await;
+            now = Instant::now();
+        }
+    }
+}
+
+/// Writes the first `count` keys once each (values sized by `opgen`), `concurrency` at a time,
+/// before warm-up. Returns (written, failed, first error message).
+pub async fn preload<T: Target>(
+    target: &T,
+    opgen: &mut OpGen,
+    pool: &ValuePool,
+    count: u64,
+    concurrency: u32,
+    key_size: usize,
+    progress: &dyn Fn(u64),
+) -> (u64, u64, Option<String>) {
+    let next = Cell::new(0u64);
+    let done = Cell::new(0u64);
+    let failed = Cell::new(0u64);
+    let first_error: RefCell<Option<String>> = RefCell::new(None);
+    let opgen = RefCell::new(opgen);
+    let worker = || async {
+        let mut key = vec![0u8; key_size];
+        let mut unyielded = 0u32;
+        loop {
+            let i = next.get();
+            if i >= count {
+                return;
+            }
+            next.set(i + 1);
+            write_key(&mut key, i);
+            let len = opgen.borrow_mut().next_size();
+            let op = crate::generator::OpSpec {
+                kind: crate::generator::OpKind::Write,
+                key_index: i,
+                value_len: len,
+            };
+            if let Err(e) = target.execute(op, &key, pool.slice(i, len)).await {
+                failed.set(failed.get() + 1);
+                first_error
+                    .borrow_mut()
+                    .get_or_insert_with(|| e.to_string());
+            }
+            done.set(done.get() + 1);
+            if done.get().is_multiple_of(4096) {
+                progress(done.get());
+            }
+            unyielded += 1;
+            if unyielded >= YIELD_EVERY {
+                unyielded = 0;
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    join_all((0..concurrency.max(1)).map(|_| worker())).await;
+    progress(done.get());
+    (
+        done.get() - failed.get(),
+        failed.get(),
+        first_error.into_inner(),
+    )
+}

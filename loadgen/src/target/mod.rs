@@ -1,0 +1,46 @@
+//! The [`Target`] trait and its drivers: `null` (measures the load generator itself), a stall
+//! target for testing coordinated-omission correction, and `ringkv` (once the store's client
+//! exists; see the crate docs).
+//!
+//! The runner is generic over the target, so there is no boxing or dynamic dispatch per
+//! operation; the futures are awaited in place by a fixed set of workers, never spawned.
+
+pub mod null;
+pub mod stall;
+
+use std::future::Future;
+
+use crate::generator::OpSpec;
+
+/// Why an operation failed. Failures are counted per operation kind; the first message of each
+/// point is kept in the summary.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpError {
+    /// The request did not complete within the timeout.
+    #[error("timed out")]
+    Timeout,
+    /// The target answered with an error.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A system under load.
+pub trait Target {
+    /// A short name for reports (`null`, `ringkv`, …).
+    fn name(&self) -> &'static str;
+
+    /// Executes one operation on `key` (for writes, with `value`). The returned future is polled
+    /// in place by a worker; it must not be spawned and should not allocate on the `null` path.
+    fn execute<'a>(
+        &'a self,
+        op: OpSpec,
+        key: &'a [u8],
+        value: &'a [u8],
+    ) -> impl Future<Output = Result<(), OpError>> + 'a;
+
+    /// Operating-system process ids whose CPU and memory are sampled during a point (the nodes
+    /// of a local cluster; empty for targets that run in-process).
+    fn pids(&self) -> Vec<u32> {
+        Vec::new()
+    }
+}

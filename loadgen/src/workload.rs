@@ -1,0 +1,611 @@
+//! The YAML workload schema (serde) and its validation.
+//!
+//! `docs/loadgen.md` is the reference for every field. Parsing refuses unknown fields and reports
+//! line and column; [`Workload::load`] then validates the whole file, including every sweep point
+//! (see [`crate::sweep`]), before anything starts.
+
+pub mod units;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+pub use units::{ByteSize, DurationSpec, Preload, Quorum, SizeSpec, WeightedSize};
+
+/// The store refuses values larger than this (10 KB); so does the workload validation.
+pub const MAX_VALUE_BYTES: u64 = 10 * 1024;
+/// The store refuses keys larger than this (1 KB).
+pub const MAX_KEY_BYTES: u64 = 1024;
+/// The most nodes a local cluster may have on one machine.
+pub const MAX_LOCAL_NODES: u32 = 32;
+/// The most concurrent workers or in-flight requests a point may ask for.
+pub const MAX_CONCURRENCY: u32 = 100_000;
+/// Default number of client connections.
+pub const DEFAULT_CONNECTIONS: u32 = 4;
+/// Default cap on requests in flight for an open-loop run.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 256;
+/// Default per-request timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default number of local nodes.
+pub const DEFAULT_NODES: u32 = 3;
+/// Default virtual nodes (tokens) per node.
+pub const DEFAULT_TOKENS_PER_NODE: u32 = 64;
+
+/// Which system the load goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// A ringkv cluster: local nodes started per point, or `cluster.endpoints`.
+    #[default]
+    Ringkv,
+    /// Does nothing and answers at once: measures the load generator itself.
+    Null,
+}
+
+/// `cluster:` — the local cluster to start per point, or an existing one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Nodes to start (default 3).
+    pub nodes: Option<Spanned<u32>>,
+    /// Virtual nodes per node on the ring (default 64).
+    pub tokens_per_node: Option<u32>,
+    /// Zones assigned to nodes round-robin (default: none).
+    pub zones: Vec<String>,
+    /// Replication factor N (default min(3, nodes)).
+    pub replication: Option<Spanned<u32>>,
+    /// Write quorum W (default a majority of N).
+    pub write_quorum: Option<Spanned<u32>>,
+    /// Read quorum R (default a majority of N).
+    pub read_quorum: Option<Spanned<u32>>,
+    /// Count hinted writes towards W (default: the cluster's default).
+    pub sloppy: Option<bool>,
+    /// Endpoints of an already-running cluster; nothing is started when set.
+    pub endpoints: Vec<String>,
+    /// Extra command-line arguments for every node started.
+    pub node_args: Vec<String>,
+}
+
+/// How keys are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyDistributionKind {
+    /// Every key equally likely.
+    #[default]
+    Uniform,
+    /// Zipfian over key ranks (Gray et al.), skew `theta` (default 0.99).
+    Zipfian,
+    /// Zipfian over recency: reads favour the newest keys; writes insert new keys.
+    Latest,
+    /// A hot set of `hot_set` of the keys gets `hot_ops` of the operations.
+    Hotspot,
+    /// Keys in order, wrapping around.
+    Sequential,
+}
+
+/// `keys:` — the key space.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// Number of distinct keys.
+    pub count: u64,
+    /// Key length in bytes (default 16).
+    #[serde(default = "default_key_size")]
+    pub size: ByteSize,
+    /// The distribution (default uniform).
+    #[serde(default)]
+    pub distribution: KeyDistributionKind,
+    /// Zipfian/latest skew, 0 < theta < 1 (default 0.99).
+    pub theta: Option<f64>,
+    /// Hotspot: fraction of keys that are hot (default 0.2).
+    pub hot_set: Option<f64>,
+    /// Hotspot: fraction of operations that go to the hot keys (default 0.8).
+    pub hot_ops: Option<f64>,
+}
+
+fn default_key_size() -> ByteSize {
+    ByteSize(16)
+}
+
+/// The zipfian skew used when `theta` is not given.
+pub const DEFAULT_THETA: f64 = 0.99;
+
+/// `values:` — what writes carry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValuesConfig {
+    /// Fixed size, uniform range or weighted list.
+    pub size: Spanned<SizeSpec>,
+}
+
+/// `mix:` — relative weights of the operations.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mix {
+    /// Point reads (`get`).
+    pub read: f64,
+    /// Writes (`put`, superseding the last context the client saw for the key).
+    pub write: f64,
+    /// Deletes.
+    pub delete: f64,
+    /// Read-modify-write: a `get`, then a `put` with the context it returned (YCSB F).
+    pub read_modify_write: f64,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Mix {
+            read: 50.0,
+            write: 50.0,
+            delete: 0.0,
+            read_modify_write: 0.0,
+        }
+    }
+}
+
+/// `sweep:` — lists whose cartesian product is the set of points.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sweep {
+    /// Fixed value sizes (each replaces `values.size`).
+    pub value_size: Vec<Spanned<ByteSize>>,
+    /// Replication factors N.
+    pub replication: Vec<Spanned<u32>>,
+    /// (W, R) pairs.
+    pub quorum: Vec<Spanned<Quorum>>,
+    /// Open-loop arrival rates (ops/s).
+    pub rate: Vec<Spanned<f64>>,
+    /// Closed-loop worker counts.
+    pub concurrency: Vec<Spanned<u32>>,
+    /// Cluster sizes.
+    pub nodes: Vec<Spanned<u32>>,
+}
+
+/// A parsed workload file. Build one with [`Workload::load`] or [`Workload::parse`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Names the results folder: letters, digits, `-`, `_`, `.`.
+    pub name: String,
+    /// Seed of every generator; the same seed gives the same operations.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// `ringkv` (default) or `null`.
+    #[serde(default)]
+    pub target: TargetKind,
+    /// The cluster to start per point, or `endpoints:` of a running one.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+    /// The key space.
+    pub keys: KeysConfig,
+    /// Value sizes.
+    pub values: ValuesConfig,
+    /// Operation weights.
+    #[serde(default)]
+    pub mix: Mix,
+    /// What to write before warm-up (default every key).
+    #[serde(default)]
+    pub preload: Preload,
+    /// Load before measuring; excluded from results (default 0s).
+    pub warmup: Option<DurationSpec>,
+    /// How long to measure each point.
+    pub duration: Option<DurationSpec>,
+    /// Or: how many operations to measure per point.
+    pub ops: Option<u64>,
+    /// Open loop: arrival rate in ops/s.
+    pub rate: Option<Spanned<f64>>,
+    /// Closed loop: number of workers, each with one request in flight.
+    pub concurrency: Option<Spanned<u32>>,
+    /// Open loop: most requests in flight at once (default 256).
+    pub max_in_flight: Option<u32>,
+    /// Client connections (default 4).
+    pub connections: Option<u32>,
+    /// Per-request timeout (default 2s).
+    pub timeout: Option<DurationSpec>,
+    /// Lists to sweep over.
+    #[serde(default)]
+    pub sweep: Sweep,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+/// Why a workload file was refused. Every variant is a usage error (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    /// The file could not be read.
+    #[error("cannot read workload {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The YAML is malformed or does not fit the schema.
+    #[error("{}", located(path, *line, *column, message))]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (0 when unknown).
+        line: u64,
+        /// 1-based column (0 when unknown).
+        column: u64,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The file parses but asks for something impossible.
+    #[error("{}", located(path, *line, *column, message))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (0 when unknown).
+        line: u64,
+        /// 1-based column (0 when unknown).
+        column: u64,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+fn located(path: &Path, line: u64, column: u64, message: &str) -> String {
+    if line > 0 {
+        format!("{}:{line}:{column}: {message}", path.display())
+    } else {
+        format!("{}: {message}", path.display())
+    }
+}
+
+impl WorkloadError {
+    /// Line and column of the problem, when known.
+    pub fn line_column(&self) -> Option<(u64, u64)> {
+        match self {
+            WorkloadError::Parse { line, column, .. }
+            | WorkloadError::Invalid { line, column, .. }
+                if *line > 0 =>
+            {
+                Some((*line, *column))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A validation failure before a file name is attached.
+#[derive(Debug)]
+pub(crate) struct Problem {
+    pub(crate) at: Option<serde_saphyr::Location>,
+    pub(crate) message: String,
+}
+
+impl Problem {
+    pub(crate) fn new(message: impl Into<String>) -> Problem {
+        Problem {
+            at: None,
+            message: message.into(),
+        }
+    }
+    pub(crate) fn at<T>(spanned: &Spanned<T>, message: impl Into<String>) -> Problem {
+        Problem {
+            at: Some(spanned.referenced),
+            message: message.into(),
+        }
+    }
+    fn into_error(self, path: &Path) -> WorkloadError {
+        let (line, column) = match self.at {
+            Some(l) if l != serde_saphyr::Location::UNKNOWN => (l.line(), l.column()),
+            _ => (0, 0),
+        };
+        WorkloadError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: self.message,
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Workload {
+    /// Reads, parses and validates a workload file.
+    pub fn load(path: &Path) -> Result<Workload, WorkloadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| WorkloadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Workload::parse(&text, path)
+    }
+
+    /// Parses and validates YAML text; `path` only names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Workload, WorkloadError> {
+        let workload: Workload = serde_saphyr::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            WorkloadError::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: parse_message(&e),
+            }
+        })?;
+        workload.validate().map_err(|p| p.into_error(path))?;
+        crate::sweep::expand(&workload).map_err(|p| p.into_error(path))?;
+        Ok(workload)
+    }
+
+    /// Measured phase length, when given as a duration.
+    pub fn measure_duration(&self) -> Option<Duration> {
+        self.duration.map(|d| d.0)
+    }
+
+    /// Warm-up length (zero when not given).
+    pub fn warmup_duration(&self) -> Duration {
+        self.warmup.map(|d| d.0).unwrap_or(Duration::ZERO)
+    }
+
+    /// Per-request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        self.timeout.map(|d| d.0).unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    /// Client connections.
+    pub fn connection_count(&self) -> u32 {
+        self.connections.unwrap_or(DEFAULT_CONNECTIONS)
+    }
+
+    /// Open loop: cap on requests in flight.
+    pub fn in_flight_cap(&self) -> u32 {
+        self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT)
+    }
+
+    /// Whether the run is open loop (a rate is given, at top level or in the sweep).
+    pub fn is_open_loop(&self) -> bool {
+        self.rate.is_some() || !self.sweep.rate.is_empty()
+    }
+
+    /// Checks everything that does not depend on the sweep point.
+    fn validate(&self) -> Result<(), Problem> {
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || self.name.starts_with('.')
+        {
+            return Err(Problem::new(format!(
+                "name `{}` must be letters, digits, `-`, `_` or `.` (it names the results folder)",
+                self.name
+            )));
+        }
+        match (&self.duration, &self.ops) {
+            (Some(_), Some(_)) => {
+                return Err(Problem::new("give either `duration` or `ops`, not both"));
+            }
+            (None, None) => {
+                return Err(Problem::new(
+                    "say how long to measure: add `duration: 30s` or `ops: 100000`",
+                ));
+            }
+            (Some(d), None) if d.0.is_zero() => {
+                return Err(Problem::new("`duration` must be longer than 0s"));
+            }
+            (None, Some(0)) => return Err(Problem::new("`ops` must be at least 1")),
+            _ => {}
+        }
+        let open = self.is_open_loop();
+        let closed = self.concurrency.is_some() || !self.sweep.concurrency.is_empty();
+        if open && closed {
+            return Err(Problem::new(
+                "choose one loop: `rate` (open loop, fixed arrival rate) or `concurrency` \
+                 (closed loop), not both",
+            ));
+        }
+        if !open && !closed {
+            return Err(Problem::new(
+                "say how to drive the load: add `rate: 1000` (open loop, ops/s) or \
+                 `concurrency: 16` (closed loop)",
+            ));
+        }
+        if self.max_in_flight.is_some() && !open {
+            return Err(Problem::new(
+                "`max_in_flight` applies to an open loop (`rate`); a closed loop has \
+                 `concurrency` requests in flight",
+            ));
+        }
+        if let Some(m) = self.max_in_flight
+            && !(1..=MAX_CONCURRENCY).contains(&m)
+        {
+            return Err(Problem::new(format!(
+                "`max_in_flight` must be 1..={MAX_CONCURRENCY}"
+            )));
+        }
+        if let Some(c) = self.connections
+            && !(1..=1024).contains(&c)
+        {
+            return Err(Problem::new("`connections` must be 1..=1024"));
+        }
+        if self.request_timeout().is_zero() {
+            return Err(Problem::new("`timeout` must be longer than 0s"));
+        }
+        self.validate_keys()?;
+        self.validate_values()?;
+        self.validate_mix()?;
+        self.validate_cluster()
+    }
+
+    fn validate_keys(&self) -> Result<(), Problem> {
+        let k = &self.keys;
+        if k.count == 0 {
+            return Err(Problem::new("`keys.count` must be at least 1"));
+        }
+        if k.size.0 == 0 || k.size.0 > MAX_KEY_BYTES {
+            return Err(Problem::new(format!(
+                "`keys.size` must be 1..={MAX_KEY_BYTES} bytes (the store's key limit)"
+            )));
+        }
+        let digits = crate::generator::keys::digits(k.count.saturating_sub(1));
+        if digits as u64 + 1 > k.size.0 {
+            return Err(Problem::new(format!(
+                "`keys.size` {} is too short for {} keys: it needs at least {} bytes",
+                k.size.0,
+                k.count,
+                digits + 1
+            )));
+        }
+        use KeyDistributionKind as K;
+        let skewed = matches!(k.distribution, K::Zipfian | K::Latest);
+        if let Some(theta) = k.theta {
+            if !skewed {
+                return Err(Problem::new(
+                    "`keys.theta` applies to the zipfian and latest distributions only",
+                ));
+            }
+            if !(theta > 0.0 && theta < 1.0) {
+                return Err(Problem::new(format!(
+                    "`keys.theta` {theta} must be between 0 and 1 (exclusive); YCSB uses 0.99"
+                )));
+            }
+        }
+        for (name, v) in [("hot_set", k.hot_set), ("hot_ops", k.hot_ops)] {
+            if let Some(v) = v {
+                if k.distribution != K::Hotspot {
+                    return Err(Problem::new(format!(
+                        "`keys.{name}` applies to the hotspot distribution only"
+                    )));
+                }
+                if !(v > 0.0 && v <= 1.0) {
+                    return Err(Problem::new(format!("`keys.{name}` must be in (0, 1]")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_values(&self) -> Result<(), Problem> {
+        let spec = &self.values.size;
+        check_value_spec(&spec.value).map_err(|m| Problem::at(spec, m))?;
+        for s in &self.sweep.value_size {
+            check_value_size(s.value).map_err(|m| Problem::at(s, m))?;
+        }
+        Ok(())
+    }
+
+    fn validate_mix(&self) -> Result<(), Problem> {
+        let m = self.mix;
+        let weights = [m.read, m.write, m.delete, m.read_modify_write];
+        if weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
+            return Err(Problem::new(
+                "`mix` weights must be zero or positive numbers",
+            ));
+        }
+        if weights.iter().sum::<f64>() <= 0.0 {
+            return Err(Problem::new("`mix` needs at least one positive weight"));
+        }
+        Ok(())
+    }
+
+    fn validate_cluster(&self) -> Result<(), Problem> {
+        let c = &self.cluster;
+        if !c.endpoints.is_empty() {
+            if self.target == TargetKind::Null {
+                return Err(Problem::new("`cluster.endpoints` needs `target: ringkv`"));
+            }
+            for (field, list) in [
+                ("nodes", &self.sweep.nodes),
+                ("replication", &self.sweep.replication),
+            ] {
+                if let Some(first) = list.first() {
+                    return Err(Problem::at(
+                        first,
+                        format!(
+                            "`sweep.{field}` needs a local cluster started per point; remove \
+                             `cluster.endpoints` or the sweep"
+                        ),
+                    ));
+                }
+            }
+            if c.nodes.is_some() || c.tokens_per_node.is_some() || !c.zones.is_empty() {
+                return Err(Problem::new(
+                    "`cluster.endpoints` is an already-running cluster: remove `nodes`, \
+                     `tokens_per_node` and `zones`, which only shape a local cluster",
+                ));
+            }
+        }
+        if let Some(t) = c.tokens_per_node
+            && !(1..=4096).contains(&t)
+        {
+            return Err(Problem::new("`cluster.tokens_per_node` must be 1..=4096"));
+        }
+        if c.zones.iter().any(|z| z.is_empty()) {
+            return Err(Problem::new("`cluster.zones` entries must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+fn check_value_size(size: ByteSize) -> Result<(), String> {
+    if size.0 == 0 || size.0 > MAX_VALUE_BYTES {
+        return Err(format!(
+            "value size {size} is out of range: values are 1 byte to 10KB (the store's limit)"
+        ));
+    }
+    Ok(())
+}
+
+fn check_value_spec(spec: &SizeSpec) -> Result<(), String> {
+    match spec {
+        SizeSpec::Fixed(s) => check_value_size(*s),
+        SizeSpec::Uniform { min, max } => {
+            check_value_size(*min)?;
+            check_value_size(*max)?;
+            if min > max {
+                return Err(format!(
+                    "value size range {min}..{max}: min is larger than max"
+                ));
+            }
+            Ok(())
+        }
+        SizeSpec::Weighted(list) => {
+            if list.is_empty() {
+                return Err("the weighted value-size list is empty".into());
+            }
+            for w in list {
+                check_value_size(w.size)?;
+                if !w.weight.is_finite() || w.weight < 0.0 {
+                    return Err(format!("weight {} must be zero or positive", w.weight));
+                }
+            }
+            if list.iter().map(|w| w.weight).sum::<f64>() <= 0.0 {
+                return Err("the weighted value-size list needs a positive weight".into());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// serde-saphyr's own rendering includes a source snippet; keep its first line, which names the
+/// problem, and add what to do for the most common case.
+fn parse_message(e: &serde_saphyr::Error) -> String {
+    let full = e.to_string();
+    let first = full
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid YAML")
+        .trim();
+    let first = first.trim_start_matches("error: ").to_string();
+    if first.contains("unknown field") {
+        format!("{first} (docs/loadgen.md lists every field)")
+    } else {
+        first
+    }
+}
