@@ -7,6 +7,7 @@
 //! - [`generator`] — seeded key distributions, value sizes and the operation mix
 //! - [`target`]    — the `Target` trait; the `null` and stall (test) targets
 //! - [`run`]       — open-loop (coordinated-omission corrected) and closed-loop runners
+//! - [`timer`]     — sub-millisecond waits (timerfd) for the open-loop pacer
 //! - [`record`]    — HdrHistogram recording and 1-second interval logs
 //! - [`resources`] — sysinfo sampling of the loadgen and node processes; the machine
 //! - [`cluster`]   — the local cluster shape for a point
@@ -24,4 +25,5 @@ pub mod resources;
 pub mod run;
 pub mod sweep;
 pub mod target;
+pub mod timer;
 pub mod workload;

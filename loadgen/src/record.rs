@@ -119,7 +119,7 @@ pub struct Recorded {
     pub ops: Vec<OpHistograms>,
     /// Open loop: send minus intended time, ns, for every measured request.
     pub schedule_lag: Histogram<u64>,
-    /// How late the driver woke up for a tick it was waiting for, ns (the generator's own lag).
+    /// How late the pacer woke for due ticks, ns, weighted per tick (the generator's own lag).
     pub wake_lag: Histogram<u64>,
     /// Requests sent more than [`LATE_TICK_THRESHOLD`] after their intended time.
     pub late_ticks: u64,
@@ -256,10 +256,13 @@ impl Recorder {
         self.interval_ops += 1;
     }
 
-    /// Notes how late the driver woke for a tick it was sleeping towards.
+    /// Notes how late the driver woke for a tick it was sleeping towards; `ticks` requests fell
+    /// due meanwhile. Only measured-phase wakes count.
     #[inline]
-    pub fn record_wake_lag(&mut self, lag: Duration) {
-        self.wake_lag.saturating_record(ns(lag));
+    pub fn record_wake_lag(&mut self, intended: Instant, lag: Duration, ticks: u64) {
+        if intended >= self.measure_start {
+            self.wake_lag.saturating_record_n(ns(lag), ticks);
+        }
     }
 
     /// Live numbers for the progress bar.

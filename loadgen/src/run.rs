@@ -22,10 +22,16 @@ use crate::generator::{OpGen, ValuePool, write_key};
 use crate::record::{INTERVAL, Live, RecordError, Recorded, Recorder};
 use crate::sweep::Load;
 use crate::target::Target;
+use crate::timer::PreciseTimer;
 
 /// After the measured window, backlogged open-loop ticks keep being sent for at most this long;
 /// the rest are reported as missed.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// The pacer wakes at most once per this gap. At rates above 1 / gap, due ticks are announced in
+/// small batches; each waits at most this long, which is charged to response time and shows in
+/// the schedule lag. A timerfd wake costs a few µs of CPU, so waking per tick at 200k ops/s
+/// would make the load generator the bottleneck.
+pub const MIN_PACER_GAP: Duration = Duration::from_micros(50);
 /// A worker that never had to wait yields to the others after this many operations.
 const YIELD_EVERY: u32 = 64;
 
@@ -103,6 +109,12 @@ struct Shared<'a> {
     next: Cell<u64>,
     error: RefCell<Option<RecordError>>,
     first_op_error: RefCell<Option<String>>,
+    /// Open loop: idle workers wait here for the pacer.
+    idle: tokio::sync::Notify,
+    /// Open loop: the pacer waits here until a worker claims the tick it announced.
+    claimed: tokio::sync::Notify,
+    pacer_waiting: Cell<bool>,
+    stop: Cell<bool>,
 }
 
 impl Shared<'_> {
@@ -190,13 +202,23 @@ where
         next: Cell::new(0),
         error: RefCell::new(None),
         first_op_error: RefCell::new(None),
+        idle: tokio::sync::Notify::new(),
+        claimed: tokio::sync::Notify::new(),
+        pacer_waiting: Cell::new(false),
+        stop: Cell::new(false),
     };
 
     let workers = async {
         match (spec.load, schedule) {
             (Load::Open { .. }, Some(s)) => {
                 let n = spec.max_in_flight.max(1);
-                join_all((0..n).map(|_| open_worker(target, &shared, &s, spec.key_size))).await;
+                let workers = async {
+                    join_all((0..n).map(|_| open_worker(target, &shared, &s, spec.key_size)))
+                        .await;
+                    shared.stop.set(true);
+                    shared.claimed.notify_one();
+                };
+                tokio::join!(workers, pacer(&shared, &s));
             }
             (Load::Closed { concurrency }, _) => {
                 let limit = match spec.measure {
@@ -274,30 +296,62 @@ where
     })
 }
 
+/// Announces each tick when it is due: wakes one idle worker, then waits until some worker has
+/// claimed it. Busy workers claim due ticks on their own as they finish, so the pacer only
+/// matters when workers are idle.
+async fn pacer(s: &Shared<'_>, sched: &Schedule) {
+    let timer = PreciseTimer::new();
+    let mut last_wake = Instant::now();
+    loop {
+        let tick = s.next.get();
+        let now = Instant::now();
+        if s.stop.get() || tick >= sched.limit || now >= sched.drain_deadline {
+            s.stop.set(true);
+            s.idle.notify_waiters();
+            return;
+        }
+        let intended = sched.intended(tick);
+        if intended > now {
+            timer.sleep_until(intended.max(last_wake + MIN_PACER_GAP)).await;
+            last_wake = Instant::now();
+            if s.next.get() == tick {
+                // Weighted by the ticks that fell due while the pacer was late, so the
+                // percentiles read per request, like response time.
+                let late = last_wake.saturating_duration_since(intended);
+                let ticks = 1 + (late.as_secs_f64() * sched.rate) as u64;
+                s.rec.borrow_mut().record_wake_lag(intended, late, ticks);
+            }
+        }
+        if s.next.get() == tick && !s.stop.get() {
+            s.pacer_waiting.set(true);
+            s.idle.notify_one();
+            s.claimed.notified().await;
+        }
+    }
+}
+
 async fn open_worker<T: Target>(target: &T, s: &Shared<'_>, sched: &Schedule, key_size: usize) {
     let mut key = vec![0u8; key_size];
     let mut now = Instant::now();
     let mut unyielded = 0u32;
     loop {
         let tick = s.next.get();
-        if tick >= sched.limit || now >= sched.drain_deadline {
+        if s.stop.get() || tick >= sched.limit || now >= sched.drain_deadline {
             return;
         }
         let intended = sched.intended(tick);
         if intended > now {
-            // Not due yet: sleep without claiming it, then look again (another worker may
-            // have taken it meanwhile).
-            tokio::time::sleep_until(intended.into()).await;
+            // Not due: wait for the pacer to announce it.
+            s.idle.notified().await;
             now = Instant::now();
-            if s.next.get() == tick {
-                s.rec
-                    .borrow_mut()
-                    .record_wake_lag(now.saturating_duration_since(intended));
-            }
             unyielded = 0;
             continue;
         }
         s.next.set(tick + 1);
+        if s.pacer_waiting.get() {
+            s.pacer_waiting.set(false);
+            s.claimed.notify_one();
+        }
         let op = s.opgen.borrow_mut().next_op();
         write_key(&mut key, op.key_index);
         let value = s.pool.slice(op.key_index, op.value_len);

@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 
 use hdrhistogram::Histogram;
 use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 use super::{PointSummary, ReportError, Summary};
@@ -58,7 +59,6 @@ struct Line {
     color: RGBColor,
     stroke: Stroke,
     markers: bool,
-    secondary: bool,
     points: Vec<(f64, f64)>,
 }
 
@@ -67,6 +67,8 @@ struct Line {
 enum XAxis {
     /// Plain numbers.
     Linear,
+    /// Seconds from zero.
+    Time,
     /// x is log10(1 / (1 - p)); labels are percentiles.
     Nines,
     /// x is an index into these labels.
@@ -81,7 +83,6 @@ struct Chart {
     y_desc: String,
     y_log: bool,
     x_axis: XAxis,
-    y2_desc: Option<String>,
     lines: Vec<Line>,
 }
 
@@ -109,7 +110,8 @@ fn fmt_num(v: f64) -> String {
         let s = format!("{v:.1}");
         s.trim_end_matches(".0").to_string()
     } else {
-        let s = format!("{v:.3}");
+        let decimals = ((-a.log10()).ceil() as usize + 1).min(9);
+        let s = format!("{v:.decimals$}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
@@ -120,29 +122,25 @@ fn nines_label(x: f64) -> String {
     format!("{p:.digits$}%")
 }
 
-fn range_of(lines: &[Line], secondary: bool) -> Option<(f64, f64, f64, f64)> {
-    let mut it = lines
-        .iter()
-        .filter(|l| l.secondary == secondary)
-        .flat_map(|l| l.points.iter());
+fn range_of(lines: &[Line]) -> Option<(f64, f64, f64, f64)> {
+    let mut it = lines.iter().flat_map(|l| l.points.iter());
     let first = it.next()?;
     let init = (first.0, first.0, first.1, first.1);
-    Some(it.fold(init, |(x0, x1, y0, y1), p| {
-        (x0.min(p.0), x1.max(p.0), y0.min(p.1), y1.max(p.1))
-    }))
+    Some(it.fold(init, |(x0, x1, y0, y1), p| (x0.min(p.0), x1.max(p.0), y0.min(p.1), y1.max(p.1))))
 }
 
 impl Chart {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+    /// Draws the chart into `area` (which the caller filled and will present).
+    fn draw_in<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
         let e = |e: &dyn std::fmt::Display| e.to_string();
-        root.fill(&WHITE).map_err(|x| e(&x))?;
-        let Some((x0, x1, y0, y1)) = range_of(&self.lines, false) else {
+        let Some((x0, x1, y0, y1)) = range_of(&self.lines) else {
             return Ok(());
         };
         let (x0, x1) = match &self.x_axis {
             XAxis::Categories(c) => (-0.5, c.len() as f64 - 0.5),
             XAxis::Nines => (0.0, x1.ceil().max(1.0)),
-            XAxis::Linear if x1 > x0 => (x0, x1),
+            XAxis::Time => (0.0, x1.max(1.0)),
+            XAxis::Linear if x1 > x0 => (x0.min(0.0), x1 * 1.05),
             XAxis::Linear => (x0 - 1.0, x1 + 1.0),
         };
         let (ylo, yhi) = if self.y_log {
@@ -150,22 +148,17 @@ impl Chart {
         } else {
             (0.0, if y1 > 0.0 { y1 * 1.1 } else { 1.0 })
         };
-        let mut builder = ChartBuilder::on(root);
-        builder
-            .caption(&self.title, (FONT, 22))
+        let mut chart = ChartBuilder::on(area)
+            .caption(&self.title, (FONT, 20))
             .margin(12)
-            .margin_right(if self.y2_desc.is_some() { 12 } else { 40 })
+            .margin_right(40)
             .x_label_area_size(50)
-            .y_label_area_size(80);
-        if self.y2_desc.is_some() {
-            builder.right_y_label_area_size(80);
-        }
-        let mut chart = builder
+            .y_label_area_size(80)
             .build_cartesian_2d(x0..x1, ylo..yhi)
             .map_err(|x| e(&x))?;
         let x_fmt = |x: &f64| -> String {
             match &self.x_axis {
-                XAxis::Linear => fmt_num(*x),
+                XAxis::Linear | XAxis::Time => fmt_num(*x),
                 XAxis::Nines => nines_label(*x),
                 XAxis::Categories(c) => {
                     let i = x.round();
@@ -177,23 +170,13 @@ impl Chart {
                 }
             }
         };
-        let y_fmt = |y: &f64| {
-            if self.y_log {
-                fmt_num(10f64.powf(*y))
-            } else {
-                fmt_num(*y)
-            }
-        };
+        let y_fmt = |y: &f64| if self.y_log { fmt_num(10f64.powf(*y)) } else { fmt_num(*y) };
         let x_labels = match &self.x_axis {
-            XAxis::Categories(c) => c.len().max(1) * 2 + 1,
+            XAxis::Categories(c) => c.len().max(1),
             XAxis::Nines => (x1 as usize) + 1,
-            XAxis::Linear => 10,
+            XAxis::Linear | XAxis::Time => 10,
         };
-        let y_labels = if self.y_log {
-            ((yhi - ylo) as usize + 1).max(2)
-        } else {
-            8
-        };
+        let y_labels = if self.y_log { ((yhi - ylo) as usize + 1).max(2) } else { 6 };
         chart
             .configure_mesh()
             .x_desc(&self.x_desc)
@@ -204,108 +187,82 @@ impl Chart {
             .y_label_formatter(&y_fmt)
             .label_style((FONT, 14))
             .axis_desc_style((FONT, 16))
-            .light_line_style(RGBColor(235, 235, 235))
-            .bold_line_style(RGBColor(210, 210, 210))
+            .light_line_style(RGBColor(240, 240, 240))
+            .bold_line_style(RGBColor(205, 205, 205))
             .draw()
             .map_err(|x| e(&x))?;
-        let ty = |y: f64| if self.y_log { y.max(1e-6).log10() } else { y };
-        if let Some(desc) = &self.y2_desc {
-            let (_, _, s0, s1) = range_of(&self.lines, true).unwrap_or((0.0, 1.0, 0.0, 1.0));
-            let _ = s0;
-            let mut chart = chart.set_secondary_coord(x0..x1, 0.0..(s1 * 1.1).max(1e-3));
-            chart
-                .configure_secondary_axes()
-                .y_desc(desc)
-                .label_style((FONT, 14))
-                .axis_desc_style((FONT, 16))
-                .y_label_formatter(&|y| fmt_num(*y))
-                .draw()
-                .map_err(|x| e(&x))?;
-            for line in &self.lines {
-                let style = ShapeStyle::from(line.color).stroke_width(2);
-                if line.secondary {
-                    let pts: Vec<(f64, f64)> = line.points.clone();
-                    chart
-                        .draw_secondary_series(DashedLineSeries::new(pts, 6, 4, style))
-                        .map_err(|x| e(&x))?
-                        .label(&line.label)
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 10, y)], style));
-                } else {
-                    let pts: Vec<(f64, f64)> = line.points.iter().map(|p| (p.0, ty(p.1))).collect();
-                    chart
-                        .draw_series(LineSeries::new(pts, style))
-                        .map_err(|x| e(&x))?
-                        .label(&line.label)
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-                }
+        let ty = |y: f64| if self.y_log { y.max(1e-9).log10() } else { y };
+        for line in &self.lines {
+            let pts: Vec<(f64, f64)> = line.points.iter().map(|p| (p.0, ty(p.1))).collect();
+            let width = match line.stroke {
+                Stroke::Solid(w) => w,
+                Stroke::Dashed => 2,
+            };
+            let style = ShapeStyle::from(line.color).stroke_width(width);
+            let dashed = line.stroke == Stroke::Dashed;
+            let anno = if dashed {
+                chart.draw_series(DashedLineSeries::new(pts.clone(), 7, 5, style))
+            } else {
+                chart.draw_series(LineSeries::new(pts.clone(), style))
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .label_font((FONT, 14))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .draw()
-                .map_err(|x| e(&x))?;
-        } else {
-            for line in &self.lines {
-                let pts: Vec<(f64, f64)> = line.points.iter().map(|p| (p.0, ty(p.1))).collect();
-                let (style, legend_style) = match line.stroke {
-                    Stroke::Solid(w) => {
-                        let s = ShapeStyle::from(line.color).stroke_width(w);
-                        (s, s)
-                    }
-                    Stroke::Dashed => {
-                        let s = ShapeStyle::from(line.color).stroke_width(2);
-                        (s, s)
-                    }
-                };
-                let anno = if line.stroke == Stroke::Dashed {
-                    chart.draw_series(DashedLineSeries::new(pts.clone(), 7, 5, style))
+            .map_err(|x| e(&x))?;
+            anno.label(&line.label).legend(move |(x, y)| {
+                if dashed {
+                    EmptyElement::at((x, y))
+                        + DashedPathElement::new(vec![(0, 0), (24, 0)], 6, 3, style)
                 } else {
-                    chart.draw_series(LineSeries::new(pts.clone(), style))
+                    EmptyElement::at((x, y)) + DashedPathElement::new(vec![(0, 0), (24, 0)], 24, 1, style)
                 }
-                .map_err(|x| e(&x))?;
-                let dashed = line.stroke == Stroke::Dashed;
-                anno.label(&line.label).legend(move |(x, y)| {
-                    if dashed {
-                        PathElement::new(vec![(x, y), (x + 7, y)], legend_style)
-                    } else {
-                        PathElement::new(vec![(x, y), (x + 20, y)], legend_style)
-                    }
-                });
-                if line.markers {
-                    chart
-                        .draw_series(pts.iter().map(|p| Circle::new(*p, 3, style.filled())))
-                        .map_err(|x| e(&x))?;
-                }
+            });
+            if line.markers {
+                chart
+                    .draw_series(pts.iter().map(|p| Circle::new(*p, 3, style.filled())))
+                    .map_err(|x| e(&x))?;
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .label_font((FONT, 14))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .draw()
-                .map_err(|x| e(&x))?;
         }
-        root.present().map_err(|x| e(&x))
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font((FONT, 14))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .draw()
+            .map_err(|x| e(&x))?;
+        Ok(())
+    }
+}
+
+/// One or more charts stacked vertically in one image.
+#[derive(Debug, Clone)]
+struct Figure {
+    panels: Vec<Chart>,
+}
+
+impl Figure {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(|x| x.to_string())?;
+        let areas = root.split_evenly((self.panels.len().max(1), 1));
+        for (panel, area) in self.panels.iter().zip(&areas) {
+            panel.draw_in(area)?;
+        }
+        root.present().map_err(|x| x.to_string())
     }
 
     /// Writes `<dir>/<stem>.png` and `<dir>/<stem>.svg`; returns the PNG path.
     fn save(&self, dir: &Path, stem: &str) -> Result<PathBuf, ReportError> {
         let png = dir.join(format!("{stem}.png"));
         let svg = dir.join(format!("{stem}.svg"));
+        let size = (WIDTH, HEIGHT * self.panels.len().max(1) as u32 * 3 / 4 + HEIGHT / 4);
         let chart_err = |path: &Path, message: String| ReportError::Chart {
             path: path.to_path_buf(),
             message,
         };
         {
-            let root = BitMapBackend::new(&png, (WIDTH, HEIGHT)).into_drawing_area();
+            let root = BitMapBackend::new(&png, size).into_drawing_area();
             self.draw(&root).map_err(|m| chart_err(&png, m))?;
         }
         {
-            let root = SVGBackend::new(&svg, (WIDTH, HEIGHT)).into_drawing_area();
+            let root = SVGBackend::new(&svg, size).into_drawing_area();
             self.draw(&root).map_err(|m| chart_err(&svg, m))?;
         }
         Ok(png)
@@ -393,8 +350,7 @@ fn spectrum(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Chart> 
                     Stroke::Solid(2)
                 },
                 markers: false,
-                secondary: false,
-                points,
+                        points,
             });
         }
     }
@@ -404,13 +360,12 @@ fn spectrum(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Chart> 
         y_desc: format!("Latency ({unit}, log scale)"),
         y_log: true,
         x_axis: XAxis::Nines,
-        y2_desc: None,
         lines,
     })
 }
 
-fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Chart> {
-    // Throughput: all operations per interval; p99 per operation on the right axis.
+fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Figure> {
+    // Top: throughput of all operations per interval. Bottom: p99 per operation.
     let mut totals: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
     let mut max_p99_us: f64 = 0.0;
     for d in data.values() {
@@ -427,46 +382,47 @@ fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Chart> 
         return None;
     }
     let (div, unit) = latency_unit(max_p99_us);
-    let mut lines = vec![Line {
-        label: "throughput (all ops)".into(),
-        color: RGBColor(60, 60, 60),
-        stroke: Stroke::Solid(2),
-        markers: false,
-        secondary: false,
-        points: totals.values().copied().collect(),
-    }];
+    let throughput = Chart {
+        title: format!("Throughput per second — {} {}", p.id, p.label),
+        x_desc: "Time since the end of warm-up (s)".into(),
+        y_desc: "Throughput (ops/s)".into(),
+        y_log: false,
+        x_axis: XAxis::Time,
+        lines: vec![Line {
+            label: "all operations".into(),
+            color: RGBColor(60, 60, 60),
+            stroke: Stroke::Solid(2),
+            markers: totals.len() < 30,
+            points: totals.values().copied().collect(),
+        }],
+    };
+    let mut lines = Vec::new();
     for (op, d) in data {
         let points: Vec<(f64, f64)> = d
             .intervals
             .iter()
             .filter(|i| !i.service && !i.hist.is_empty())
-            .map(|i| {
-                (
-                    i.start_s + i.length_s,
-                    i.hist.value_at_quantile(0.99) as f64 / 1000.0 / div,
-                )
-            })
+            .map(|i| (i.start_s + i.length_s, i.hist.value_at_quantile(0.99) as f64 / 1000.0 / div))
             .collect();
         if !points.is_empty() {
             lines.push(Line {
-                label: format!("{op} p99 (right axis)"),
+                label: format!("{op} p99"),
                 color: op_color(op),
-                stroke: Stroke::Dashed,
-                markers: false,
-                secondary: true,
+                stroke: Stroke::Solid(2),
+                markers: points.len() < 30,
                 points,
             });
         }
     }
-    Some(Chart {
-        title: format!("Throughput and p99 over time — {} {}", p.id, p.label),
+    let p99 = Chart {
+        title: "p99 response time per second".into(),
         x_desc: "Time since the end of warm-up (s)".into(),
-        y_desc: "Throughput (ops/s)".into(),
+        y_desc: format!("p99 response time ({unit})"),
         y_log: false,
-        x_axis: XAxis::Linear,
-        y2_desc: Some(format!("p99 response time ({unit})")),
+        x_axis: XAxis::Time,
         lines,
-    })
+    };
+    Some(Figure { panels: vec![throughput, p99] })
 }
 
 /// A sweep dimension a "latency vs" chart can be drawn against.
@@ -599,8 +555,7 @@ fn versus(summary: &Summary, dim: Dim) -> Vec<(String, Chart)> {
                         color: op_color(op),
                         stroke,
                         markers: true,
-                        secondary: false,
-                        points: pts,
+                                        points: pts,
                     });
                 }
             }
@@ -623,8 +578,7 @@ fn versus(summary: &Summary, dim: Dim) -> Vec<(String, Chart)> {
                 y_desc: format!("Response time ({unit}, log scale)"),
                 y_log: true,
                 x_axis: XAxis::Categories(distinct.iter().map(|k| dim.label(*k)).collect()),
-                y2_desc: None,
-                lines,
+                        lines,
             },
         ));
     }
@@ -673,8 +627,7 @@ fn capacity(summary: &Summary) -> Option<Chart> {
                 color: op_color(op),
                 stroke: Stroke::Solid(2),
                 markers: true,
-                secondary: false,
-                points: pts,
+                        points: pts,
             });
         }
     }
@@ -684,7 +637,6 @@ fn capacity(summary: &Summary) -> Option<Chart> {
         y_desc: format!("p99 response time ({unit}, log scale)"),
         y_log: true,
         x_axis: XAxis::Linear,
-        y2_desc: None,
         lines,
     })
 }
@@ -701,26 +653,26 @@ pub fn draw_all(dir: &Path, summary: &Summary) -> Result<Vec<PathBuf>, ReportErr
     let charts_dir = dir.join("charts");
     std::fs::create_dir_all(&charts_dir).map_err(|e| super::io_err(&charts_dir, e))?;
     let mut written = Vec::new();
-    let mut push = |chart: &Chart, stem: &str| -> Result<(), ReportError> {
-        let png = chart.save(&charts_dir, stem)?;
+    let mut push = |figure: Figure, stem: &str| -> Result<(), ReportError> {
+        let png = figure.save(&charts_dir, stem)?;
         written.push(png.strip_prefix(dir).map(Path::to_path_buf).unwrap_or(png));
         Ok(())
     };
     for dim in [Dim::ValueSize, Dim::Quorum, Dim::Replication, Dim::Nodes] {
         for (stem, chart) in versus(summary, dim) {
-            push(&chart, &stem)?;
+            push(Figure { panels: vec![chart] }, &stem)?;
         }
     }
     if let Some(chart) = capacity(summary) {
-        push(&chart, "latency-vs-throughput")?;
+        push(Figure { panels: vec![chart] }, "latency-vs-throughput")?;
     }
     for p in &summary.points {
         let data = load_point(dir, p)?;
         if let Some(chart) = spectrum(p, &data) {
-            push(&chart, &format!("spectrum-{}", p.id))?;
+            push(Figure { panels: vec![chart] }, &format!("spectrum-{}", p.id))?;
         }
-        if let Some(chart) = timeline(p, &data) {
-            push(&chart, &format!("timeline-{}", p.id))?;
+        if let Some(figure) = timeline(p, &data) {
+            push(figure, &format!("timeline-{}", p.id))?;
         }
     }
     Ok(written)

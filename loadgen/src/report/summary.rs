@@ -15,8 +15,11 @@ use crate::sweep::{Load, Point};
 /// The load generator counts as the bottleneck when its process used at least this much CPU
 /// (percent of one core: the driver is one thread)…
 pub const CLIENT_BOUND_CPU_PCT: f64 = 90.0;
-/// …or when it woke this late for ticks at p99 (its own scheduling lag, in µs).
-pub const CLIENT_BOUND_WAKE_LAG_P99_US: f64 = 5_000.0;
+/// …or when its own scheduling lag (how late the pacer woke, per request) is above this at p99,
+/// in µs…
+pub const CLIENT_BOUND_WAKE_LAG_P99_US: f64 = 1_000.0;
+/// …and is at least this fraction of the point's p99 response time.
+pub const CLIENT_BOUND_WAKE_LAG_SHARE: f64 = 0.25;
 
 /// Latency percentiles in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -254,11 +257,15 @@ pub fn summarise_point(f: PointFacts<'_>) -> PointSummary {
             "loadgen CPU {loadgen_cpu_pct:.0}% of a core (>= {CLIENT_BOUND_CPU_PCT:.0}%)"
         ));
     }
-    if wake.p99_us > CLIENT_BOUND_WAKE_LAG_P99_US {
+    let response_p99 = ops.values().map(|o: &OpSummary| o.response.p99_us).fold(0.0, f64::max);
+    if wake.p99_us > CLIENT_BOUND_WAKE_LAG_P99_US
+        && wake.p99_us >= CLIENT_BOUND_WAKE_LAG_SHARE * response_p99
+    {
         reasons.push(format!(
-            "loadgen woke {:.1} ms late for ticks at p99 (> {:.0} ms)",
+            "the loadgen itself sent requests {:.1} ms late at p99 (CPU starvation or timer \
+             lag), {:.0}% of the p99 response time",
             wake.p99_us / 1000.0,
-            CLIENT_BOUND_WAKE_LAG_P99_US / 1000.0
+            100.0 * wake.p99_us / response_p99.max(1e-9)
         ));
     }
     PointSummary {
