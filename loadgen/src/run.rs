@@ -213,8 +213,7 @@ where
             (Load::Open { .. }, Some(s)) => {
                 let n = spec.max_in_flight.max(1);
                 let workers = async {
-                    join_all((0..n).map(|_| open_worker(target, &shared, &s, spec.key_size)))
-                        .await;
+                    join_all((0..n).map(|_| open_worker(target, &shared, &s, spec.key_size))).await;
                     shared.stop.set(true);
                     shared.claimed.notify_one();
                 };
@@ -312,7 +311,9 @@ async fn pacer(s: &Shared<'_>, sched: &Schedule) {
         }
         let intended = sched.intended(tick);
         if intended > now {
-            timer.sleep_until(intended.max(last_wake + MIN_PACER_GAP)).await;
+            timer
+                .sleep_until(intended.max(last_wake + MIN_PACER_GAP))
+                .await;
             last_wake = Instant::now();
             if s.next.get() == tick {
                 // Weighted by the ticks that fell due while the pacer was late, so the

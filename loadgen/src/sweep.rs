@@ -579,6 +579,7 @@ pub async fn run_point<T: Target>(
         first_error: outcome.first_error.clone().or(preload_error),
         preload,
         logs,
+        null_target: target.name() == "null",
     });
     if !quiet {
         print_point_line(&summary);

@@ -49,10 +49,10 @@ impl PreciseTimer {
     /// Returns at or shortly after `deadline`.
     pub async fn sleep_until(&self, deadline: Instant) {
         #[cfg(target_os = "linux")]
-        if let Some(fd) = &self.fd {
-            if timerfd_wait(fd, deadline).await.is_ok() {
-                return;
-            }
+        if let Some(fd) = &self.fd
+            && timerfd_wait(fd, deadline).await.is_ok()
+        {
+            return;
         }
         tokio::time::sleep_until(deadline.into()).await;
     }
@@ -67,9 +67,7 @@ impl Default for PreciseTimer {
 /// Registers the timerfd with tokio's reactor.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-fn register(
-    fd: std::os::fd::OwnedFd,
-) -> Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+fn register(fd: std::os::fd::OwnedFd) -> Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
     // SAFETY: `register` requires the descriptor to stay open and the same for the AsyncFd's
     // whole life. An `OwnedFd` moved into the AsyncFd is closed only when the AsyncFd drops it,
     // and its `as_raw_fd` always returns the same descriptor.
@@ -81,7 +79,7 @@ async fn timerfd_wait(
     fd: &tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
     deadline: Instant,
 ) -> std::io::Result<()> {
-    use rustix::time::{Itimerspec, Timespec, TimerfdTimerFlags, timerfd_settime};
+    use rustix::time::{Itimerspec, TimerfdTimerFlags, Timespec, timerfd_settime};
     let wait = deadline.saturating_duration_since(Instant::now());
     if wait.is_zero() {
         return Ok(());
@@ -90,7 +88,13 @@ async fn timerfd_wait(
         tv_sec: wait.as_secs().try_into().unwrap_or(i64::MAX),
         tv_nsec: wait.subsec_nanos().into(),
     };
-    let spec = Itimerspec { it_interval: Timespec { tv_sec: 0, tv_nsec: 0 }, it_value: value };
+    let spec = Itimerspec {
+        it_interval: Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: value,
+    };
     timerfd_settime(fd.get_ref(), TimerfdTimerFlags::empty(), &spec)?;
     loop {
         let mut guard = fd.readable().await?;

@@ -343,6 +343,42 @@ impl Workload {
         Ok(workload)
     }
 
+    /// Replaces how the load is driven and for how long (the `run` command's `--rate`,
+    /// `--concurrency` and `--duration`), then validates again. A rate or concurrency given
+    /// here replaces the file's, including a sweep over them.
+    pub fn with_overrides(
+        mut self,
+        rate: Option<f64>,
+        concurrency: Option<u32>,
+        duration: Option<DurationSpec>,
+        path: &Path,
+    ) -> Result<Workload, WorkloadError> {
+        let unknown = serde_saphyr::Location::UNKNOWN;
+        if rate.is_some() && concurrency.is_some() {
+            return Err(Problem::new("give --rate or --concurrency, not both").into_error(path));
+        }
+        if let Some(r) = rate {
+            self.rate = Some(Spanned::new(r, unknown, unknown));
+            self.concurrency = None;
+            self.sweep.rate.clear();
+            self.sweep.concurrency.clear();
+        }
+        if let Some(c) = concurrency {
+            self.concurrency = Some(Spanned::new(c, unknown, unknown));
+            self.rate = None;
+            self.max_in_flight = None;
+            self.sweep.rate.clear();
+            self.sweep.concurrency.clear();
+        }
+        if let Some(d) = duration {
+            self.duration = Some(d);
+            self.ops = None;
+        }
+        self.validate().map_err(|p| p.into_error(path))?;
+        crate::sweep::expand(&self).map_err(|p| p.into_error(path))?;
+        Ok(self)
+    }
+
     /// Measured phase length, when given as a duration.
     pub fn measure_duration(&self) -> Option<Duration> {
         self.duration.map(|d| d.0)
@@ -593,8 +629,8 @@ fn check_value_spec(spec: &SizeSpec) -> Result<(), String> {
     }
 }
 
-/// serde-saphyr's own rendering includes a source snippet; keep its first line, which names the
-/// problem, and add what to do for the most common case.
+/// serde-saphyr's own rendering includes a source snippet and its own position prefix; keep the
+/// sentence that names the problem (the position is reported separately) and say what to do.
 fn parse_message(e: &serde_saphyr::Error) -> String {
     let full = e.to_string();
     let first = full
@@ -602,10 +638,22 @@ fn parse_message(e: &serde_saphyr::Error) -> String {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("invalid YAML")
         .trim();
-    let first = first.trim_start_matches("error: ").to_string();
-    if first.contains("unknown field") {
-        format!("{first} (docs/loadgen.md lists every field)")
-    } else {
-        first
+    let mut msg = first.trim_start_matches("error: ").to_string();
+    if let Some(rest) = msg.strip_prefix("line ")
+        && let Some((_, after)) = rest.split_once(": ")
+        && rest
+            .split_once(": ")
+            .is_some_and(|(pos, _)| pos.contains("column"))
+    {
+        msg = after.to_string();
     }
+    if let Some((head, _)) = msg.split_once(", set DuplicateKeyPolicy") {
+        msg = format!("{head}: each field may appear once");
+    }
+    if msg.contains("unknown field") {
+        msg.push_str(" (docs/loadgen.md lists every field)");
+    } else if msg.starts_with("invalid ") {
+        msg.push_str(" (this field has the wrong type of value; docs/loadgen.md shows each field)");
+    }
+    msg
 }

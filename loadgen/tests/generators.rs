@@ -1,6 +1,8 @@
 //! Key and value-size generators: distributions match theory, sizes stay in bounds, and the same
 //! seed gives the same sequence.
 
+#![allow(clippy::unwrap_used, clippy::panic)] // test helpers may fail loudly
+
 use loadgen::generator::keys::{KeyChooser, Zipfian};
 use loadgen::generator::{OpGen, OpKind, SizeChooser};
 use loadgen::workload::{ByteSize, KeyDistributionKind, KeysConfig, Mix, SizeSpec, WeightedSize};
@@ -45,7 +47,10 @@ fn zipfian_099_top_key_frequencies_match_theory() {
     // The top 10 keys of 1000 carry about 39% of the load at theta 0.99.
     let top10: f64 = (0..10).map(|r| theory.probability(r)).sum();
     let top10_observed = counts[..10].iter().sum::<u64>() as f64 / SAMPLES as f64;
-    assert!((top10_observed - top10).abs() < 0.02, "{top10_observed} vs {top10}");
+    assert!(
+        (top10_observed - top10).abs() < 0.02,
+        "{top10_observed} vs {top10}"
+    );
     // Frequencies fall with rank.
     assert!(counts[0] > counts[1] && counts[1] > counts[2] && counts[2] > counts[9]);
 }
@@ -57,7 +62,9 @@ fn hotspot_sends_the_configured_share_to_the_hot_set() {
     cfg.hot_ops = Some(0.9);
     let mut chooser = KeyChooser::new(&cfg);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
-    let hot = (0..200_000).filter(|_| chooser.next(&mut rng, false) < 1000).count();
+    let hot = (0..200_000)
+        .filter(|_| chooser.next(&mut rng, false) < 1000)
+        .count();
     let share = hot as f64 / 200_000.0;
     assert!((share - 0.9).abs() < 0.01, "hot share {share}");
 }
@@ -69,7 +76,9 @@ fn latest_reads_favour_recent_inserts() {
     for expected in 1000..1100 {
         assert_eq!(chooser.next(&mut rng, true), expected);
     }
-    let recent = (0..100_000).filter(|_| chooser.next(&mut rng, false) >= 1090).count();
+    let recent = (0..100_000)
+        .filter(|_| chooser.next(&mut rng, false) >= 1090)
+        .count();
     assert!(recent > 30_000, "reads of the 10 newest keys: {recent}");
     assert!((0..10_000).all(|_| chooser.next(&mut rng, false) < 1100));
 }
@@ -93,17 +102,28 @@ fn uniform_and_sequential_stay_in_range() {
 #[test]
 fn value_sizes_stay_within_bounds() {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
-    let uniform = SizeChooser::new(&SizeSpec::Uniform { min: ByteSize(100), max: ByteSize(10240) });
+    let uniform = SizeChooser::new(&SizeSpec::Uniform {
+        min: ByteSize(100),
+        max: ByteSize(10240),
+    });
     let sizes: Vec<u32> = (0..100_000).map(|_| uniform.next(&mut rng)).collect();
     assert!(sizes.iter().all(|s| (100..=10240).contains(s)));
     assert_eq!(*sizes.iter().min().unwrap(), 100);
     assert_eq!(*sizes.iter().max().unwrap(), 10240);
 
     let weighted = SizeChooser::new(&SizeSpec::Weighted(vec![
-        WeightedSize { size: ByteSize(100), weight: 3.0 },
-        WeightedSize { size: ByteSize(1024), weight: 1.0 },
+        WeightedSize {
+            size: ByteSize(100),
+            weight: 3.0,
+        },
+        WeightedSize {
+            size: ByteSize(1024),
+            weight: 1.0,
+        },
     ]));
-    let small = (0..100_000).filter(|_| weighted.next(&mut rng) == 100).count();
+    let small = (0..100_000)
+        .filter(|_| weighted.next(&mut rng) == 100)
+        .count();
     assert!((small as f64 / 100_000.0 - 0.75).abs() < 0.01);
     let fixed = SizeChooser::new(&SizeSpec::Fixed(ByteSize(1024)));
     assert!((0..1000).all(|_| fixed.next(&mut rng) == 1024));
@@ -112,8 +132,16 @@ fn value_sizes_stay_within_bounds() {
 #[test]
 fn the_same_seed_gives_the_same_sequence() {
     let k = keys(KeyDistributionKind::Zipfian, 100_000);
-    let values = SizeSpec::Uniform { min: ByteSize(100), max: ByteSize(10240) };
-    let mix = Mix { read: 50.0, write: 30.0, delete: 10.0, read_modify_write: 10.0 };
+    let values = SizeSpec::Uniform {
+        min: ByteSize(100),
+        max: ByteSize(10240),
+    };
+    let mix = Mix {
+        read: 50.0,
+        write: 30.0,
+        delete: 10.0,
+        read_modify_write: 10.0,
+    };
     let run = |seed| {
         let mut g = OpGen::new(seed, &k, &values, &mix);
         (0..10_000).map(|_| g.next_op()).collect::<Vec<_>>()

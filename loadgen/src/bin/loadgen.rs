@@ -32,6 +32,15 @@ enum Command {
         /// No progress bars; print only the results folder (for CI).
         #[arg(long, short)]
         quiet: bool,
+        /// Run an open loop at this rate (ops/s) instead of the file's rate or concurrency.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Run a closed loop with this many workers instead of the file's rate or concurrency.
+        #[arg(long)]
+        concurrency: Option<u32>,
+        /// Measure each point for this long (e.g. 30s) instead of the file's duration or ops.
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<loadgen::workload::DurationSpec>,
     },
     /// Check workload files without running them.
     Validate {
@@ -69,7 +78,26 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run { file, out, quiet } => run(file, out, quiet),
+        Command::Run {
+            file,
+            out,
+            quiet,
+            rate,
+            concurrency,
+            duration,
+        } => {
+            let workload = match load(&file).and_then(|w| {
+                w.with_overrides(rate, concurrency, duration, &file)
+                    .map_err(|e| {
+                        eprintln!("error: {e}");
+                        ExitCode::from(EXIT_USAGE)
+                    })
+            }) {
+                Ok(w) => w,
+                Err(code) => return code,
+            };
+            run(workload, file, out, quiet)
+        }
         Command::Validate { files } => validate(&files),
         Command::Compare {
             baseline,
@@ -91,11 +119,11 @@ fn load(file: &std::path::Path) -> Result<Workload, ExitCode> {
     })
 }
 
-fn run(file: PathBuf, out: Option<PathBuf>, quiet: bool) -> ExitCode {
-    let workload = match load(&file) {
-        Ok(w) => w,
-        Err(code) => return code,
-    };
+fn parse_duration(text: &str) -> Result<loadgen::workload::DurationSpec, String> {
+    loadgen::workload::DurationSpec::parse(text)
+}
+
+fn run(workload: Workload, file: PathBuf, out: Option<PathBuf>, quiet: bool) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

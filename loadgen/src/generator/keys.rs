@@ -66,18 +66,32 @@ pub struct Zipfian {
 
 /// `ln(1 + x) / x`, accurate near zero.
 fn ln1p_over_x(x: f64) -> f64 {
-    if x.abs() > 1e-8 { x.ln_1p() / x } else { 1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x)) }
+    if x.abs() > 1e-8 {
+        x.ln_1p() / x
+    } else {
+        1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x))
+    }
 }
 
 /// `(e^x - 1) / x`, accurate near zero.
 fn expm1_over_x(x: f64) -> f64 {
-    if x.abs() > 1e-8 { x.exp_m1() / x } else { 1.0 + x * 0.5 * (1.0 + x / 3.0 * (1.0 + 0.25 * x)) }
+    if x.abs() > 1e-8 {
+        x.exp_m1() / x
+    } else {
+        1.0 + x * 0.5 * (1.0 + x / 3.0 * (1.0 + 0.25 * x))
+    }
 }
 
 impl Zipfian {
     /// A generator over `n >= 1` items; `theta > 0`.
     pub fn new(n: u64, theta: f64) -> Zipfian {
-        let mut z = Zipfian { n: n.max(1), theta, h_integral_x1: 0.0, h_integral_n: 0.0, s: 0.0 };
+        let mut z = Zipfian {
+            n: n.max(1),
+            theta,
+            h_integral_x1: 0.0,
+            h_integral_n: 0.0,
+            s: 0.0,
+        };
         z.h_integral_x1 = z.h_integral(1.5) - 1.0;
         z.h_integral_n = z.h_integral(z.n as f64 + 0.5);
         z.s = 2.0 - z.h_integral_inverse(z.h_integral(2.5) - z.h(2.0));
@@ -112,7 +126,9 @@ impl Zipfian {
 
     /// The exact probability of `rank` (computes the normalising sum: O(n), for tests and docs).
     pub fn probability(&self, rank: u64) -> f64 {
-        let zeta: f64 = (1..=self.n).map(|i| 1.0 / (i as f64).powf(self.theta)).sum();
+        let zeta: f64 = (1..=self.n)
+            .map(|i| 1.0 / (i as f64).powf(self.theta))
+            .sum();
         1.0 / ((rank + 1) as f64).powf(self.theta) / zeta
     }
 

@@ -126,7 +126,9 @@ fn range_of(lines: &[Line]) -> Option<(f64, f64, f64, f64)> {
     let mut it = lines.iter().flat_map(|l| l.points.iter());
     let first = it.next()?;
     let init = (first.0, first.0, first.1, first.1);
-    Some(it.fold(init, |(x0, x1, y0, y1), p| (x0.min(p.0), x1.max(p.0), y0.min(p.1), y1.max(p.1))))
+    Some(it.fold(init, |(x0, x1, y0, y1), p| {
+        (x0.min(p.0), x1.max(p.0), y0.min(p.1), y1.max(p.1))
+    }))
 }
 
 impl Chart {
@@ -170,13 +172,23 @@ impl Chart {
                 }
             }
         };
-        let y_fmt = |y: &f64| if self.y_log { fmt_num(10f64.powf(*y)) } else { fmt_num(*y) };
+        let y_fmt = |y: &f64| {
+            if self.y_log {
+                fmt_num(10f64.powf(*y))
+            } else {
+                fmt_num(*y)
+            }
+        };
         let x_labels = match &self.x_axis {
             XAxis::Categories(c) => c.len().max(1),
             XAxis::Nines => (x1 as usize) + 1,
             XAxis::Linear | XAxis::Time => 10,
         };
-        let y_labels = if self.y_log { ((yhi - ylo) as usize + 1).max(2) } else { 6 };
+        let y_labels = if self.y_log {
+            ((yhi - ylo) as usize + 1).max(2)
+        } else {
+            6
+        };
         chart
             .configure_mesh()
             .x_desc(&self.x_desc)
@@ -211,7 +223,8 @@ impl Chart {
                     EmptyElement::at((x, y))
                         + DashedPathElement::new(vec![(0, 0), (24, 0)], 6, 3, style)
                 } else {
-                    EmptyElement::at((x, y)) + DashedPathElement::new(vec![(0, 0), (24, 0)], 24, 1, style)
+                    EmptyElement::at((x, y))
+                        + DashedPathElement::new(vec![(0, 0), (24, 0)], 24, 1, style)
                 }
             });
             if line.markers {
@@ -252,7 +265,10 @@ impl Figure {
     fn save(&self, dir: &Path, stem: &str) -> Result<PathBuf, ReportError> {
         let png = dir.join(format!("{stem}.png"));
         let svg = dir.join(format!("{stem}.svg"));
-        let size = (WIDTH, HEIGHT * self.panels.len().max(1) as u32 * 3 / 4 + HEIGHT / 4);
+        let size = (
+            WIDTH,
+            HEIGHT * self.panels.len().max(1) as u32 * 3 / 4 + HEIGHT / 4,
+        );
         let chart_err = |path: &Path, message: String| ReportError::Chart {
             path: path.to_path_buf(),
             message,
@@ -350,7 +366,7 @@ fn spectrum(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Chart> 
                     Stroke::Solid(2)
                 },
                 markers: false,
-                        points,
+                points,
             });
         }
     }
@@ -402,7 +418,12 @@ fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Figure>
             .intervals
             .iter()
             .filter(|i| !i.service && !i.hist.is_empty())
-            .map(|i| (i.start_s + i.length_s, i.hist.value_at_quantile(0.99) as f64 / 1000.0 / div))
+            .map(|i| {
+                (
+                    i.start_s + i.length_s,
+                    i.hist.value_at_quantile(0.99) as f64 / 1000.0 / div,
+                )
+            })
             .collect();
         if !points.is_empty() {
             lines.push(Line {
@@ -422,7 +443,9 @@ fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Figure>
         x_axis: XAxis::Time,
         lines,
     };
-    Some(Figure { panels: vec![throughput, p99] })
+    Some(Figure {
+        panels: vec![throughput, p99],
+    })
 }
 
 /// A sweep dimension a "latency vs" chart can be drawn against.
@@ -555,7 +578,7 @@ fn versus(summary: &Summary, dim: Dim) -> Vec<(String, Chart)> {
                         color: op_color(op),
                         stroke,
                         markers: true,
-                                        points: pts,
+                        points: pts,
                     });
                 }
             }
@@ -578,7 +601,7 @@ fn versus(summary: &Summary, dim: Dim) -> Vec<(String, Chart)> {
                 y_desc: format!("Response time ({unit}, log scale)"),
                 y_log: true,
                 x_axis: XAxis::Categories(distinct.iter().map(|k| dim.label(*k)).collect()),
-                        lines,
+                lines,
             },
         ));
     }
@@ -627,7 +650,7 @@ fn capacity(summary: &Summary) -> Option<Chart> {
                 color: op_color(op),
                 stroke: Stroke::Solid(2),
                 markers: true,
-                        points: pts,
+                points: pts,
             });
         }
     }
@@ -660,16 +683,31 @@ pub fn draw_all(dir: &Path, summary: &Summary) -> Result<Vec<PathBuf>, ReportErr
     };
     for dim in [Dim::ValueSize, Dim::Quorum, Dim::Replication, Dim::Nodes] {
         for (stem, chart) in versus(summary, dim) {
-            push(Figure { panels: vec![chart] }, &stem)?;
+            push(
+                Figure {
+                    panels: vec![chart],
+                },
+                &stem,
+            )?;
         }
     }
     if let Some(chart) = capacity(summary) {
-        push(Figure { panels: vec![chart] }, "latency-vs-throughput")?;
+        push(
+            Figure {
+                panels: vec![chart],
+            },
+            "latency-vs-throughput",
+        )?;
     }
     for p in &summary.points {
         let data = load_point(dir, p)?;
         if let Some(chart) = spectrum(p, &data) {
-            push(Figure { panels: vec![chart] }, &format!("spectrum-{}", p.id))?;
+            push(
+                Figure {
+                    panels: vec![chart],
+                },
+                &format!("spectrum-{}", p.id),
+            )?;
         }
         if let Some(figure) = timeline(p, &data) {
             push(figure, &format!("timeline-{}", p.id))?;

@@ -222,6 +222,8 @@ pub struct PointFacts<'a> {
     pub preload: Preload,
     /// Operation kinds in the mix, with their log paths relative to the results folder.
     pub logs: Vec<(OpKind, String)>,
+    /// The target does no work (`null`): every figure measures the load generator.
+    pub null_target: bool,
 }
 
 /// Builds a point's summary.
@@ -252,12 +254,19 @@ pub fn summarise_point(f: PointFacts<'_>) -> PointSummary {
     let wake = Latency::of(&rec.wake_lag);
     let lag = Latency::of(&rec.schedule_lag);
     let mut reasons = Vec::new();
+    if f.null_target {
+        reasons
+            .push("the null target does no work: every figure measures the load generator".into());
+    }
     if loadgen_cpu_pct >= CLIENT_BOUND_CPU_PCT {
         reasons.push(format!(
             "loadgen CPU {loadgen_cpu_pct:.0}% of a core (>= {CLIENT_BOUND_CPU_PCT:.0}%)"
         ));
     }
-    let response_p99 = ops.values().map(|o: &OpSummary| o.response.p99_us).fold(0.0, f64::max);
+    let response_p99 = ops
+        .values()
+        .map(|o: &OpSummary| o.response.p99_us)
+        .fold(0.0, f64::max);
     if wake.p99_us > CLIENT_BOUND_WAKE_LAG_P99_US
         && wake.p99_us >= CLIENT_BOUND_WAKE_LAG_SHARE * response_p99
     {

@@ -1,0 +1,163 @@
+//! Workload files: errors carry line and column, unknown fields are refused, impossible sweep
+//! points (W > N) are refused by name before anything starts, and every shipped file is valid.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // test helpers may fail loudly
+
+use std::path::Path;
+
+use loadgen::workload::{Workload, WorkloadError};
+
+fn parse(text: &str) -> Result<Workload, WorkloadError> {
+    Workload::parse(text, Path::new("test.yaml"))
+}
+
+const VALID: &str = "name: ok
+cluster: { nodes: 3, replication: 3 }
+keys: { count: 100 }
+values: { size: 1KB }
+rate: 100
+duration: 1s
+";
+
+#[test]
+fn a_valid_file_parses_with_defaults() {
+    let w = parse(VALID).unwrap();
+    assert_eq!(w.keys.size.0, 16);
+    let points = loadgen::sweep::points(&w).unwrap();
+    assert_eq!(points.len(), 1);
+    assert_eq!((points[0].write_quorum, points[0].read_quorum), (2, 2));
+}
+
+#[test]
+fn malformed_yaml_reports_line_and_column() {
+    let err = parse("name: bad\nkeys: [\n").unwrap_err();
+    assert!(matches!(err, WorkloadError::Parse { .. }), "{err}");
+    assert_eq!(err.line_column().map(|(l, _)| l), Some(2), "{err}");
+    assert!(err.to_string().starts_with("test.yaml:2:"), "{err}");
+}
+
+#[test]
+fn unknown_fields_are_refused_with_their_position() {
+    let text = format!("{VALID}keyz: 3\n");
+    let err = parse(&text).unwrap_err();
+    let msg = err.to_string();
+    assert_eq!(err.line_column(), Some((7, 1)), "{msg}");
+    assert!(msg.contains("unknown field `keyz`"), "{msg}");
+
+    // Nested sections refuse unknown fields too.
+    let nested = VALID.replace(
+        "keys: { count: 100 }",
+        "keys: { count: 100, distrib: zipfian }",
+    );
+    let err = parse(&nested).unwrap_err();
+    assert!(err.to_string().contains("unknown field `distrib`"), "{err}");
+    assert_eq!(err.line_column().map(|(l, _)| l), Some(3));
+
+    let sizes = VALID.replace("size: 1KB", "size: { min: 100, mux: 1KB }");
+    assert!(
+        parse(&sizes)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field `mux`")
+    );
+}
+
+#[test]
+fn wrong_types_report_line_and_column() {
+    let err = parse(&VALID.replace("count: 100", "count: ten")).unwrap_err();
+    assert_eq!(err.line_column().map(|(l, _)| l), Some(3), "{err}");
+    let err = parse(&VALID.replace("size: 1KB", "size: 1 banana")).unwrap_err();
+    assert!(err.to_string().contains("is not a size"), "{err}");
+}
+
+#[test]
+fn write_quorum_above_replication_is_refused_naming_the_point() {
+    let text = format!("{VALID}sweep:\n  quorum:\n    - [2, 2]\n    - [4, 1]\n");
+    let err = parse(&text).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, WorkloadError::Invalid { .. }));
+    assert!(msg.contains("sweep point 1"), "{msg}");
+    assert!(msg.contains("W=4"), "{msg}");
+    assert!(msg.contains("N=3"), "{msg}");
+    assert_eq!(err.line_column().map(|(l, _)| l), Some(10), "{msg}");
+
+    let fixed = VALID.replace("replication: 3 }", "replication: 3, write_quorum: 4 }");
+    let err = parse(&fixed).unwrap_err();
+    assert!(err.to_string().contains("write quorum W=4"), "{err}");
+    assert_eq!(err.line_column().map(|(l, _)| l), Some(2));
+
+    let reads = format!("{VALID}sweep:\n  quorum: [{{w: 1, r: 5}}]\n");
+    assert!(
+        parse(&reads)
+            .unwrap_err()
+            .to_string()
+            .contains("read quorum R=5")
+    );
+}
+
+#[test]
+fn replication_above_the_node_count_is_refused() {
+    let text = format!("{VALID}sweep:\n  replication: [1, 3, 5]\n");
+    let err = parse(&text).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("sweep point 2") && msg.contains("N=5"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("3 nodes") || msg.contains("the cluster has 3"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn impossible_settings_say_what_to_do() {
+    let cases = [
+        (VALID.replace("size: 1KB", "size: 20KB"), "10KB"),
+        (VALID.replace("duration: 1s\n", ""), "add `duration"),
+        (format!("{VALID}concurrency: 4\n"), "not both"),
+        (VALID.replace("rate: 100\n", ""), "rate: 1000"),
+        (
+            VALID.replace("keys: { count: 100 }", "keys: { count: 100, theta: 0.9 }"),
+            "zipfian",
+        ),
+        (VALID.replace("name: ok", "name: a/b"), "results folder"),
+        (
+            VALID.replace("keys: { count: 100 }", "keys: { count: 100000, size: 4 }"),
+            "too short",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains(expected), "expected `{expected}` in: {err}");
+    }
+}
+
+#[test]
+fn cli_overrides_switch_the_loop_and_revalidate() {
+    let w = parse(VALID).unwrap();
+    let w = w
+        .with_overrides(None, Some(8), None, Path::new("test.yaml"))
+        .unwrap();
+    assert!(!w.is_open_loop());
+    let err = parse(VALID)
+        .unwrap()
+        .with_overrides(Some(10.0), Some(8), None, Path::new("test.yaml"))
+        .unwrap_err();
+    assert!(err.to_string().contains("not both"));
+}
+
+#[test]
+fn every_shipped_workload_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workloads");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let w = Workload::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!loadgen::sweep::points(&w).unwrap().is_empty());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 12, "found {seen} workload files");
+}
