@@ -49,3 +49,93 @@ impl ClusterPlan {
         })
     }
 }
+
+#[cfg(feature = "ringkv")]
+mod local {
+    use std::path::Path;
+
+    use store::local_cluster::{ClusterSpec, LocalCluster, NodeLauncher};
+
+    use super::{ClusterPlan, NODE_SUBCOMMAND};
+    use crate::report::PointSummary;
+    use crate::sweep::{Point, SweepError};
+    use crate::target::ringkv::{RingkvOptions, RingkvTarget};
+    use crate::workload::Workload;
+
+    fn point_err(p: &Point, message: String) -> SweepError {
+        SweepError::Point {
+            point: p.id(),
+            message,
+        }
+    }
+
+    /// Starts the point's cluster (unless the workload names `cluster.endpoints`), runs the
+    /// point against it, and stops it. The cluster is also killed if this future is dropped
+    /// (Ctrl-C) or the run fails: `LocalCluster` kills its nodes on drop.
+    pub async fn run_ringkv_point(
+        w: &Workload,
+        point: &Point,
+        dir: &Path,
+        quiet: bool,
+    ) -> Result<PointSummary, SweepError> {
+        let plan = ClusterPlan::for_point(w, point);
+        let cluster = match &plan {
+            Some(plan) => {
+                if !quiet {
+                    eprintln!("  starting {} local nodes", plan.nodes);
+                }
+                let program = std::env::current_exe().map_err(|e| {
+                    point_err(point, format!("cannot find the loadgen executable: {e}"))
+                })?;
+                let spec = ClusterSpec {
+                    nodes: plan.nodes,
+                    tokens_per_node: plan.tokens_per_node,
+                    zones: plan.zones.clone(),
+                    replication: plan.replication,
+                    write_quorum: plan.write_quorum,
+                    read_quorum: plan.read_quorum,
+                    base_dir: None,
+                    extra_node_args: plan.extra_node_args.clone(),
+                };
+                let launcher = NodeLauncher {
+                    program,
+                    args_prefix: vec![NODE_SUBCOMMAND.to_string()],
+                };
+                Some(LocalCluster::start(&spec, &launcher).await.map_err(|e| {
+                    point_err(point, format!("the local cluster did not start: {e}"))
+                })?)
+            }
+            None => None,
+        };
+        let (endpoints, pids) = match &cluster {
+            Some(c) => (c.endpoints(), c.pids()),
+            None => (w.cluster.endpoints.clone(), Vec::new()),
+        };
+        let opts = RingkvOptions {
+            endpoints,
+            timeout: w.request_timeout(),
+            connections: w.connection_count() as usize,
+            write_quorum: point.write_quorum,
+            read_quorum: point.read_quorum,
+            sloppy: w.cluster.sloppy,
+            key_count: w.keys.count,
+            pids,
+        };
+        let result = match RingkvTarget::connect(&opts).await {
+            Ok(target) => crate::sweep::run_point(&target, w, point, dir, quiet).await,
+            Err(e) => Err(point_err(
+                point,
+                format!("cannot connect to the cluster: {e}"),
+            )),
+        };
+        if let Some(c) = cluster
+            && let Err(e) = c.stop().await
+        {
+            eprintln!("warning: point {}: stopping the cluster: {e}", point.id());
+        }
+        result
+    }
+}
+
+#[cfg(feature = "ringkv")]
+pub use local::run_ringkv_point;

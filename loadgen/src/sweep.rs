@@ -40,6 +40,9 @@ pub struct Point {
     pub values: SizeSpec,
     /// Open or closed loop.
     pub load: Load,
+    /// The target has no cluster (`null`): the cluster parameters are only labels.
+    #[serde(skip)]
+    pub no_cluster: bool,
 }
 
 impl Point {
@@ -49,6 +52,9 @@ impl Point {
             Load::Open { rate } => format!("rate={}", fmt_rate(rate)),
             Load::Closed { concurrency } => format!("conc={concurrency}"),
         };
+        if self.no_cluster {
+            return format!("value={} {load}", self.values);
+        }
         format!(
             "nodes={} N={} W={} R={} value={} {load}",
             self.nodes, self.replication, self.write_quorum, self.read_quorum, self.values
@@ -153,6 +159,7 @@ pub(crate) fn expand(w: &Workload) -> Result<Vec<Point>, Problem> {
                             read_quorum,
                             values: values.clone(),
                             load,
+                            no_cluster: w.target == crate::workload::TargetKind::Null,
                         };
                         check_point(w, &point, repl_at, quorum_at)?;
                         points.push(point);
@@ -409,11 +416,16 @@ pub async fn run_workload(
         }
         let result = match w.target {
             TargetKind::Null => run_point(&NullTarget, w, point, &dir, opts.quiet).await,
+            #[cfg(feature = "ringkv")]
+            TargetKind::Ringkv => {
+                crate::cluster::run_ringkv_point(w, point, &dir, opts.quiet).await
+            }
+            #[cfg(not(feature = "ringkv"))]
             TargetKind::Ringkv => Err(SweepError::Point {
                 point: point.id(),
-                message: "the ringkv target is not built into this loadgen yet: it needs \
-                          store::client and store::local_cluster (issue 4 integration step); \
-                          use `target: null` meanwhile"
+                message: "this loadgen was built without the ringkv driver (cargo feature \
+                          `ringkv`, which needs store::client and store::local_cluster); use \
+                          `target: null` or build with --features ringkv"
                     .into(),
             }),
         };

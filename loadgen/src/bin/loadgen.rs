@@ -63,6 +63,10 @@ enum Command {
         /// The results folder.
         dir: PathBuf,
     },
+    /// Run one ringkv node (how `run` starts its local clusters; same as `ringkv node`).
+    #[cfg(feature = "ringkv")]
+    #[command(name = "__node", hide = true)]
+    Node(Box<store::cli::NodeArgs>),
 }
 
 fn main() -> ExitCode {
@@ -105,6 +109,8 @@ fn main() -> ExitCode {
             max_regression,
         } => compare(&baseline, &candidate, &max_regression),
         Command::Plot { dir } => plot(&dir),
+        #[cfg(feature = "ringkv")]
+        Command::Node(args) => store::cli::run_node_blocking(*args),
     }
 }
 
