@@ -25,6 +25,8 @@ use crate::record::{LoggedInterval, new_hist, read_log};
 const WIDTH: u32 = 1000;
 const HEIGHT: u32 = 600;
 const FONT: &str = "sans-serif";
+/// Intervals shorter than this, s (the drain after the measured window), are left off timelines.
+const MIN_TIMELINE_S: f64 = 0.5;
 
 static FONT_READY: OnceLock<bool> = OnceLock::new();
 
@@ -385,7 +387,12 @@ fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Figure>
     let mut totals: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
     let mut max_p99_us: f64 = 0.0;
     for d in data.values() {
-        for i in d.intervals.iter().filter(|i| !i.service) {
+        // A short last interval (the drain after the window) would read as a spike.
+        for i in d
+            .intervals
+            .iter()
+            .filter(|i| !i.service && i.length_s >= MIN_TIMELINE_S)
+        {
             let key = (i.start_s * 1000.0).round() as u64;
             let e = totals.entry(key).or_insert((i.start_s + i.length_s, 0.0));
             e.1 += i.hist.len() as f64 / i.length_s.max(1e-9);
@@ -417,7 +424,7 @@ fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Figure>
         let points: Vec<(f64, f64)> = d
             .intervals
             .iter()
-            .filter(|i| !i.service && !i.hist.is_empty())
+            .filter(|i| !i.service && !i.hist.is_empty() && i.length_s >= MIN_TIMELINE_S)
             .map(|i| {
                 (
                     i.start_s + i.length_s,
