@@ -149,7 +149,7 @@ fn run(workload: Workload, file: PathBuf, out: Option<PathBuf>, quiet: bool) -> 
     let result = runtime.block_on(async {
         tokio::select! {
             r = loadgen::sweep::run_workload(&workload, &opts) => Some(r),
-            _ = tokio::signal::ctrl_c() => None,
+            () = interrupted() => None,
         }
     });
     match result {
@@ -189,6 +189,22 @@ fn run(workload: Workload, file: PathBuf, out: Option<PathBuf>, quiet: bool) -> 
             ExitCode::SUCCESS
         }
     }
+}
+
+/// Ctrl-C or SIGTERM. Either ends the run future, which drops (and so kills) any local cluster.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn validate(files: &[PathBuf]) -> ExitCode {
