@@ -5,3 +5,6 @@ pub mod proto {
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("ringkv.v1");
 }
+
+pub mod ring;
+pub mod version;
