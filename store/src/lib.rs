@@ -1,4 +1,9 @@
 //! ringkv's store: a Dynamo-style distributed key-value store.
+//!
+//! - [`lsm`]: the storage engine every node keeps its data in (synchronous, no network).
+//! - [`proto`]: the generated wire contract.
+
+pub mod lsm;
 
 pub mod proto {
     //! Generated from `proto/ringkv.proto`.
