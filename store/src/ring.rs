@@ -47,6 +47,10 @@ pub struct RingDescription {
     pub replication: u32,
     /// Members sorted by id.
     pub members: Vec<RingMember>,
+    /// While a join or leave is in progress: the membership being moved to
+    /// (sorted by id). Writes go to both rings' replicas; reads use `members`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub next_members: Vec<RingMember>,
 }
 
 /// Why a ring description cannot be used.
@@ -90,11 +94,29 @@ impl RingDescription {
             version,
             replication,
             members,
+            next_members: Vec::new(),
         }
+    }
+
+    /// The same description moving towards `next` (a transition).
+    pub fn with_next(mut self, mut next: Vec<RingMember>) -> Self {
+        next.sort_by(|a, b| a.id.cmp(&b.id));
+        self.next_members = next;
+        self
+    }
+
+    /// The ring being moved to, if a transition is in progress.
+    pub fn next(&self) -> Option<RingDescription> {
+        (!self.next_members.is_empty()).then(|| {
+            RingDescription::new(self.version, self.replication, self.next_members.clone())
+        })
     }
 
     /// Check the description can be turned into a ring.
     pub fn validate(&self) -> Result<(), RingError> {
+        if let Some(next) = self.next() {
+            next.validate()?;
+        }
         if self.members.is_empty() {
             return Err(RingError::Empty);
         }
@@ -191,6 +213,8 @@ pub struct Ring {
     /// For each token index: every member, in preference order (the first
     /// `replication` are the preference list; the rest are fallbacks).
     walks: Vec<Vec<MemberIndex>>,
+    /// The ring being moved to during a join or leave.
+    next: Option<Box<Ring>>,
 }
 
 impl Ring {
@@ -198,7 +222,12 @@ impl Ring {
     pub fn new(desc: RingDescription) -> Result<Ring, RingError> {
         let mut desc = desc;
         desc.members.sort_by(|a, b| a.id.cmp(&b.id));
+        desc.next_members.sort_by(|a, b| a.id.cmp(&b.id));
         desc.validate()?;
+        let next = match desc.next() {
+            Some(n) => Some(Box::new(Ring::new(n)?)),
+            None => None,
+        };
         let mut owned: Vec<(u64, MemberIndex)> = Vec::new();
         for (idx, m) in desc.members.iter().enumerate() {
             for i in 0..m.tokens {
@@ -222,7 +251,18 @@ impl Ring {
             desc,
             tokens,
             walks,
+            next,
         })
+    }
+
+    /// The ring being moved to, while a join or leave is in progress.
+    pub fn next(&self) -> Option<&Ring> {
+        self.next.as_deref()
+    }
+
+    /// Sorted token positions.
+    pub fn tokens(&self) -> &[u64] {
+        &self.tokens
     }
 
     /// The description this ring was built from.
