@@ -32,6 +32,9 @@ use crate::ring::{RingMember, Segment};
 use crate::version::VersionSet;
 use crate::wire::{ring_from_proto, ring_to_proto};
 
+/// How long a stopping node lets in-flight requests finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
 /// Why a node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -210,7 +213,21 @@ pub async fn run_node(
     if let Some(tx) = ready {
         let _ = tx.send(bound);
     }
-    let served = tonic::transport::Server::builder()
+    // Graceful shutdown waits for open streams, and peers hold long-lived
+    // pipeline streams open: stop waiting after SHUTDOWN_GRACE.
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(());
+    };
+    let grace = async move {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let serve = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .add_service(kv)
@@ -221,8 +238,11 @@ pub async fn run_node(
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
-        )
-        .await;
+        );
+    let served = tokio::select! {
+        r = serve => r,
+        () = grace => Ok(()),
+    };
     tracing::info!(node = %cfg.id, "shutting down: flushing the engine");
     drop(node);
     // Background tasks may still hold the cluster briefly; flush regardless.

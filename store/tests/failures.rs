@@ -135,9 +135,14 @@ async fn partition_strict_refuses_sloppy_accepts_then_hands_off() {
     let mut acked = BTreeMap::new();
     for key in &refused {
         let seen = n1.get(key.as_bytes(), &sloppy(3, 1)).await.unwrap();
-        n1.put(key.as_bytes(), b"sloppy", Some(&seen.context), &sloppy(3, 1))
-            .await
-            .unwrap_or_else(|e| panic!("sloppy write of {key} refused: {e}"));
+        n1.put(
+            key.as_bytes(),
+            b"sloppy",
+            Some(&seen.context),
+            &sloppy(3, 1),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("sloppy write of {key} refused: {e}"));
         acked.insert(key.clone(), "sloppy".to_string());
     }
     assert!(stat_sum(&cluster, "hints.pending").await > 0);
@@ -364,5 +369,46 @@ async fn whole_zone_down_quorums_still_met() {
     let more = write_keys(&c, "z2", 0..300, &cons).await;
     assert_eq!(more.len(), 300, "W = 2 must be met from zones a and b");
     assert_all_readable(&c, &more, &cons).await;
+    cluster.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tombstone_every_replica_acknowledged_is_purged_after_grace() {
+    let mut spec = fast_failure_spec(3, 3, 2, 2);
+    spec.extra_node_args
+        .extend(["--tombstone-grace-ms".to_string(), "500".to_string()]);
+    let mut cluster = start(spec).await;
+    let c = client_for(&cluster.nodes()[0].address).await;
+    c.put(b"gone", b"v", None, &wr(2, 2)).await.unwrap();
+    c.put(b"kept", b"v", None, &wr(2, 2)).await.unwrap();
+    let ctx = c.get(b"gone", &wr(2, 3)).await.unwrap().context;
+    c.delete(b"gone", Some(&ctx), &wr(2, 2)).await.unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "all three replicas purge the tombstone",
+        || async { stat_sum(&cluster, "replica.tombstones_purged").await == 3 },
+    )
+    .await;
+    assert_eq!(value_of(&c, b"gone", &wr(2, 3)).await, None);
+    assert_eq!(value_of(&c, b"kept", &wr(2, 3)).await, Some(b"v".to_vec()));
+    // A tombstone one replica missed is kept: n3 is down during the delete.
+    let ctx = c.get(b"kept", &wr(2, 3)).await.unwrap().context;
+    cluster.kill_node(2).await.unwrap();
+    c.delete(b"kept", Some(&ctx), &wr(2, 2)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        stat_sum(&cluster, "replica.tombstones_purged").await,
+        2,
+        "only the first key was purged"
+    );
+    cluster.restart_node(2).await.unwrap();
+    // The old value on n3 does not come back: the kept tombstone wins.
+    eventually(
+        Duration::from_secs(20),
+        "replicas converge on the delete",
+        || async { merkle_roots_agree(&cluster).await },
+    )
+    .await;
+    assert_eq!(value_of(&c, b"kept", &wr(2, 3)).await, None);
     cluster.stop().await.unwrap();
 }
