@@ -63,6 +63,10 @@ pub struct NodeArgs {
     /// Commit-log durability before an acknowledgement.
     #[arg(long, value_enum)]
     pub durability: Option<DurabilityArg>,
+    /// Concurrent versions kept per key; beyond it the oldest are dropped
+    /// (logged, counted in replica.siblings_dropped).
+    #[arg(long)]
+    pub max_siblings: Option<usize>,
     /// Engine block cache in MiB.
     #[arg(long)]
     pub cache_mb: Option<usize>,
@@ -187,6 +191,9 @@ pub fn node_config(args: &NodeArgs) -> Result<NodeConfig, String> {
             DurabilityArg::Interval => Durability::Interval,
             DurabilityArg::Never => Durability::Never,
         };
+    }
+    if let Some(v) = args.max_siblings {
+        cfg.max_siblings = v.max(1);
     }
     if let Some(mb) = args.cache_mb {
         cfg.cache_bytes = mb * 1024 * 1024;

@@ -539,20 +539,12 @@ impl ReplicaRpc for Node {
                 let id = msg.id;
                 let replica = replica.clone();
                 let tx = tx.clone();
-                tokio::spawn(async move {
-                    let resp = tokio::task::spawn_blocking(move || apply_local(&replica, op)).await;
-                    let mut resp = match resp {
-                        Ok(r) => r,
-                        Err(e) => pb::ReplicaResponse {
-                            id,
-                            result: Some(pb::replica_response::Result::Error(format!(
-                                "replica task failed: {e}"
-                            ))),
-                            invalid: false,
-                        },
-                    };
+                // One hop: the engine work and the answer both happen on the
+                // blocking pool (no async task per request).
+                tokio::task::spawn_blocking(move || {
+                    let mut resp = apply_local(&replica, op);
                     resp.id = id;
-                    let _ = tx.send(Ok(resp)).await;
+                    let _ = tx.blocking_send(Ok(resp));
                 });
             }
         });
