@@ -1,4 +1,31 @@
 //! ringkv's store: a Dynamo-style distributed key-value store.
+//!
+//! Modules, top of the stack first (dependencies point down):
+//!
+//! - [`cli`]: `ringkv` subcommands and the node entry point both binaries use.
+//! - [`server`]: gRPC services over the coordinator and the local replica.
+//! - [`coordinator`]: quorum reads and writes, read repair, sloppy quorum.
+//! - [`cluster`]: peers (pipelined streams), ring in force, membership, faults.
+//! - [`replica`]: one node's versioned data, Merkle index and hints.
+//! - [`lsm`]: the storage engine (synchronous, no network).
+//! - [`ring`], [`version`]: consistent hashing and causal versions (leaves).
+//! - [`client`]: the Rust client; [`local_cluster`]: real node processes on
+//!   127.0.0.1 for `ringkv cluster up`, the loadgen and the tests.
+//! - [`config`]: node configuration and every named limit.
+//! - [`proto`]: generated from `proto/ringkv.proto`; [`wire`]: conversions.
+
+pub mod cli;
+pub mod client;
+pub mod cluster;
+pub mod config;
+pub mod coordinator;
+pub mod local_cluster;
+pub mod lsm;
+pub mod replica;
+pub mod ring;
+pub mod server;
+pub mod version;
+pub mod wire;
 
 pub mod proto {
     //! Generated from `proto/ringkv.proto`.

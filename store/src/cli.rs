@@ -1,0 +1,895 @@
+//! Command-line front ends: the node's arguments and entry point (shared by
+//! `ringkv node` and the loadgen's node mode), and the `ringkv` subcommands.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 usage error.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::client::{Client, ClientError, ClientOptions, Consistency, GetReply};
+use crate::cluster::Faults;
+use crate::config::{Durability, NodeConfig, PeerSpec};
+use crate::local_cluster::{ClusterSpec, LocalCluster, NodeLauncher};
+use crate::proto as pb;
+
+/// Exit code for a usage error.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code for a runtime failure.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Arguments of a node (`ringkv node`).
+#[derive(Args, Clone, Debug, Default)]
+pub struct NodeArgs {
+    /// Node id, unique in the cluster (e.g. n1).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// gRPC listen address, e.g. 127.0.0.1:7001.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Address others use to reach this node (default: the listen address).
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// Data directory (created if its parent exists).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Every member, this node included: ID@HOST:PORT[/ZONE],...
+    #[arg(long, value_delimiter = ',')]
+    pub peers: Vec<PeerSpec>,
+    /// This node's failure zone.
+    #[arg(long)]
+    pub zone: Option<String>,
+    /// Virtual nodes per member.
+    #[arg(long)]
+    pub tokens: Option<u32>,
+    /// Start outside the ring; add it with `ringkv admin join ID@ADDR`.
+    #[arg(long)]
+    pub join: bool,
+    /// Replication factor N.
+    #[arg(long)]
+    pub replication: Option<u32>,
+    /// Default write quorum W.
+    #[arg(long)]
+    pub write_quorum: Option<u32>,
+    /// Default read quorum R.
+    #[arg(long)]
+    pub read_quorum: Option<u32>,
+    /// Count hinted writes to fallback nodes towards W by default.
+    #[arg(long)]
+    pub sloppy: bool,
+    /// Commit-log durability before an acknowledgement.
+    #[arg(long, value_enum)]
+    pub durability: Option<DurabilityArg>,
+    /// Concurrent versions kept per key; beyond it the oldest are dropped
+    /// (logged, counted in replica.siblings_dropped).
+    #[arg(long)]
+    pub max_siblings: Option<usize>,
+    /// Engine block cache in MiB.
+    #[arg(long)]
+    pub cache_mb: Option<usize>,
+    /// YAML file with the same fields (flags given here win).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Accept test-only fault commands (network partitions).
+    #[arg(long)]
+    pub enable_fault_injection: bool,
+    /// Failure-handling intervals and bounds.
+    #[command(flatten)]
+    pub failure: FailureArgs,
+    /// Log filter (tracing env-filter syntax), e.g. info or ringkv=debug.
+    #[arg(long, default_value = "info")]
+    pub log: String,
+}
+
+/// Failure-handling knobs (defaults in `FailureConfig`).
+#[derive(Args, Clone, Debug, Default)]
+pub struct FailureArgs {
+    /// SWIM probe period.
+    #[arg(long)]
+    pub probe_period_ms: Option<u64>,
+    /// Time a suspect member has to refute before it is declared down.
+    #[arg(long)]
+    pub suspect_timeout_ms: Option<u64>,
+    /// Period of Merkle anti-entropy rounds (0 turns periodic rounds off).
+    #[arg(long)]
+    pub anti_entropy_interval_ms: Option<u64>,
+    /// Hints this node accepts per second when an owner replays them to it.
+    #[arg(long)]
+    pub hint_replay_per_sec: Option<u32>,
+    /// Hints older than this are dropped (anti-entropy repairs instead).
+    #[arg(long)]
+    pub hint_max_age_ms: Option<u64>,
+    /// Hint bytes kept per target before new hints are refused.
+    #[arg(long)]
+    pub hint_max_bytes: Option<u64>,
+    /// How long a tombstone every replica acknowledged is kept before purge.
+    #[arg(long)]
+    pub tombstone_grace_ms: Option<u64>,
+    /// Entries per second pulled when gaining ranges (0: no limit).
+    #[arg(long)]
+    pub transfer_entries_per_sec: Option<u32>,
+}
+
+/// `--durability` values.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum DurabilityArg {
+    /// fsync (group commit) before every acknowledgement.
+    Always,
+    /// fsync every 50 ms.
+    Interval,
+    /// Leave flushing to the OS.
+    Never,
+}
+
+/// Resolve flags (over an optional config file) into a node config.
+pub fn node_config(args: &NodeArgs) -> Result<NodeConfig, String> {
+    let mut cfg = match &args.config {
+        Some(path) => NodeConfig::from_yaml_file(path).map_err(|e| e.to_string())?,
+        None => {
+            let id = args.id.clone().ok_or("--id is required (or --config)")?;
+            let listen = args.listen.ok_or("--listen is required (or --config)")?;
+            let dir = args
+                .data_dir
+                .clone()
+                .ok_or("--data-dir is required (or --config)")?;
+            NodeConfig::new(id, listen, dir)
+        }
+    };
+    if let Some(v) = &args.id {
+        cfg.id = v.clone();
+    }
+    if let Some(v) = args.listen {
+        cfg.listen = v;
+    }
+    if let Some(v) = &args.advertise {
+        cfg.advertise = Some(v.clone());
+    }
+    if let Some(v) = &args.data_dir {
+        cfg.data_dir = v.clone();
+    }
+    if !args.peers.is_empty() {
+        cfg.peers = args.peers.clone();
+    }
+    if let Some(v) = &args.zone {
+        cfg.zone = v.clone();
+    }
+    // This node's own zone comes from --zone when --peers omits it.
+    if let Some(me) = cfg.peers.iter_mut().find(|p| p.id == cfg.id)
+        && me.zone.is_empty()
+    {
+        me.zone = cfg.zone.clone();
+    }
+    if let Some(v) = args.tokens {
+        cfg.tokens = v;
+    }
+    if args.join {
+        cfg.join = true;
+    }
+    if let Some(v) = args.replication {
+        cfg.replication = v;
+    } else if cfg.peers.len() < cfg.replication as usize && args.config.is_none() && !cfg.join {
+        // A small cluster started without --replication: N = its size.
+        cfg.replication = cfg.peers.len().max(1) as u32;
+        cfg.write_quorum = cfg.write_quorum.min(cfg.replication);
+        cfg.read_quorum = cfg.read_quorum.min(cfg.replication);
+    }
+    if let Some(v) = args.write_quorum {
+        cfg.write_quorum = v;
+    }
+    if let Some(v) = args.read_quorum {
+        cfg.read_quorum = v;
+    }
+    if args.sloppy {
+        cfg.sloppy = true;
+    }
+    if let Some(d) = args.durability {
+        cfg.durability = match d {
+            DurabilityArg::Always => Durability::Always,
+            DurabilityArg::Interval => Durability::Interval,
+            DurabilityArg::Never => Durability::Never,
+        };
+    }
+    if let Some(v) = args.max_siblings {
+        cfg.max_siblings = v.max(1);
+    }
+    if let Some(mb) = args.cache_mb {
+        cfg.cache_bytes = mb * 1024 * 1024;
+    }
+    let f = &args.failure;
+    let fc = &mut cfg.failure;
+    if let Some(v) = f.probe_period_ms {
+        fc.probe_period_ms = v;
+    }
+    if let Some(v) = f.suspect_timeout_ms {
+        fc.suspect_timeout_ms = v;
+    }
+    if let Some(v) = f.anti_entropy_interval_ms {
+        fc.anti_entropy_interval_ms = v;
+    }
+    if let Some(v) = f.hint_replay_per_sec {
+        fc.hint_replay_per_sec = v;
+    }
+    if let Some(v) = f.hint_max_age_ms {
+        fc.hint_max_age_ms = v;
+    }
+    if let Some(v) = f.hint_max_bytes {
+        fc.hint_max_bytes_per_target = v;
+    }
+    if let Some(v) = f.tombstone_grace_ms {
+        fc.tombstone_grace_ms = v;
+    }
+    if let Some(v) = f.transfer_entries_per_sec {
+        fc.transfer_entries_per_sec = v;
+    }
+    cfg.validate().map_err(|e| e.to_string())?;
+    Ok(cfg)
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// Run a node in the foreground until SIGINT/SIGTERM. The one node entry
+/// point: `ringkv node` and `loadgen __node` both call it.
+pub fn run_node_blocking(args: NodeArgs) -> ExitCode {
+    init_logging(&args.log);
+    let cfg = match node_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ringkv node: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let faults = if args.enable_fault_injection {
+        Faults::enabled()
+    } else {
+        Faults::default()
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ringkv node: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let id = cfg.id.clone();
+    match rt.block_on(crate::server::run_node(
+        cfg,
+        faults,
+        shutdown_signal(),
+        None,
+    )) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringkv node {id}: {e}");
+            ExitCode::from(if e.is_usage() {
+                EXIT_USAGE
+            } else {
+                EXIT_FAILURE
+            })
+        }
+    }
+}
+
+/// `ringkv`: a Dynamo-style distributed key-value store.
+#[derive(Parser, Debug)]
+#[command(name = "ringkv", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by the client commands.
+#[derive(Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// Any node of the cluster (repeat or comma-separate for several).
+    #[arg(long, short, value_delimiter = ',', default_value = "127.0.0.1:7001")]
+    pub endpoint: Vec<String>,
+    /// Request deadline in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    pub timeout_ms: u64,
+}
+
+/// The `ringkv` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run one node in the foreground.
+    Node(Box<NodeArgs>),
+    /// Run a local cluster of real node processes.
+    Cluster {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
+    /// Store a value.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// Causal context (hex) from a get; omit to add a sibling.
+        #[arg(long)]
+        context: Option<String>,
+        /// Write quorum for this request.
+        #[arg(long)]
+        w: Option<u32>,
+        /// Count hinted writes towards W.
+        #[arg(long)]
+        sloppy: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Read every concurrent version of a key.
+    Get {
+        /// The key.
+        key: String,
+        /// Read quorum for this request.
+        #[arg(long)]
+        r: Option<u32>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a key.
+    Delete {
+        /// The key.
+        key: String,
+        /// Causal context (hex) from a get; omit to read it first.
+        #[arg(long)]
+        context: Option<String>,
+        /// Write quorum for this request.
+        #[arg(long)]
+        w: Option<u32>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Change ring membership (one explicit, versioned step that moves data).
+    Admin {
+        /// What to change.
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+    /// Run Merkle anti-entropy now on every member (or only --endpoint's node).
+    Repair {
+        /// Only the node at --endpoint.
+        #[arg(long)]
+        only: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show a node's view: ring, members, hints and counters.
+    Status {
+        /// Print every counter.
+        #[arg(long)]
+        stats: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// `ringkv admin` actions.
+#[derive(Subcommand, Debug)]
+pub enum AdminAction {
+    /// Add a running node (started with --join) to the ring: its ranges are
+    /// streamed to it before it serves reads for them.
+    Join {
+        /// ID@HOST:PORT[/ZONE]
+        node: PeerSpec,
+        /// Its virtual nodes.
+        #[arg(long, default_value_t = crate::ring::DEFAULT_TOKENS_PER_NODE)]
+        tokens: u32,
+        /// Its zone (overrides /ZONE).
+        #[arg(long)]
+        zone: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Remove a node from the ring after handing its data off.
+    Leave {
+        /// Node id.
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// `ringkv cluster` actions.
+#[derive(Subcommand, Debug)]
+pub enum ClusterAction {
+    /// Start N local nodes, print their endpoints, stop them all on Ctrl-C.
+    Up {
+        /// Nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Where data and logs go (default: a temp dir removed on exit).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Replication factor N (default: min(3, nodes)).
+        #[arg(long)]
+        replication: Option<u32>,
+        /// Default W (default: N/2 + 1).
+        #[arg(long)]
+        write_quorum: Option<u32>,
+        /// Default R (default: N/2 + 1).
+        #[arg(long)]
+        read_quorum: Option<u32>,
+        /// Zones assigned round-robin, e.g. a,b,c.
+        #[arg(long, value_delimiter = ',')]
+        zones: Vec<String>,
+        /// Tokens per node.
+        #[arg(long, default_value_t = crate::ring::DEFAULT_TOKENS_PER_NODE)]
+        tokens: u32,
+    },
+}
+
+/// Let a closed stdout end the process quietly (as `ringkv status | head`
+/// expects) instead of failing a print.
+pub fn restore_default_sigpipe() {
+    // SAFETY: setting the SIGPIPE disposition to its default at start-up,
+    // before any other thread exists, is async-signal-safe and has no
+    // memory-safety implications.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Run the `ringkv` command line.
+pub fn main_with(cli: Cli) -> ExitCode {
+    if let Command::Node(args) = cli.command {
+        return run_node_blocking(*args);
+    }
+    init_logging("warn");
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ringkv: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match rt.block_on(run_command(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Usage(m)) => {
+            eprintln!("ringkv: {m}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(CliError::Failed(m)) => {
+            eprintln!("ringkv: {m}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+enum CliError {
+    Usage(String),
+    Failed(String),
+}
+
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> Self {
+        match e.code() {
+            Some(tonic::Code::InvalidArgument) => CliError::Usage(e.to_string()),
+            _ => match e {
+                ClientError::BadEndpoint(_) | ClientError::NoEndpoints => {
+                    CliError::Usage(e.to_string())
+                }
+                _ => CliError::Failed(e.to_string()),
+            },
+        }
+    }
+}
+
+async fn connect(c: &ClientArgs) -> Result<Client, CliError> {
+    let opts = ClientOptions {
+        timeout: Duration::from_millis(c.timeout_ms.max(1)),
+        token_aware: true,
+        connections: 1,
+    };
+    Ok(Client::connect(&c.endpoint, opts).await?)
+}
+
+fn parse_context(hex: Option<&str>) -> Result<Option<Vec<u8>>, CliError> {
+    let Some(h) = hex else { return Ok(None) };
+    decode_hex(h)
+        .map(Some)
+        .ok_or_else(|| CliError::Usage(format!("--context {h:?} is not hex from `ringkv get`")))
+}
+
+/// Lower-case hex.
+pub fn encode_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|p| u8::from_str_radix(p, 16).ok()))
+        .collect()
+}
+
+async fn run_command(cmd: Command) -> Result<(), CliError> {
+    match cmd {
+        Command::Node(_) => Ok(()),
+        Command::Cluster { action } => cluster_command(action).await,
+        Command::Put {
+            key,
+            value,
+            context,
+            w,
+            sloppy,
+            client,
+        } => {
+            let c = connect(&client).await?;
+            let ctx = parse_context(context.as_deref())?;
+            let cons = Consistency {
+                w,
+                sloppy: sloppy.then_some(true),
+                ..Consistency::default()
+            };
+            let r = c
+                .put(key.as_bytes(), value.as_bytes(), ctx.as_deref(), &cons)
+                .await?;
+            println!("ok ({} acks)", r.acks);
+            println!("context: {}", encode_hex(&r.context));
+            Ok(())
+        }
+        Command::Get { key, r, client } => {
+            let c = connect(&client).await?;
+            let cons = Consistency {
+                r,
+                ..Consistency::default()
+            };
+            let reply = c.get(key.as_bytes(), &cons).await?;
+            print_get(&key, &reply);
+            Ok(())
+        }
+        Command::Delete {
+            key,
+            context,
+            w,
+            client,
+        } => {
+            let c = connect(&client).await?;
+            let cons = Consistency {
+                w,
+                ..Consistency::default()
+            };
+            // Without a context, delete what is there now (read it first),
+            // which is what a user typing `delete KEY` means.
+            let ctx = match parse_context(context.as_deref())? {
+                Some(ctx) => ctx,
+                None => c
+                    .get(key.as_bytes(), &Consistency::default())
+                    .await?
+                    .context
+                    .to_vec(),
+            };
+            let r = c.delete(key.as_bytes(), Some(&ctx), &cons).await?;
+            println!("deleted ({} acks)", r.acks);
+            Ok(())
+        }
+        Command::Admin { action } => {
+            let (client, op) = match action {
+                AdminAction::Join {
+                    node,
+                    tokens,
+                    zone,
+                    client,
+                } => (
+                    client,
+                    pb::admin_request::Op::Join(pb::JoinNode {
+                        id: node.id,
+                        address: node.address,
+                        zone: zone.unwrap_or(node.zone),
+                        tokens,
+                    }),
+                ),
+                AdminAction::Leave { id, client } => {
+                    (client, pb::admin_request::Op::Leave(pb::LeaveNode { id }))
+                }
+            };
+            let c = connect(&client).await?;
+            let r = c.admin_of(0, op).await?;
+            println!("{}", r.message);
+            Ok(())
+        }
+        Command::Repair { only, client } => {
+            let c = connect(&client).await?;
+            let status = c.status_of(0).await?;
+            let members: Vec<String> = match (&status.ring, only) {
+                (Some(r), false) => r.members.iter().map(|m| m.address.clone()).collect(),
+                _ => vec![status.address.clone()],
+            };
+            for addr in members {
+                let args = ClientArgs {
+                    endpoint: vec![addr.clone()],
+                    timeout_ms: client.timeout_ms.max(60_000),
+                };
+                let node = connect(&args).await?;
+                let r = node
+                    .admin_of(0, pb::admin_request::Op::Repair(pb::Repair {}))
+                    .await?;
+                println!("{addr}: {}", r.message);
+            }
+            Ok(())
+        }
+        Command::Status { stats, client } => {
+            let c = connect(&client).await?;
+            let s = c.status().await?;
+            print_status(&s, stats);
+            Ok(())
+        }
+    }
+}
+
+fn print_get(key: &str, reply: &GetReply) {
+    let now = crate::version::now_millis();
+    match reply.versions.len() {
+        0 => println!("{key}: not found"),
+        1 => {
+            if let Some(v) = reply.versions.first() {
+                println!("{}", String::from_utf8_lossy(&v.value));
+            }
+        }
+        n => {
+            println!(
+                "{key}: {n} concurrent versions (siblings); put with the context below to resolve"
+            );
+            for (i, v) in reply.versions.iter().enumerate() {
+                let age = now.saturating_sub(v.timestamp_ms) as f64 / 1000.0;
+                if v.tombstone {
+                    println!("  [{}] <deleted>  (written {age:.1}s ago)", i + 1);
+                } else {
+                    println!(
+                        "  [{}] {}  (written {age:.1}s ago)",
+                        i + 1,
+                        String::from_utf8_lossy(&v.value)
+                    );
+                }
+            }
+        }
+    }
+    println!("context: {}", encode_hex(&reply.context));
+}
+
+fn print_status(s: &pb::StatusResponse, all_stats: bool) {
+    println!(
+        "node {} at {}{}",
+        s.node_id,
+        s.address,
+        if s.zone.is_empty() {
+            String::new()
+        } else {
+            format!(" (zone {})", s.zone)
+        }
+    );
+    if let Some(ring) = &s.ring {
+        println!(
+            "ring version {}, N = {}, W = {}, R = {}{}",
+            ring.version,
+            ring.replication,
+            s.write_quorum,
+            s.read_quorum,
+            if s.sloppy_default { ", sloppy" } else { "" }
+        );
+        println!(
+            "{:<10} {:<22} {:<6} {:>6} {:<8} {:>11} {:>13}",
+            "member", "address", "zone", "tokens", "state", "incarnation", "hints pending"
+        );
+        for m in &ring.members {
+            println!(
+                "{:<10} {:<22} {:<6} {:>6} {:<8} {:>11} {:>13}",
+                m.id, m.address, m.zone, m.tokens, m.state, m.incarnation, m.hints_pending
+            );
+        }
+    }
+    let mut keys: Vec<&String> = s.stats.keys().collect();
+    keys.sort();
+    let wanted = |k: &str| {
+        all_stats
+            || k.starts_with("hints.")
+            || k.starts_with("coordinator.")
+            || k.starts_with("anti_entropy.")
+            || k.starts_with("transfer.")
+            || k.starts_with("handoff.")
+            || k.starts_with("merkle.")
+    };
+    for k in keys.into_iter().filter(|k| wanted(k)) {
+        println!("  {k} = {}", s.stats.get(k).copied().unwrap_or(0));
+    }
+}
+
+async fn cluster_command(action: ClusterAction) -> Result<(), CliError> {
+    match action {
+        ClusterAction::Up {
+            nodes,
+            dir,
+            replication,
+            write_quorum,
+            read_quorum,
+            zones,
+            tokens,
+        } => {
+            let n = replication.unwrap_or(nodes.min(3) as u32);
+            let majority = n / 2 + 1;
+            let spec = ClusterSpec {
+                nodes,
+                tokens_per_node: tokens,
+                zones,
+                replication: n,
+                write_quorum: write_quorum.unwrap_or(majority),
+                read_quorum: read_quorum.unwrap_or(majority),
+                base_dir: dir,
+                extra_node_args: Vec::new(),
+            };
+            let program = std::env::current_exe()
+                .map_err(|e| CliError::Failed(format!("cannot find my own executable: {e}")))?;
+            let launcher = NodeLauncher {
+                program,
+                args_prefix: vec!["node".into()],
+            };
+            let cluster = LocalCluster::start(&spec, &launcher)
+                .await
+                .map_err(|e| match e {
+                    crate::local_cluster::ClusterError::Invalid(m) => CliError::Usage(m),
+                    e => CliError::Failed(e.to_string()),
+                })?;
+            println!(
+                "ringkv cluster: {} nodes, N = {}, W = {}, R = {}",
+                nodes, spec.replication, spec.write_quorum, spec.read_quorum
+            );
+            for node in cluster.nodes() {
+                println!(
+                    "  {}  {}  data {}  log {}",
+                    node.id,
+                    node.address,
+                    node.data_dir.display(),
+                    node.log.display()
+                );
+            }
+            let first = cluster.endpoints().first().cloned().unwrap_or_default();
+            println!("try:  ringkv put hello world --endpoint {first}");
+            println!("      ringkv get hello --endpoint {first}");
+            println!("type `help` for add/remove/kill/restart; Ctrl-C stops every node.");
+            let mut cluster = cluster;
+            interactive(&mut cluster).await;
+            println!("stopping...");
+            cluster
+                .stop()
+                .await
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+            println!("stopped.");
+            Ok(())
+        }
+    }
+}
+
+/// Read cluster commands from stdin until `quit`, end of input or a signal.
+async fn interactive(cluster: &mut LocalCluster) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        let line = tokio::select! {
+            _ = &mut stop => return,
+            l = lines.next_line(), if stdin_open => l,
+        };
+        let line = match line {
+            Ok(Some(l)) => l,
+            _ => {
+                // No terminal (or end of input): keep running until a signal.
+                stdin_open = false;
+                continue;
+            }
+        };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let index_of = |id: &str| cluster.nodes().iter().position(|n| n.id == id);
+        let outcome: Result<String, String> = match words.as_slice() {
+            [] => continue,
+            ["help"] => Ok("commands: add [ZONE] | remove ID | kill ID | restart ID | pause ID | resume ID | nodes | quit".into()),
+            ["quit"] | ["exit"] => return,
+            ["nodes"] => Ok(cluster
+                .nodes()
+                .iter()
+                .map(|n| format!("{} {} {}", n.id, n.address, if n.is_running() { "running" } else { "stopped" }))
+                .collect::<Vec<_>>()
+                .join("\n")),
+            ["add"] | ["add", _] => {
+                let zone = words.get(1).map(|z| z.to_string());
+                match cluster.add_node(zone).await {
+                    Ok(i) => Ok(cluster
+                        .nodes()
+                        .get(i)
+                        .map(|n| format!("added {} at {}", n.id, n.address))
+                        .unwrap_or_default()),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            [cmd, id] => match index_of(id) {
+                None => Err(format!("no node {id}")),
+                Some(i) => match *cmd {
+                    "remove" => cluster.remove_node(i).await.map(|()| format!("removed {id}")).map_err(|e| e.to_string()),
+                    "kill" => cluster.kill_node(i).await.map(|()| format!("killed {id} (SIGKILL)")).map_err(|e| e.to_string()),
+                    "restart" => cluster.restart_node(i).await.map(|()| format!("restarted {id}")).map_err(|e| e.to_string()),
+                    "pause" => Ok(format!("paused {id}: {}", cluster.pause_node(i))),
+                    "resume" => Ok(format!("resumed {id}: {}", cluster.resume_node(i))),
+                    _ => Err(format!("unknown command {cmd:?}; type help")),
+                },
+            },
+            _ => Err("unknown command; type help".into()),
+        };
+        match outcome {
+            Ok(m) => println!("{m}"),
+            Err(e) => println!("error: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip() {
+        let b = vec![0u8, 1, 0xab, 0xff];
+        assert_eq!(decode_hex(&encode_hex(&b)).unwrap(), b);
+        assert!(decode_hex("abc").is_none());
+        assert!(decode_hex("zz").is_none());
+    }
+
+    #[test]
+    fn node_args_need_identity() {
+        let err = node_config(&NodeArgs::default()).unwrap_err();
+        assert!(err.contains("--id"), "{err}");
+    }
+
+    #[test]
+    fn small_cluster_defaults_replication_to_its_size() {
+        let args = NodeArgs {
+            id: Some("n1".into()),
+            listen: Some("127.0.0.1:7001".parse().unwrap()),
+            data_dir: Some("/tmp/x".into()),
+            ..NodeArgs::default()
+        };
+        let cfg = node_config(&args).unwrap();
+        assert_eq!(
+            (cfg.replication, cfg.write_quorum, cfg.read_quorum),
+            (1, 1, 1)
+        );
+    }
+}

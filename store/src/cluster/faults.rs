@@ -1,0 +1,72 @@
+//! A fault layer in the transport, switched by tests.
+//!
+//! A node started with fault injection enabled accepts `Admin` requests that
+//! partition it from named peers: outgoing pipeline calls and gossip to them
+//! fail as unreachable, and incoming node-to-node calls from them are refused.
+//! Nothing needs root or iptables, and a node without the flag refuses the
+//! admin request.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::RwLock;
+
+/// Shared switchboard of injected faults.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    enabled: AtomicBool,
+    blocked: RwLock<BTreeSet<String>>,
+}
+
+impl Faults {
+    /// Faults that may be switched at run time (`--enable-fault-injection`).
+    pub fn enabled() -> Self {
+        let f = Faults::default();
+        f.inner.enabled.store(true, Ordering::Relaxed);
+        f
+    }
+
+    /// Whether this node accepts fault commands.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Whether traffic with `peer` is cut.
+    pub fn blocks(&self, peer: &str) -> bool {
+        self.is_enabled() && self.inner.blocked.read().contains(peer)
+    }
+
+    /// Replace the set of peers this node is partitioned from.
+    pub fn set_blocked(&self, peers: impl IntoIterator<Item = String>) {
+        *self.inner.blocked.write() = peers.into_iter().collect();
+    }
+
+    /// Peers this node is partitioned from.
+    pub fn blocked(&self) -> Vec<String> {
+        self.inner.blocked.read().iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_only_apply_when_enabled() {
+        let off = Faults::default();
+        off.set_blocked(["n2".to_string()]);
+        assert!(!off.blocks("n2"));
+        let on = Faults::enabled();
+        on.set_blocked(["n2".to_string()]);
+        assert!(on.blocks("n2"));
+        assert!(!on.blocks("n3"));
+        on.set_blocked([]);
+        assert!(!on.blocks("n2"));
+    }
+}

@@ -1,0 +1,292 @@
+//! Talking to other nodes: the ring in force, pipelined peer connections,
+//! membership and failure detection, and the fault layer tests switch.
+//!
+//! [`Cluster::send`] is the one way to ask a replica — this node's own or a
+//! peer's — to apply a replica operation; local operations skip the network
+//! but run the same code ([`apply_local`]) the server runs for peers.
+
+pub mod anti_entropy;
+pub mod faults;
+pub mod gossip;
+pub mod handoff;
+pub mod membership;
+pub mod peers;
+pub mod rebalance;
+pub mod topology;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::config::FailureConfig;
+use crate::proto::{ReplicaResponse, replica_request, replica_response};
+use crate::replica::{Replica, ReplicaError};
+use crate::ring::{Ring, RingMember};
+use crate::version::{VersionSet, VersionVector};
+
+pub use faults::Faults;
+pub use membership::{MemberState, Membership};
+pub use peers::{PeerError, PeerPool};
+pub use topology::{Topology, TopologyError};
+
+/// This node's view of the cluster.
+pub struct Cluster {
+    me: String,
+    topology: Topology,
+    peers: PeerPool,
+    faults: Faults,
+    membership: Membership,
+    replica: Arc<Replica>,
+    gossip: std::sync::OnceLock<gossip::GossipInbox>,
+    failure: FailureConfig,
+    write_quorum: u32,
+    pacer: handoff::HandoffPacer,
+    anti_entropy: anti_entropy::AntiEntropyStats,
+    transfer: rebalance::TransferStats,
+}
+
+impl Cluster {
+    /// Wire up the cluster view of node `me`. `write_quorum` is the default
+    /// W (range transfers read from enough replicas to meet every write
+    /// quorum).
+    pub fn new(
+        me: &str,
+        topology: Topology,
+        replica: Arc<Replica>,
+        faults: Faults,
+        failure: FailureConfig,
+        write_quorum: u32,
+    ) -> Self {
+        Cluster {
+            me: me.to_string(),
+            topology,
+            peers: PeerPool::new(me, faults.clone()),
+            membership: Membership::new(me),
+            faults,
+            replica,
+            gossip: std::sync::OnceLock::new(),
+            pacer: handoff::HandoffPacer::new(failure.hint_replay_per_sec),
+            failure,
+            write_quorum,
+            anti_entropy: anti_entropy::AntiEntropyStats::default(),
+            transfer: rebalance::TransferStats::default(),
+        }
+    }
+
+    /// Start the background machinery: failure detection, hint replay,
+    /// anti-entropy (with ring sync) and tombstone purge.
+    pub fn start_background(self: &Arc<Self>, address: String) {
+        if self.gossip.get().is_none() {
+            let inbox = gossip::start(self.clone(), address, self.failure.clone());
+            let _ = self.gossip.set(inbox);
+        }
+        handoff::start(self.clone(), self.failure.clone());
+        anti_entropy::start(self.clone(), self.failure.clone());
+    }
+
+    /// Failure-handling settings.
+    pub fn failure_config(&self) -> &FailureConfig {
+        &self.failure
+    }
+
+    /// Default W.
+    pub fn write_quorum(&self) -> u32 {
+        self.write_quorum
+    }
+
+    /// The receiver side of hinted handoff.
+    pub fn handoff(&self) -> &handoff::HandoffPacer {
+        &self.pacer
+    }
+
+    /// Anti-entropy counters.
+    pub fn anti_entropy(&self) -> &anti_entropy::AntiEntropyStats {
+        &self.anti_entropy
+    }
+
+    /// Range-transfer counters.
+    pub fn transfer(&self) -> &rebalance::TransferStats {
+        &self.transfer
+    }
+
+    /// Adopt a newer ring (persisted) and rebuild the Merkle index for the
+    /// segments this node now replicates. Returns whether it was adopted.
+    pub async fn adopt_ring(&self, desc: crate::ring::RingDescription) -> Result<bool, String> {
+        let adopted = self.topology.adopt(desc).map_err(|e| e.to_string())?;
+        if adopted {
+            tracing::info!(version = self.ring().version(), "adopted a new ring");
+            self.rebuild_merkle().await?;
+        }
+        Ok(adopted)
+    }
+
+    /// Rebuild the Merkle index for the segments this node replicates.
+    pub async fn rebuild_merkle(&self) -> Result<(), String> {
+        let ring = self.ring();
+        let segments = match ring.index_of(&self.me) {
+            Some(me) => ring.segments_replicated_by(me),
+            None => Vec::new(),
+        };
+        let replica = self.replica.clone();
+        tokio::task::spawn_blocking(move || replica.rebuild_merkle(&segments))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Hand a gossip datagram from `from` to failure detection.
+    pub fn deliver_gossip(&self, from: &str, data: Bytes) {
+        if self.faults.blocks(from) {
+            return;
+        }
+        if let Some(inbox) = self.gossip.get() {
+            inbox.deliver(data);
+        }
+    }
+
+    /// This node's id.
+    pub fn me(&self) -> &str {
+        &self.me
+    }
+
+    /// The ring in force.
+    pub fn ring(&self) -> Arc<Ring> {
+        self.topology.ring()
+    }
+
+    /// The versioned ring holder.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The local replica.
+    pub fn replica(&self) -> &Arc<Replica> {
+        &self.replica
+    }
+
+    /// Fault switchboard.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Membership states (failure detection).
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// Peer connections.
+    pub fn peers(&self) -> &PeerPool {
+        &self.peers
+    }
+
+    /// Whether a member should be sent requests: this node always; a peer
+    /// unless failure detection says down, the transport cannot reach it, or a
+    /// fault cuts it off.
+    pub fn is_available(&self, member: &RingMember) -> bool {
+        if member.id == self.me {
+            return true;
+        }
+        if self.faults.blocks(&member.id) {
+            return false;
+        }
+        if self.membership.state(&member.id) == MemberState::Down {
+            return false;
+        }
+        self.peers
+            .get(&member.id, &member.address)
+            .is_none_or(|p| p.is_reachable())
+    }
+
+    /// Ask `member` to apply `op`; local ops run on the blocking pool.
+    pub async fn send(
+        &self,
+        member: &RingMember,
+        op: replica_request::Op,
+        timeout: Duration,
+    ) -> Result<ReplicaResponse, PeerError> {
+        if member.id == self.me {
+            let replica = self.replica.clone();
+            let run = tokio::task::spawn_blocking(move || apply_local(&replica, op));
+            return match tokio::time::timeout(timeout, run).await {
+                Err(_) => Err(PeerError::Timeout(self.me.clone())),
+                Ok(Err(join)) => Err(PeerError::Remote {
+                    peer: self.me.clone(),
+                    message: format!("local replica task failed: {join}"),
+                    invalid: false,
+                }),
+                Ok(Ok(resp)) => peers::check_response(&self.me, resp),
+            };
+        }
+        let peer =
+            self.peers
+                .get(&member.id, &member.address)
+                .ok_or_else(|| PeerError::Unreachable {
+                    peer: member.id.clone(),
+                    reason: format!("bad address {:?}", member.address),
+                })?;
+        peer.call(op, timeout).await
+    }
+}
+
+/// Apply one replica operation to the local replica (blocking: engine I/O).
+/// The server's pipeline handler and [`Cluster::send`] both use this.
+pub fn apply_local(replica: &Replica, op: replica_request::Op) -> ReplicaResponse {
+    let result = match op {
+        replica_request::Op::Coordinate(c) => {
+            coordinate(replica, c).map(|set| Bytes::from(set.encode()))
+        }
+        replica_request::Op::Merge(m) => VersionSet::decode(&m.versions)
+            .map_err(ApplyError::from)
+            .and_then(|incoming| {
+                let hint = (!m.hint_for.is_empty()).then_some(m.hint_for.as_str());
+                replica
+                    .merge(&m.key, &incoming, hint)
+                    .map_err(ApplyError::from)
+            })
+            // The coordinator only needs the ack; skip re-encoding.
+            .map(|_| Bytes::new()),
+        replica_request::Op::Purge(p) => replica
+            .schedule_purge(&p.key, p.digest, p.due_ms)
+            .map(|()| Bytes::new())
+            .map_err(ApplyError::from),
+        replica_request::Op::Fetch(f) => replica
+            .fetch_raw(&f.key)
+            .map(|raw| raw.map(Bytes::from).unwrap_or_default())
+            .map_err(ApplyError::from),
+    };
+    match result {
+        Ok(versions) => ReplicaResponse {
+            id: 0,
+            result: Some(replica_response::Result::Versions(versions)),
+            invalid: false,
+        },
+        Err(e) => ReplicaResponse {
+            id: 0,
+            invalid: matches!(e, ApplyError::Invalid(_)),
+            result: Some(replica_response::Result::Error(e.to_string())),
+        },
+    }
+}
+
+fn coordinate(replica: &Replica, c: crate::proto::CoordinatePut) -> Result<VersionSet, ApplyError> {
+    let context = VersionVector::decode_context(&c.context)
+        .map_err(|e| ApplyError::Invalid(format!("causal context: {e}")))?;
+    let value = (!c.tombstone).then_some(c.value);
+    let hint = (!c.hint_for.is_empty()).then_some(c.hint_for.as_str());
+    Ok(replica.coordinate_put(&c.key, value, &context, c.timestamp_ms, hint)?)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ApplyError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Replica(#[from] ReplicaError),
+}
+
+impl From<crate::version::DecodeError> for ApplyError {
+    fn from(e: crate::version::DecodeError) -> Self {
+        ApplyError::Invalid(format!("version set: {e}"))
+    }
+}

@@ -1,0 +1,597 @@
+//! A local cluster of real node processes on 127.0.0.1.
+//!
+//! One implementation serves `ringkv cluster up`, the loadgen (which starts a
+//! fresh cluster per sweep point) and the integration tests. Each node is a
+//! child process started through a [`NodeLauncher`]: `ringkv node ...`, or the
+//! loadgen re-executing itself in node mode. Ports are picked by the OS
+//! (bind to port 0, read it back); if another process grabs one before the
+//! node binds it, the start is retried with fresh ports.
+//!
+//! Children are killed when the cluster is dropped, so nothing is left
+//! running after an error or a panic in a test.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use crate::client::{Client, ClientOptions};
+use crate::config::PeerSpec;
+
+/// Attempts at starting a cluster when a picked port is taken meanwhile.
+const START_ATTEMPTS: usize = 3;
+/// How long a node may take to answer its first `Status`.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a node may take to stop after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What cluster to start.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    /// Nodes.
+    pub nodes: usize,
+    /// Tokens per node.
+    pub tokens_per_node: u32,
+    /// Zones, assigned round-robin (empty: no zones).
+    pub zones: Vec<String>,
+    /// N.
+    pub replication: u32,
+    /// Default W.
+    pub write_quorum: u32,
+    /// Default R.
+    pub read_quorum: u32,
+    /// Where node data and logs go (default: a fresh temp dir, removed on stop).
+    pub base_dir: Option<PathBuf>,
+    /// Extra arguments for every node (e.g. `--durability never`).
+    pub extra_node_args: Vec<String>,
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        ClusterSpec {
+            nodes: 3,
+            tokens_per_node: crate::ring::DEFAULT_TOKENS_PER_NODE,
+            zones: Vec::new(),
+            replication: 3,
+            write_quorum: 2,
+            read_quorum: 2,
+            base_dir: None,
+            extra_node_args: Vec::new(),
+        }
+    }
+}
+
+/// How to start one node process: `program args_prefix... <node args>`.
+#[derive(Clone, Debug)]
+pub struct NodeLauncher {
+    /// The executable.
+    pub program: PathBuf,
+    /// Arguments before the node arguments (`["node"]` for `ringkv`).
+    pub args_prefix: Vec<String>,
+}
+
+/// Why a local cluster could not start or stop.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// The spec is impossible.
+    #[error("invalid cluster: {0}")]
+    Invalid(String),
+    /// Files or processes could not be created.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A membership change failed.
+    #[error("membership change failed: {0}")]
+    Change(String),
+    /// A node did not come up.
+    #[error("node {id} did not start: {reason}\n--- last lines of {log} ---\n{tail}")]
+    NodeFailed {
+        /// Node id.
+        id: String,
+        /// Why.
+        reason: String,
+        /// Its log file.
+        log: String,
+        /// The end of its log.
+        tail: String,
+    },
+}
+
+/// One node of a local cluster.
+#[derive(Debug)]
+pub struct LocalNode {
+    /// Node id (`n1`, ...).
+    pub id: String,
+    /// gRPC address.
+    pub address: String,
+    /// Zone.
+    pub zone: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Log file (stdout and stderr).
+    pub log: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl LocalNode {
+    /// OS process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+/// A running local cluster.
+#[derive(Debug)]
+pub struct LocalCluster {
+    nodes: Vec<LocalNode>,
+    base_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    launcher: NodeLauncher,
+    spec: ClusterSpec,
+}
+
+/// Reserve `n` free loopback ports (bound, then released for the nodes).
+fn pick_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect()
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+impl LocalCluster {
+    /// Start a cluster and wait until every node answers.
+    pub async fn start(
+        spec: &ClusterSpec,
+        launcher: &NodeLauncher,
+    ) -> Result<LocalCluster, ClusterError> {
+        if spec.nodes == 0 {
+            return Err(ClusterError::Invalid(
+                "a cluster needs at least one node".into(),
+            ));
+        }
+        if spec.replication == 0 || spec.replication as usize > spec.nodes {
+            return Err(ClusterError::Invalid(format!(
+                "replication factor N = {} needs 1..={} (the number of nodes)",
+                spec.replication, spec.nodes
+            )));
+        }
+        for (what, q) in [("W", spec.write_quorum), ("R", spec.read_quorum)] {
+            if q == 0 || q > spec.replication {
+                return Err(ClusterError::Invalid(format!(
+                    "{what} = {q} must be between 1 and N = {}",
+                    spec.replication
+                )));
+            }
+        }
+        let mut last = None;
+        for _ in 0..START_ATTEMPTS {
+            match Self::try_start(spec, launcher).await {
+                Ok(c) => return Ok(c),
+                Err(e @ ClusterError::NodeFailed { .. }) if e.to_string().contains("in use") => {
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| ClusterError::Invalid("could not start".into())))
+    }
+
+    async fn try_start(
+        spec: &ClusterSpec,
+        launcher: &NodeLauncher,
+    ) -> Result<LocalCluster, ClusterError> {
+        let io = |context: &str| {
+            let context = context.to_string();
+            move |source| ClusterError::Io { context, source }
+        };
+        let (temp, base_dir) = match &spec.base_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d).map_err(io(&format!("creating {}", d.display())))?;
+                (None, d.clone())
+            }
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("ringkv-cluster-")
+                    .tempdir()
+                    .map_err(io("creating a temp dir"))?;
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+        };
+        let ports = pick_ports(spec.nodes).map_err(io("picking free ports"))?;
+        let peers: Vec<PeerSpec> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| PeerSpec {
+                id: format!("n{}", i + 1),
+                address: format!("127.0.0.1:{port}"),
+                zone: spec
+                    .zones
+                    .get(i % spec.zones.len().max(1))
+                    .cloned()
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let peer_list = peers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut nodes = Vec::with_capacity(spec.nodes);
+        for p in &peers {
+            let data_dir = base_dir.join(&p.id);
+            let log = base_dir.join(format!("{}.log", p.id));
+            let mut args = vec![
+                "--id".to_string(),
+                p.id.clone(),
+                "--listen".into(),
+                p.address.clone(),
+                "--data-dir".into(),
+                data_dir.display().to_string(),
+                "--peers".into(),
+                peer_list.clone(),
+                "--tokens".into(),
+                spec.tokens_per_node.to_string(),
+                "--replication".into(),
+                spec.replication.to_string(),
+                "--write-quorum".into(),
+                spec.write_quorum.to_string(),
+                "--read-quorum".into(),
+                spec.read_quorum.to_string(),
+            ];
+            if !p.zone.is_empty() {
+                args.push("--zone".into());
+                args.push(p.zone.clone());
+            }
+            args.extend(spec.extra_node_args.iter().cloned());
+            nodes.push(LocalNode {
+                id: p.id.clone(),
+                address: p.address.clone(),
+                zone: p.zone.clone(),
+                data_dir,
+                log,
+                args,
+                child: None,
+            });
+        }
+        let mut cluster = LocalCluster {
+            nodes,
+            base_dir,
+            _temp: temp,
+            launcher: launcher.clone(),
+            spec: spec.clone(),
+        };
+        for i in 0..cluster.nodes.len() {
+            cluster.spawn(i)?;
+        }
+        for i in 0..cluster.nodes.len() {
+            cluster.wait_ready(i).await?;
+        }
+        Ok(cluster)
+    }
+
+    fn spawn(&mut self, i: usize) -> Result<(), ClusterError> {
+        let launcher = self.launcher.clone();
+        let node = self
+            .nodes
+            .get_mut(i)
+            .ok_or_else(|| ClusterError::Invalid(format!("no node {i}")))?;
+        let io = |context: String| move |source| ClusterError::Io { context, source };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .map_err(io(format!("opening {}", node.log.display())))?;
+        let log2 = log
+            .try_clone()
+            .map_err(io(format!("opening {}", node.log.display())))?;
+        let child = Command::new(&launcher.program)
+            .args(&launcher.args_prefix)
+            .args(&node.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2))
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(io(format!("starting {}", launcher.program.display())))?;
+        node.child = Some(child);
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self, i: usize) -> Result<(), ClusterError> {
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        loop {
+            let node = self
+                .nodes
+                .get_mut(i)
+                .ok_or_else(|| ClusterError::Invalid(format!("no node {i}")))?;
+            let failed = |reason: String, node: &LocalNode| ClusterError::NodeFailed {
+                id: node.id.clone(),
+                reason,
+                log: node.log.display().to_string(),
+                tail: tail(&node.log, 20),
+            };
+            if let Some(child) = node.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                node.child = None;
+                let reason = if tail(&node.log, 20).contains("in use") {
+                    format!("exited with {status}: address in use")
+                } else {
+                    format!("exited with {status}")
+                };
+                return Err(failed(reason, node));
+            }
+            let opts = ClientOptions {
+                timeout: Duration::from_millis(500),
+                token_aware: false,
+                connections: 1,
+            };
+            if let Ok(c) = Client::connect(std::slice::from_ref(&node.address), opts).await
+                && c.status().await.is_ok()
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(failed(format!("no answer within {READY_TIMEOUT:?}"), node));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// gRPC endpoints of the running nodes.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.is_running())
+            .map(|n| n.address.clone())
+            .collect()
+    }
+
+    /// OS process ids of the running nodes.
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().filter_map(LocalNode::pid).collect()
+    }
+
+    /// The nodes.
+    pub fn nodes(&self) -> &[LocalNode] {
+        &self.nodes
+    }
+
+    /// Where data and logs live.
+    pub fn base_dir(&self) -> &Path {
+        &self.base_dir
+    }
+
+    /// The spec it was started with.
+    pub fn spec(&self) -> &ClusterSpec {
+        &self.spec
+    }
+
+    fn signal(&self, i: usize, sig: libc::c_int) -> bool {
+        match self.nodes.get(i).and_then(LocalNode::pid) {
+            Some(pid) => send_signal(pid, sig),
+            None => false,
+        }
+    }
+
+    /// SIGKILL node `i` (a crash) and reap it.
+    pub async fn kill_node(&mut self, i: usize) -> Result<(), ClusterError> {
+        if let Some(node) = self.nodes.get_mut(i)
+            && let Some(mut child) = node.child.take()
+        {
+            child.kill().await.map_err(|source| ClusterError::Io {
+                context: format!("killing {}", node.id),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Stop node `i` cleanly (SIGTERM, then SIGKILL after a grace period).
+    pub async fn stop_node(&mut self, i: usize) -> Result<(), ClusterError> {
+        self.signal(i, libc::SIGTERM);
+        if let Some(node) = self.nodes.get_mut(i)
+            && let Some(mut child) = node.child.take()
+        {
+            match tokio::time::timeout(STOP_TIMEOUT, child.wait()).await {
+                Ok(_) => {}
+                Err(_) => {
+                    tracing::warn!(node = %node.id, "did not stop after SIGTERM; killing it");
+                    let _ = child.kill().await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Start node `i` again (same id, address and data) and wait for it.
+    pub async fn restart_node(&mut self, i: usize) -> Result<(), ClusterError> {
+        if self.nodes.get(i).is_some_and(LocalNode::is_running) {
+            self.stop_node(i).await?;
+        }
+        self.spawn(i)?;
+        self.wait_ready(i).await
+    }
+
+    /// Freeze node `i` (SIGSTOP): it holds its connections but answers nothing.
+    pub fn pause_node(&self, i: usize) -> bool {
+        self.signal(i, libc::SIGSTOP)
+    }
+
+    /// Thaw a paused node (SIGCONT).
+    pub fn resume_node(&self, i: usize) -> bool {
+        self.signal(i, libc::SIGCONT)
+    }
+
+    /// Start one more node and add it to the ring (`admin join`: its ranges
+    /// are streamed to it first). Returns its index.
+    pub async fn add_node(&mut self, zone: Option<String>) -> Result<usize, ClusterError> {
+        let i = self.add_node_process(zone).await?;
+        self.join_node(i).await?;
+        Ok(i)
+    }
+
+    /// Add node `i` (started by [`Self::add_node_process`]) to the ring.
+    pub async fn join_node(&self, i: usize) -> Result<String, ClusterError> {
+        let node = self
+            .nodes
+            .get(i)
+            .ok_or_else(|| ClusterError::Invalid(format!("no node {i}")))?;
+        let op = crate::proto::admin_request::Op::Join(crate::proto::JoinNode {
+            id: node.id.clone(),
+            address: node.address.clone(),
+            zone: node.zone.clone(),
+            tokens: self.spec.tokens_per_node,
+        });
+        self.admin_via(op, Some(&node.id)).await
+    }
+
+    /// Start one more node process outside the ring (`--join`), without
+    /// adding it yet. Returns its index.
+    pub async fn add_node_process(&mut self, zone: Option<String>) -> Result<usize, ClusterError> {
+        let io = |context: &str| {
+            let context = context.to_string();
+            move |source| ClusterError::Io { context, source }
+        };
+        let taken: std::collections::BTreeSet<&str> =
+            self.nodes.iter().map(|n| n.id.as_str()).collect();
+        let id = (1..)
+            .map(|i| format!("n{i}"))
+            .find(|id| !taken.contains(id.as_str()))
+            .unwrap_or_else(|| "n0".into());
+        let port = pick_ports(1)
+            .map_err(io("picking a free port"))?
+            .first()
+            .copied()
+            .unwrap_or(0);
+        let address = format!("127.0.0.1:{port}");
+        let zone = zone.unwrap_or_else(|| {
+            let zones = &self.spec.zones;
+            zones
+                .get(self.nodes.len() % zones.len().max(1))
+                .cloned()
+                .unwrap_or_default()
+        });
+        let data_dir = self.base_dir.join(&id);
+        let log = self.base_dir.join(format!("{id}.log"));
+        let mut args = vec![
+            "--id".to_string(),
+            id.clone(),
+            "--listen".into(),
+            address.clone(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--join".into(),
+            "--tokens".into(),
+            self.spec.tokens_per_node.to_string(),
+            "--replication".into(),
+            self.spec.replication.to_string(),
+            "--write-quorum".into(),
+            self.spec.write_quorum.to_string(),
+            "--read-quorum".into(),
+            self.spec.read_quorum.to_string(),
+        ];
+        if !zone.is_empty() {
+            args.push("--zone".into());
+            args.push(zone.clone());
+        }
+        args.extend(self.spec.extra_node_args.iter().cloned());
+        self.nodes.push(LocalNode {
+            id: id.clone(),
+            address: address.clone(),
+            zone: zone.clone(),
+            data_dir,
+            log,
+            args,
+            child: None,
+        });
+        let i = self.nodes.len() - 1;
+        self.spawn(i)?;
+        self.wait_ready(i).await?;
+        Ok(i)
+    }
+
+    /// Remove node `i` from the ring (`admin leave`: its data is handed off
+    /// first), then stop its process.
+    pub async fn remove_node(&mut self, i: usize) -> Result<(), ClusterError> {
+        let id = self
+            .nodes
+            .get(i)
+            .map(|n| n.id.clone())
+            .ok_or_else(|| ClusterError::Invalid(format!("no node {i}")))?;
+        let op = crate::proto::admin_request::Op::Leave(crate::proto::LeaveNode { id: id.clone() });
+        self.admin_via(op, Some(&id)).await?;
+        self.stop_node(i).await
+    }
+
+    /// Send an admin request through a running node other than `avoid`.
+    async fn admin_via(
+        &self,
+        op: crate::proto::admin_request::Op,
+        avoid: Option<&str>,
+    ) -> Result<String, ClusterError> {
+        let via = self
+            .nodes
+            .iter()
+            .find(|n| n.is_running() && Some(n.id.as_str()) != avoid)
+            .ok_or_else(|| ClusterError::Invalid("no running node to send the change to".into()))?;
+        let opts = ClientOptions {
+            timeout: Duration::from_secs(600),
+            token_aware: false,
+            connections: 1,
+        };
+        let client = Client::connect(std::slice::from_ref(&via.address), opts)
+            .await
+            .map_err(|e| ClusterError::Change(e.to_string()))?;
+        client
+            .admin_of(0, op)
+            .await
+            .map(|r| r.message)
+            .map_err(|e| ClusterError::Change(e.to_string()))
+    }
+
+    /// Stop every node cleanly.
+    pub async fn stop(mut self) -> Result<(), ClusterError> {
+        for i in 0..self.nodes.len() {
+            self.signal(i, libc::SIGCONT);
+            self.signal(i, libc::SIGTERM);
+        }
+        for i in 0..self.nodes.len() {
+            self.stop_node(i).await?;
+        }
+        Ok(())
+    }
+}
+
+fn send_signal(pid: u32, sig: libc::c_int) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill(2) with a pid of our own child and a valid signal number
+    // has no memory-safety implications.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::kill(pid, sig) };
+    rc == 0
+}

@@ -1,0 +1,491 @@
+//! One node's local, versioned view of its data.
+//!
+//! The replica wraps the LSM engine with versions: every key maps to a
+//! [`VersionSet`]. It knows nothing about peers: the coordinator and the
+//! cluster layer decide what to send where; the replica applies it durably.
+//!
+//! Engine key space (one engine, prefixes keep the parts apart):
+//!
+//! | prefix | key                                   | value                      |
+//! |--------|---------------------------------------|----------------------------|
+//! | `d`    | `d ‖ position (u64 BE) ‖ user key`     | encoded [`VersionSet`]     |
+//! | `h`    | see [`hints`]                          | hint record                |
+//! | `m`    | `m ‖ name`                             | node metadata (actor id…)  |
+//! | `p`    | see [`hints`] (tombstone purge queue)  | expected set hash          |
+//!
+//! Data keys start with the ring position so a ring segment (or a Merkle leaf
+//! bucket) is one contiguous range scan.
+//!
+//! Writes to one key are serialised by a striped lock: read the current set,
+//! merge or update, write back, update the Merkle index.
+
+pub mod hints;
+pub mod merkle;
+mod purge;
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::lsm::{self, Engine, WriteBatch};
+use crate::ring::{Segment, key_position};
+use crate::version::{Actor, DecodeError, VersionSet, VersionVector};
+
+pub use merkle::MerkleIndex;
+
+/// Prefix of data keys.
+const DATA: u8 = b'd';
+/// Prefix of metadata keys.
+const META: u8 = b'm';
+/// Number of stripes of the per-key write lock.
+const LOCK_STRIPES: usize = 1024;
+/// Overhead allowed per sibling on top of the value (dot, timestamp, lengths).
+const SIBLING_OVERHEAD: usize = 64;
+
+/// What a replica needs to open.
+#[derive(Clone, Debug)]
+pub struct ReplicaOptions {
+    /// This node's id; a data directory belongs to exactly one node.
+    pub node_id: String,
+    /// Largest user key.
+    pub max_key_bytes: usize,
+    /// Largest user value.
+    pub max_value_bytes: usize,
+    /// Versions kept per key.
+    pub max_siblings: usize,
+    /// Engine settings (limits are derived from the ones above).
+    pub engine: lsm::Options,
+}
+
+/// Why a replica operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplicaError {
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] lsm::Error),
+    /// A stored or received version set does not decode.
+    #[error("version data for a key is corrupt: {0}")]
+    Versions(#[from] DecodeError),
+    /// The data directory belongs to another node.
+    #[error(
+        "data directory {dir} belongs to node {owner:?}, not {requested:?}; use that id or another directory"
+    )]
+    WrongNode {
+        /// The directory.
+        dir: PathBuf,
+        /// The id recorded in it.
+        owner: String,
+        /// The id this process was started with.
+        requested: String,
+    },
+    /// The hint store for a target is full; the write was not taken.
+    #[error("hints for {target} reached their bound of {max_bytes} bytes; hint refused")]
+    HintsFull {
+        /// The node the hint was for.
+        target: String,
+        /// The configured bound.
+        max_bytes: u64,
+    },
+    /// Metadata in the engine is malformed.
+    #[error("node metadata {0:?} is corrupt")]
+    Metadata(&'static str),
+}
+
+/// Result alias for replica operations.
+pub type Result<T> = std::result::Result<T, ReplicaError>;
+
+/// Counters a replica keeps.
+#[derive(Debug, Default)]
+pub struct ReplicaStats {
+    /// Local coordinated writes.
+    pub coordinated_writes: AtomicU64,
+    /// Merges applied (replication, read repair, hints, anti-entropy).
+    pub merges: AtomicU64,
+    /// Merges that changed nothing (the local set already dominated).
+    pub merges_noop: AtomicU64,
+    /// Siblings dropped by the per-key bound.
+    pub siblings_dropped: AtomicU64,
+    /// Local reads.
+    pub fetches: AtomicU64,
+    /// Tombstones purged after every replica had them.
+    pub tombstones_purged: AtomicU64,
+}
+
+/// A node's local versioned store.
+pub struct Replica {
+    engine: Arc<Engine>,
+    actor: Actor,
+    node_id: String,
+    max_siblings: usize,
+    locks: Box<[Mutex<()>]>,
+    merkle: MerkleIndex,
+    stats: ReplicaStats,
+    hints: hints::HintBook,
+}
+
+/// Engine key of a user key.
+pub fn data_key(key: &[u8]) -> Vec<u8> {
+    data_key_at(key_position(key), key)
+}
+
+fn data_key_at(pos: u64, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + key.len());
+    k.push(DATA);
+    k.extend_from_slice(&pos.to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+/// Split an engine data key into position and user key.
+fn parse_data_key(k: &[u8]) -> Option<(u64, &[u8])> {
+    let (&p, rest) = k.split_first()?;
+    if p != DATA {
+        return None;
+    }
+    let pos = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+    Some((pos, rest.get(8..)?))
+}
+
+/// Engine key range holding ring positions `(start, end]` (non-wrapping).
+fn position_range(start: u64, end: u64) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let lo = match start.checked_add(1) {
+        Some(s) => Bound::Included(vec_pos(s)),
+        None => Bound::Excluded(vec![DATA + 1]),
+    };
+    let hi = match end.checked_add(1) {
+        Some(e) => Bound::Excluded(vec_pos(e)),
+        None => Bound::Excluded(vec![DATA + 1]),
+    };
+    (lo, hi)
+}
+
+fn vec_pos(pos: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(DATA);
+    k.extend_from_slice(&pos.to_be_bytes());
+    k
+}
+
+/// One versioned entry read from a range.
+#[derive(Clone, Debug)]
+pub struct RangeEntry {
+    /// Ring position of the key.
+    pub position: u64,
+    /// User key.
+    pub key: Bytes,
+    /// Encoded version set.
+    pub versions: Bytes,
+}
+
+impl Replica {
+    /// Open (or create) the replica in `dir`.
+    pub fn open(dir: &Path, opts: ReplicaOptions) -> Result<Replica> {
+        let mut engine_opts = opts.engine.clone();
+        engine_opts.max_key_bytes = opts.max_key_bytes + 64;
+        engine_opts.max_value_bytes =
+            opts.max_siblings.max(1) * (opts.max_value_bytes + SIBLING_OVERHEAD) + 4096;
+        let engine = Arc::new(Engine::open(dir, engine_opts)?);
+        let actor = Self::load_identity(&engine, dir, &opts.node_id)?;
+        let hints = hints::HintBook::load(&engine)?;
+        let locks = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
+        Ok(Replica {
+            engine,
+            actor,
+            node_id: opts.node_id,
+            max_siblings: opts.max_siblings.max(1),
+            locks,
+            merkle: MerkleIndex::default(),
+            stats: ReplicaStats::default(),
+            hints,
+        })
+    }
+
+    /// Read or mint this directory's actor id, and check the node id.
+    fn load_identity(engine: &Engine, dir: &Path, node_id: &str) -> Result<Actor> {
+        let id_key = [META, b'i', b'd'];
+        let actor_key = [META, b'a', b'c', b't', b'o', b'r'];
+        match engine.get(&id_key)? {
+            Some(owner) if owner != node_id.as_bytes() => Err(ReplicaError::WrongNode {
+                dir: dir.to_path_buf(),
+                owner: String::from_utf8_lossy(&owner).into_owned(),
+                requested: node_id.to_string(),
+            }),
+            Some(_) => {
+                let raw = engine
+                    .get(&actor_key)?
+                    .ok_or(ReplicaError::Metadata("actor"))?;
+                let bytes: [u8; 8] = raw
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| ReplicaError::Metadata("actor"))?;
+                Ok(u64::from_le_bytes(bytes))
+            }
+            None => {
+                let actor: u64 = rand::random();
+                let mut batch = WriteBatch::new();
+                batch.put(&actor_key, &actor.to_le_bytes());
+                batch.put(&id_key, node_id.as_bytes());
+                engine.write_batch(batch)?;
+                Ok(actor)
+            }
+        }
+    }
+
+    /// This data directory's actor id (minted once, never reused).
+    pub fn actor(&self) -> Actor {
+        self.actor
+    }
+
+    /// The node id this directory belongs to.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// The engine underneath (stats, flush).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &ReplicaStats {
+        &self.stats
+    }
+
+    /// The Merkle index.
+    pub fn merkle(&self) -> &MerkleIndex {
+        &self.merkle
+    }
+
+    /// The hint book (hinted handoff and the purge queue).
+    pub fn hints(&self) -> &hints::HintBook {
+        &self.hints
+    }
+
+    fn lock_for(&self, key: &[u8]) -> &Mutex<()> {
+        let stripe = (xxhash_rust::xxh3::xxh3_64(key) as usize) % LOCK_STRIPES;
+        // LOCK_STRIPES entries exist; `stripe` is in range.
+        &self.locks[stripe]
+    }
+
+    fn read_set(&self, dkey: &[u8]) -> Result<Option<(VersionSet, Vec<u8>)>> {
+        match self.engine.get(dkey)? {
+            None => Ok(None),
+            Some(raw) => Ok(Some((VersionSet::decode(&raw)?, raw))),
+        }
+    }
+
+    /// Apply a write as the coordinating replica: drop what `context` saw,
+    /// add `value` (None: a tombstone) under a fresh dot of this actor, store
+    /// durably. Returns the resulting set, to replicate to the others.
+    /// `hint_for` names the owner when this node is a fallback for it.
+    pub fn coordinate_put(
+        &self,
+        key: &[u8],
+        value: Option<Bytes>,
+        context: &VersionVector,
+        timestamp_ms: u64,
+        hint_for: Option<&str>,
+    ) -> Result<VersionSet> {
+        let (actor, max) = (self.actor, self.max_siblings);
+        let set = self.write_with(key, hint_for, |set| {
+            let (_, outcome) = set.update(context, actor, value, timestamp_ms, max);
+            (true, outcome.dropped_siblings)
+        })?;
+        self.stats
+            .coordinated_writes
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(set)
+    }
+
+    /// Merge a version set from another replica (replication, read repair,
+    /// hint replay, anti-entropy). `hint_for` names the owner when this node
+    /// stores the write on another's behalf. Returns the resulting set.
+    pub fn merge(
+        &self,
+        key: &[u8],
+        incoming: &VersionSet,
+        hint_for: Option<&str>,
+    ) -> Result<VersionSet> {
+        let max = self.max_siblings;
+        self.stats.merges.fetch_add(1, Ordering::Relaxed);
+        self.write_with(key, hint_for, |set| {
+            let (changed, outcome) = set.merge(incoming, max);
+            (changed, outcome.dropped_siblings)
+        })
+    }
+
+    /// The one write path: under the key's lock, read the current set, let
+    /// `change` modify it, and write it back (with a hint in the same atomic
+    /// batch when `hint_for` is set). Skips the write when nothing changed.
+    fn write_with(
+        &self,
+        key: &[u8],
+        hint_for: Option<&str>,
+        change: impl FnOnce(&mut VersionSet) -> (bool, usize),
+    ) -> Result<VersionSet> {
+        let pos = key_position(key);
+        let dkey = data_key_at(pos, key);
+        let _guard = self.lock_for(key).lock();
+        let (mut set, old_raw) = match self.read_set(&dkey)? {
+            Some((s, raw)) => (s, Some(raw)),
+            None => (VersionSet::new(), None),
+        };
+        let (changed, dropped) = change(&mut set);
+        self.note_dropped(dropped, key);
+        if !changed && hint_for.is_none() && old_raw.is_some() {
+            self.stats.merges_noop.fetch_add(1, Ordering::Relaxed);
+            return Ok(set);
+        }
+        let new_raw = set.encode();
+        match hint_for {
+            None => {
+                self.engine.put(&dkey, &new_raw)?;
+            }
+            Some(target) => {
+                let hint =
+                    self.hints
+                        .prepare(&self.engine, target, pos, key, new_raw.len() as u64)?;
+                let mut batch = WriteBatch::new();
+                batch.put(&dkey, &new_raw);
+                hint.add_to(&mut batch);
+                self.engine.write_batch(batch)?;
+                self.hints.committed(hint);
+            }
+        }
+        self.account(pos, key, old_raw.as_deref(), Some(&new_raw));
+        Ok(set)
+    }
+
+    /// The local version set of a key.
+    pub fn fetch(&self, key: &[u8]) -> Result<Option<VersionSet>> {
+        self.stats.fetches.fetch_add(1, Ordering::Relaxed);
+        Ok(self.read_set(&data_key(key))?.map(|(s, _)| s))
+    }
+
+    /// The local encoded version set of a key (no decode).
+    pub fn fetch_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.stats.fetches.fetch_add(1, Ordering::Relaxed);
+        Ok(self.engine.get(&data_key(key))?)
+    }
+
+    /// Remove a key's data if its set still encodes to `expected` (used to
+    /// purge tombstones every replica has, and to drop data handed off to
+    /// its owner). Returns whether it was removed.
+    pub fn remove_if_unchanged(&self, key: &[u8], expected: &[u8]) -> Result<bool> {
+        let pos = key_position(key);
+        let dkey = data_key_at(pos, key);
+        let _guard = self.lock_for(key).lock();
+        match self.engine.get(&dkey)? {
+            Some(raw) if raw == expected => {
+                self.engine.delete(&dkey)?;
+                self.account(pos, key, Some(&raw), None);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Entries with positions in `(start, end]` (wrapping allowed), after
+    /// `(after_position, after_key)` when resuming, at most `limit`.
+    pub fn scan_range(
+        &self,
+        segment: Segment,
+        resume: Option<(u64, &[u8])>,
+        limit: usize,
+    ) -> Result<Vec<RangeEntry>> {
+        let mut out = Vec::new();
+        // A wrapping segment is two plain ranges: (start, MAX] then [0, end].
+        let parts: Vec<(u64, u64, bool)> = if segment.start < segment.end {
+            vec![(segment.start, segment.end, false)]
+        } else {
+            vec![(segment.start, u64::MAX, false), (0, segment.end, true)]
+        };
+        for (start, end, from_zero) in parts {
+            let (mut lo, hi) = position_range(start, end);
+            if from_zero {
+                lo = Bound::Included(vec_pos(0));
+            }
+            if let Some((rp, rk)) = resume {
+                let in_part = if from_zero {
+                    rp <= end
+                } else {
+                    rp > start && rp <= end
+                };
+                let past_part = !from_zero && segment.start >= segment.end && rp <= segment.end;
+                if past_part {
+                    // Resume point is in the wrapped part; skip this one.
+                    continue;
+                }
+                if in_part {
+                    lo = Bound::Excluded(data_key_at(rp, rk));
+                }
+            }
+            for item in self.engine.scan((lo, hi))? {
+                let (k, v) = item?;
+                let Some((pos, user_key)) = parse_data_key(&k) else {
+                    continue;
+                };
+                out.push(RangeEntry {
+                    position: pos,
+                    key: Bytes::copy_from_slice(user_key),
+                    versions: Bytes::from(v),
+                });
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rebuild the Merkle index for these segments from a scan of local data
+    /// (at start-up and after a ring change; writes keep it current after).
+    pub fn rebuild_merkle(&self, segments: &[Segment]) -> Result<()> {
+        self.merkle.reset(segments);
+        let (lo, hi) = (Bound::Included(vec![DATA]), Bound::Excluded(vec![DATA + 1]));
+        for item in self.engine.scan((lo, hi))? {
+            let (k, v) = item?;
+            if let Some((pos, user_key)) = parse_data_key(&k) {
+                self.merkle
+                    .update(pos, None, Some(merkle::entry_hash(user_key, &v)));
+            }
+        }
+        Ok(())
+    }
+
+    fn account(&self, pos: u64, key: &[u8], old: Option<&[u8]>, new: Option<&[u8]>) {
+        self.merkle.update(
+            pos,
+            old.map(|o| merkle::entry_hash(key, o)),
+            new.map(|n| merkle::entry_hash(key, n)),
+        );
+    }
+
+    fn note_dropped(&self, dropped: usize, key: &[u8]) {
+        if dropped > 0 {
+            self.stats
+                .siblings_dropped
+                .fetch_add(dropped as u64, Ordering::Relaxed);
+            tracing::warn!(
+                key = %String::from_utf8_lossy(key),
+                dropped,
+                max = self.max_siblings,
+                "sibling limit reached; dropped the oldest versions"
+            );
+        }
+    }
+
+    /// Flush and close the engine. Call once, at shutdown.
+    pub fn close(self) -> Result<()> {
+        match Arc::try_unwrap(self.engine) {
+            Ok(engine) => engine.close()?,
+            Err(shared) => shared.flush()?,
+        }
+        Ok(())
+    }
+}

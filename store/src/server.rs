@@ -1,0 +1,711 @@
+//! The node: gRPC services (tonic) over the coordinator and the local replica,
+//! and [`run_node`], the one entry point both `ringkv node` and the loadgen's
+//! node mode call.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::cluster::anti_entropy::{self, scan_buckets};
+use crate::cluster::handoff::apply_batch;
+use crate::cluster::peers::FROM_HEADER;
+use crate::cluster::rebalance::{self, Change, ChangeError};
+use crate::cluster::{Cluster, Faults, Topology, apply_local};
+use crate::config::{Durability, MAX_MESSAGE_BYTES, NodeConfig};
+use crate::coordinator::{Consistency, CoordError, Coordinator, Defaults};
+use crate::lsm;
+use crate::proto::kv_server::{Kv, KvServer};
+use crate::proto::replica_server::{Replica as ReplicaRpc, ReplicaServer};
+use crate::proto::{self as pb};
+use crate::replica::{Replica, ReplicaOptions};
+use crate::ring::{RingMember, Segment};
+use crate::version::VersionSet;
+use crate::wire::{ring_from_proto, ring_to_proto};
+
+/// How long a stopping node lets in-flight requests finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// Why a node could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The configuration is unusable (exit code 2).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The listen address is taken.
+    #[error(
+        "cannot listen on {addr}: {source}; is another node running there? choose another --listen port"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The data directory is unusable.
+    #[error("data directory {path}: {message}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Opening the local store failed.
+    #[error("opening the local store failed: {0}")]
+    Storage(String),
+    /// The gRPC server failed.
+    #[error("server error: {0}")]
+    Serve(String),
+}
+
+impl NodeError {
+    /// Whether the error is the user's input (exit code 2) rather than a failure.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            NodeError::Config(_) | NodeError::Bind { .. } | NodeError::DataDir { .. }
+        )
+    }
+}
+
+/// A running node's shared parts.
+#[derive(Clone)]
+pub struct Node {
+    coordinator: Arc<Coordinator>,
+    cluster: Arc<Cluster>,
+    config: Arc<NodeConfig>,
+}
+
+fn engine_options(cfg: &NodeConfig) -> lsm::Options {
+    let mut o = lsm::Options {
+        sync: match cfg.durability {
+            Durability::Always => lsm::SyncPolicy::Always,
+            Durability::Interval => lsm::SyncPolicy::EveryMs(cfg.sync_interval_ms),
+            Durability::Never => lsm::SyncPolicy::Never,
+        },
+        ..lsm::Options::default()
+    };
+    o.block_cache_bytes = cfg.cache_bytes;
+    o.memtable_bytes = cfg.memtable_bytes;
+    o
+}
+
+fn check_data_dir(path: &std::path::Path) -> Result<(), NodeError> {
+    let err = |message: String| NodeError::DataDir {
+        path: path.to_path_buf(),
+        message,
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(err("exists but is not a directory".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Create the node's own directory, but never a whole missing tree:
+            // a missing parent is almost always a typo.
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+            if let Some(parent) = parent
+                && !parent.is_dir()
+            {
+                return Err(err(format!(
+                    "its parent {} does not exist; create it or choose another --data-dir",
+                    parent.display()
+                )));
+            }
+            std::fs::create_dir(path).map_err(|e| err(format!("cannot create it: {e}")))
+        }
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+/// Run a node until `shutdown` resolves, then stop cleanly (drain requests,
+/// flush and close the engine). `ready` receives the bound address once the
+/// node serves requests.
+pub async fn run_node(
+    mut cfg: NodeConfig,
+    faults: Faults,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> Result<(), NodeError> {
+    cfg.validate()
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+    check_data_dir(&cfg.data_dir)?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| NodeError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| NodeError::Bind {
+        addr: cfg.listen,
+        source,
+    })?;
+    if cfg.advertise.is_none() {
+        cfg.advertise = Some(bound.to_string());
+    }
+    let initial = cfg
+        .initial_ring()
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+
+    let opts = ReplicaOptions {
+        node_id: cfg.id.clone(),
+        max_key_bytes: crate::config::MAX_KEY_BYTES,
+        max_value_bytes: crate::config::MAX_VALUE_BYTES,
+        max_siblings: cfg.max_siblings,
+        engine: engine_options(&cfg),
+    };
+    let dir = cfg.data_dir.clone();
+    let replica = tokio::task::spawn_blocking(move || Replica::open(&dir, opts))
+        .await
+        .map_err(|e| NodeError::Storage(e.to_string()))?
+        .map_err(|e| NodeError::Storage(e.to_string()))?;
+    replica
+        .hints()
+        .set_max_bytes_per_target(cfg.failure.hint_max_bytes_per_target);
+    let replica = Arc::new(replica);
+    let topology = Topology::open(&cfg.data_dir, initial).map_err(|e| NodeError::DataDir {
+        path: cfg.data_dir.clone(),
+        message: e.to_string(),
+    })?;
+    if topology.ring().index_of(&cfg.id).is_none() {
+        tracing::warn!(node = %cfg.id, "this node is not in the ring it holds; it will coordinate but own no data");
+    }
+    let cluster = Arc::new(Cluster::new(
+        &cfg.id,
+        topology,
+        replica.clone(),
+        faults,
+        cfg.failure.clone(),
+        cfg.write_quorum,
+    ));
+    cluster.rebuild_merkle().await.map_err(NodeError::Storage)?;
+    cluster.start_background(cfg.advertised_address());
+    let defaults = Defaults {
+        write_quorum: cfg.write_quorum,
+        read_quorum: cfg.read_quorum,
+        sloppy: cfg.sloppy,
+        timeout: cfg.request_timeout(),
+        max_key_bytes: crate::config::MAX_KEY_BYTES,
+        max_value_bytes: crate::config::MAX_VALUE_BYTES,
+        tombstone_grace: Duration::from_millis(cfg.failure.tombstone_grace_ms),
+    };
+    let coordinator = Arc::new(Coordinator::new(cluster.clone(), defaults));
+    let node = Node {
+        coordinator,
+        cluster: cluster.clone(),
+        config: Arc::new(cfg.clone()),
+    };
+    let kv = KvServer::new(node.clone())
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let rep = ReplicaServer::new(node.clone())
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    tracing::info!(node = %cfg.id, addr = %bound, ring_version = cluster.ring().version(), "node serving");
+    if let Some(tx) = ready {
+        let _ = tx.send(bound);
+    }
+    // Graceful shutdown waits for open streams, and peers hold long-lived
+    // pipeline streams open: stop waiting after SHUTDOWN_GRACE.
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(());
+    };
+    let grace = async move {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let serve = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .add_service(kv)
+        .add_service(rep)
+        // Accepted sockets need TCP_NODELAY set here: the builder's setting
+        // only applies when tonic binds the listener itself, and Nagle's
+        // algorithm would hold multi-segment answers for a delayed ACK (40 ms).
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        );
+    let served = tokio::select! {
+        r = serve => r,
+        () = grace => Ok(()),
+    };
+    tracing::info!(node = %cfg.id, "shutting down: flushing the engine");
+    drop(node);
+    // Background tasks may still hold the cluster briefly; flush regardless.
+    let flushed = tokio::task::spawn_blocking(move || replica.engine().flush())
+        .await
+        .map_err(|e| NodeError::Storage(e.to_string()))?;
+    served.map_err(|e| NodeError::Serve(e.to_string()))?;
+    flushed.map_err(|e| NodeError::Storage(e.to_string()))?;
+    Ok(())
+}
+
+impl From<CoordError> for Status {
+    fn from(e: CoordError) -> Self {
+        match e {
+            CoordError::InvalidArgument(m) => Status::invalid_argument(m),
+            e @ CoordError::Unavailable { .. } => Status::unavailable(e.to_string()),
+            CoordError::Internal(m) => Status::internal(m),
+        }
+    }
+}
+
+fn consistency(c: Option<pb::Consistency>) -> Consistency {
+    let c = c.unwrap_or_default();
+    Consistency {
+        w: (c.w != 0).then_some(c.w),
+        r: (c.r != 0).then_some(c.r),
+        sloppy: c.sloppy,
+        timeout: (c.timeout_ms != 0).then(|| Duration::from_millis(u64::from(c.timeout_ms))),
+    }
+}
+
+/// The client-facing view of a merged version set: empty when deleted;
+/// tombstones kept (flagged) when concurrent with values.
+pub fn versions_for_client(set: &VersionSet) -> Vec<pb::Version> {
+    if set.is_deleted() {
+        return Vec::new();
+    }
+    set.siblings()
+        .iter()
+        .map(|s| pb::Version {
+            value: s.value.clone().unwrap_or_default(),
+            tombstone: s.is_tombstone(),
+            timestamp_ms: s.timestamp_ms,
+        })
+        .collect()
+}
+
+impl Node {
+    fn ring_description(&self) -> pb::RingDescription {
+        let ring = self.cluster.ring();
+        let hints = self.cluster.replica().hints().totals();
+        ring_to_proto(ring.description(), |id| {
+            let (state, incarnation) = self
+                .cluster
+                .membership()
+                .get(id)
+                .map(|(s, i)| (s.as_str(), i))
+                .unwrap_or(("alive", 0));
+            let pending = hints.get(id).map_or(0, |t| t.count);
+            (state.to_string(), incarnation, pending)
+        })
+    }
+
+    fn stats(&self) -> std::collections::HashMap<String, u64> {
+        let mut m = std::collections::HashMap::new();
+        let replica = self.cluster.replica();
+        for (k, v) in replica.engine().stats().to_pairs() {
+            m.insert(format!("engine.{k}"), v);
+        }
+        let rs = replica.stats();
+        for (k, v) in [
+            ("coordinated_writes", &rs.coordinated_writes),
+            ("merges", &rs.merges),
+            ("merges_noop", &rs.merges_noop),
+            ("siblings_dropped", &rs.siblings_dropped),
+            ("fetches", &rs.fetches),
+            ("tombstones_purged", &rs.tombstones_purged),
+        ] {
+            m.insert(format!("replica.{k}"), v.load(Ordering::Relaxed));
+        }
+        let hs = replica.hints().stats();
+        for (k, v) in [
+            ("stored", &hs.stored),
+            ("refused", &hs.refused),
+            ("expired", &hs.expired),
+            ("delivered", &hs.delivered),
+        ] {
+            m.insert(format!("hints.{k}"), v.load(Ordering::Relaxed));
+        }
+        let pending: u64 = replica.hints().totals().values().map(|t| t.count).sum();
+        m.insert("hints.pending".into(), pending);
+        m.insert("merkle.entries".into(), replica.merkle().entries());
+        m.insert("merkle.digest".into(), replica.merkle().digest());
+        let ae = self.cluster.anti_entropy();
+        for (k, v) in [
+            ("rounds", &ae.rounds),
+            ("segments_compared", &ae.segments_compared),
+            ("segments_differing", &ae.segments_differing),
+            ("keys_pulled", &ae.keys_pulled),
+            ("keys_pushed", &ae.keys_pushed),
+        ] {
+            m.insert(format!("anti_entropy.{k}"), v.load(Ordering::Relaxed));
+        }
+        let t = self.cluster.transfer();
+        for (k, v) in [
+            ("entries", &t.entries),
+            ("bytes", &t.bytes),
+            ("ranges", &t.ranges),
+            ("resumed", &t.resumed),
+        ] {
+            m.insert(format!("transfer.{k}"), v.load(Ordering::Relaxed));
+        }
+        let h = &self.cluster.handoff().stats;
+        for (k, v) in [
+            ("received", &h.received),
+            ("throttled", &h.throttled),
+            ("handed_off_removed", &h.handed_off_removed),
+        ] {
+            m.insert(format!("handoff.{k}"), v.load(Ordering::Relaxed));
+        }
+        m.insert("ring.version".into(), self.cluster.ring().version());
+        let cs = self.coordinator.stats();
+        for (k, v) in [
+            ("writes", &cs.writes),
+            ("reads", &cs.reads),
+            ("write_quorum_failures", &cs.write_quorum_failures),
+            ("read_quorum_failures", &cs.read_quorum_failures),
+            ("hinted_writes", &cs.hinted_writes),
+            ("forwarded_writes", &cs.forwarded_writes),
+            ("read_repairs", &cs.read_repairs),
+        ] {
+            m.insert(format!("coordinator.{k}"), v.load(Ordering::Relaxed));
+        }
+        m
+    }
+}
+
+#[tonic::async_trait]
+impl Kv for Node {
+    async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        let r = req.into_inner();
+        let out = self
+            .coordinator
+            .write(r.key, Some(r.value), r.context, consistency(r.consistency))
+            .await?;
+        Ok(Response::new(pb::PutResponse {
+            context: Bytes::from(out.context.encode_context()),
+            acks: out.acks,
+        }))
+    }
+
+    async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        let r = req.into_inner();
+        let out = self
+            .coordinator
+            .read(r.key, consistency(r.consistency))
+            .await?;
+        Ok(Response::new(pb::GetResponse {
+            versions: versions_for_client(&out.versions),
+            context: Bytes::from(out.versions.clock().encode_context()),
+            replies: out.replies,
+        }))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let r = req.into_inner();
+        let out = self
+            .coordinator
+            .write(r.key, None, r.context, consistency(r.consistency))
+            .await?;
+        Ok(Response::new(pb::DeleteResponse {
+            context: Bytes::from(out.context.encode_context()),
+            acks: out.acks,
+        }))
+    }
+
+    async fn status(
+        &self,
+        _req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let d = self.coordinator.defaults();
+        Ok(Response::new(pb::StatusResponse {
+            node_id: self.config.id.clone(),
+            address: self.config.advertised_address(),
+            zone: self.config.zone.clone(),
+            ring: Some(self.ring_description()),
+            write_quorum: d.write_quorum,
+            read_quorum: d.read_quorum,
+            sloppy_default: d.sloppy,
+            stats: self.stats(),
+        }))
+    }
+
+    async fn admin(
+        &self,
+        req: Request<pb::AdminRequest>,
+    ) -> Result<Response<pb::AdminResponse>, Status> {
+        let op = req
+            .into_inner()
+            .op
+            .ok_or_else(|| Status::invalid_argument("admin request without an operation"))?;
+        let message = match op {
+            pb::admin_request::Op::Faults(f) => {
+                let faults = self.cluster.faults();
+                if !faults.is_enabled() {
+                    return Err(Status::failed_precondition(
+                        "fault injection is off; start the node with --enable-fault-injection",
+                    ));
+                }
+                faults.set_blocked(f.partitioned_from);
+                format!("partitioned from {:?}", faults.blocked())
+            }
+            pb::admin_request::Op::Join(j) => {
+                let member = RingMember {
+                    id: j.id,
+                    address: j.address,
+                    zone: j.zone,
+                    tokens: if j.tokens == 0 {
+                        crate::ring::DEFAULT_TOKENS_PER_NODE
+                    } else {
+                        j.tokens
+                    },
+                };
+                change(&self.cluster, Change::Join(member)).await?
+            }
+            pb::admin_request::Op::Leave(l) => change(&self.cluster, Change::Leave(l.id)).await?,
+            pb::admin_request::Op::Repair(_) => {
+                anti_entropy::run_round(&self.cluster).await.to_string()
+            }
+        };
+        Ok(Response::new(pb::AdminResponse {
+            message,
+            ring: Some(self.ring_description()),
+        }))
+    }
+}
+
+async fn change(cluster: &Arc<Cluster>, c: Change) -> Result<String, Status> {
+    rebalance::change_membership(cluster, c)
+        .await
+        .map_err(|e| match e {
+            ChangeError::Invalid(m) => Status::invalid_argument(m),
+            e => Status::unavailable(e.to_string()),
+        })
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// The calling node's id on a node-to-node request.
+fn caller<T>(req: &Request<T>) -> String {
+    req.metadata()
+        .get(FROM_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tonic::async_trait]
+impl ReplicaRpc for Node {
+    type PipelineStream = BoxStream<pb::ReplicaResponse>;
+
+    async fn pipeline(
+        &self,
+        req: Request<Streaming<pb::ReplicaRequest>>,
+    ) -> Result<Response<Self::PipelineStream>, Status> {
+        let from = caller(&req);
+        let faults = self.cluster.faults().clone();
+        if faults.blocks(&from) {
+            return Err(Status::unavailable(format!(
+                "partitioned from {from} by fault injection"
+            )));
+        }
+        let mut inbound = req.into_inner();
+        let (tx, rx) = mpsc::channel::<Result<pb::ReplicaResponse, Status>>(4096);
+        let replica = self.cluster.replica().clone();
+        tokio::spawn(async move {
+            loop {
+                let msg = match inbound.message().await {
+                    Ok(Some(m)) => m,
+                    Ok(None) | Err(_) => break,
+                };
+                if faults.blocks(&from) {
+                    let _ = tx
+                        .send(Err(Status::unavailable("partitioned by fault injection")))
+                        .await;
+                    break;
+                }
+                let Some(op) = msg.op else {
+                    continue;
+                };
+                let id = msg.id;
+                let replica = replica.clone();
+                let tx = tx.clone();
+                // One hop: the engine work and the answer both happen on the
+                // blocking pool (no async task per request).
+                tokio::task::spawn_blocking(move || {
+                    let mut resp = apply_local(&replica, op);
+                    resp.id = id;
+                    let _ = tx.blocking_send(Ok(resp));
+                });
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn push_ring(
+        &self,
+        req: Request<pb::RingDescription>,
+    ) -> Result<Response<pb::PushRingResponse>, Status> {
+        let desc = ring_from_proto(req.get_ref());
+        let adopted = self
+            .cluster
+            .adopt_ring(desc)
+            .await
+            .map_err(Status::failed_precondition)?;
+        Ok(Response::new(pb::PushRingResponse {
+            version: self.cluster.ring().version(),
+            adopted,
+        }))
+    }
+
+    async fn merkle_level(
+        &self,
+        req: Request<pb::MerkleLevelRequest>,
+    ) -> Result<Response<pb::MerkleLevelResponse>, Status> {
+        let r = req.into_inner();
+        let merkle = self.cluster.replica().merkle();
+        let trees = r
+            .ranges
+            .iter()
+            .map(|range| {
+                let seg = Segment {
+                    start: range.start,
+                    end: range.end,
+                };
+                match merkle.level(seg, r.level) {
+                    None => pb::MerkleHashes {
+                        tracked: false,
+                        hashes: Vec::new(),
+                    },
+                    Some(all) if r.nodes.is_empty() => pb::MerkleHashes {
+                        tracked: true,
+                        hashes: all,
+                    },
+                    Some(all) => pb::MerkleHashes {
+                        tracked: true,
+                        hashes: r
+                            .nodes
+                            .iter()
+                            .map(|&i| all.get(i as usize).copied().unwrap_or(0))
+                            .collect(),
+                    },
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::MerkleLevelResponse {
+            trees,
+            ring_version: self.cluster.ring().version(),
+        }))
+    }
+
+    type ScanRangeStream = BoxStream<pb::Entry>;
+
+    async fn scan_range(
+        &self,
+        req: Request<pb::ScanRangeRequest>,
+    ) -> Result<Response<Self::ScanRangeStream>, Status> {
+        let from = caller(&req);
+        if self.cluster.faults().blocks(&from) {
+            return Err(Status::unavailable("partitioned by fault injection"));
+        }
+        let r = req.into_inner();
+        let range = r
+            .range
+            .ok_or_else(|| Status::invalid_argument("scan without a range"))?;
+        let seg = Segment {
+            start: range.start,
+            end: range.end,
+        };
+        let replica = self.cluster.replica().clone();
+        let entries = tokio::task::spawn_blocking(move || {
+            if r.buckets.is_empty() {
+                let resume = r.after_position.map(|p| (p, r.after_key.to_vec()));
+                let limit = if r.limit == 0 {
+                    usize::MAX
+                } else {
+                    r.limit as usize
+                };
+                replica
+                    .scan_range(seg, resume.as_ref().map(|(p, k)| (*p, k.as_slice())), limit)
+                    .map_err(|e| e.to_string())
+            } else {
+                scan_buckets(&replica, seg, &r.buckets)
+            }
+            .map(|entries| (entries, r.digests_only))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(Status::internal)?;
+        let (entries, digests_only) = entries;
+        let out = entries.into_iter().map(move |e| {
+            let digest = Replica::digest(&e.key, &e.versions);
+            Ok(pb::Entry {
+                key: e.key,
+                versions: if digests_only {
+                    Bytes::new()
+                } else {
+                    e.versions
+                },
+                position: e.position,
+                digest,
+            })
+        });
+        Ok(Response::new(Box::pin(tokio_stream::iter(out))))
+    }
+
+    async fn handoff(
+        &self,
+        req: Request<pb::HandoffBatch>,
+    ) -> Result<Response<pb::HandoffAck>, Status> {
+        let from = caller(&req);
+        if self.cluster.faults().blocks(&from) {
+            return Err(Status::unavailable("partitioned by fault injection"));
+        }
+        let batch = req.into_inner();
+        let pacer = self.cluster.handoff();
+        let (admitted, wait) = pacer.admit(batch.entries.len());
+        let replica = self.cluster.replica().clone();
+        let applied =
+            tokio::task::spawn_blocking(move || apply_batch(&replica, &batch.entries, admitted))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?;
+        pacer
+            .stats
+            .received
+            .fetch_add(applied as u64, Ordering::Relaxed);
+        Ok(Response::new(pb::HandoffAck {
+            accepted: applied as u32,
+            retry_after_ms: wait.as_millis().min(u128::from(u32::MAX)) as u32,
+        }))
+    }
+
+    async fn stream_ranges(
+        &self,
+        req: Request<pb::StreamRangesRequest>,
+    ) -> Result<Response<pb::StreamRangesResponse>, Status> {
+        let version = req.into_inner().ring_version;
+        rebalance::stream_ranges(&self.cluster, version)
+            .await
+            .map(Response::new)
+            .map_err(Status::unavailable)
+    }
+
+    async fn gossip(
+        &self,
+        req: Request<pb::GossipPacket>,
+    ) -> Result<Response<pb::GossipAck>, Status> {
+        let from = caller(&req);
+        let packet = req.into_inner();
+        self.cluster.deliver_gossip(&from, packet.data);
+        Ok(Response::new(pb::GossipAck {}))
+    }
+}

@@ -1,0 +1,693 @@
+//! Causal versions: dotted version vectors with siblings.
+//!
+//! Every stored value (or tombstone) carries a *dot* — `(actor, counter)`, the
+//! one event that wrote it. A [`VersionSet`] is what a replica keeps per key:
+//! the concurrent siblings plus a *clock* (a version vector) that summarises
+//! every dot the set has seen, whether kept or superseded.
+//!
+//! - A put with the context (clock) from a get supersedes exactly the dots
+//!   that context covers; anything else stays as a sibling.
+//! - Merging two sets keeps a sibling unless the other side has seen its dot
+//!   (covered by its clock) and dropped it.
+//!
+//! Actors are 64-bit ids minted once per data directory, so a wiped node
+//! never reuses an old identity. Counters come from a per-actor hybrid clock
+//! (`max(local + 1, context + 1, now_µs)`), so they keep growing even after a
+//! tombstone was purged and the per-key history is gone.
+//!
+//! The encoding is canonical (siblings sorted by dot, clock sorted by actor),
+//! so equal sets have equal bytes — the Merkle index hashes those bytes.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Buf, BufMut, Bytes};
+
+/// Identity of a writer (one per node data directory).
+pub type Actor = u64;
+
+/// Format byte of an encoded [`VersionSet`].
+const SET_FORMAT: u8 = 1;
+/// Format byte of an encoded context ([`VersionVector`]).
+const CONTEXT_FORMAT: u8 = 1;
+/// Cap on entries decoded from untrusted bytes, to bound allocations.
+const MAX_DECODED_ENTRIES: u64 = 1 << 16;
+
+/// One write event: `counter` is unique for `actor`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Dot {
+    /// Who wrote.
+    pub actor: Actor,
+    /// Which of the actor's events.
+    pub counter: u64,
+}
+
+/// A version vector: for each actor, the highest counter seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VersionVector(BTreeMap<Actor, u64>);
+
+/// Result of comparing two version vectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ordering {
+    /// Same history.
+    Equal,
+    /// Left has seen everything right has, and more.
+    Descends,
+    /// Right has seen everything left has, and more.
+    Precedes,
+    /// Each has seen something the other has not.
+    Concurrent,
+}
+
+/// A causal context that cannot be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Bytes ended early.
+    #[error("version data is truncated")]
+    Truncated,
+    /// Unknown format byte.
+    #[error("unknown version format {0}")]
+    UnknownFormat(u8),
+    /// A count or length is out of range.
+    #[error("version data has an implausible {0}")]
+    Implausible(&'static str),
+    /// Bytes left over after the structure.
+    #[error("version data has {0} trailing bytes")]
+    Trailing(usize),
+}
+
+impl VersionVector {
+    /// The empty vector (nothing seen).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Highest counter seen for `actor` (0 if none).
+    pub fn get(&self, actor: Actor) -> u64 {
+        self.0.get(&actor).copied().unwrap_or(0)
+    }
+
+    /// Whether the vector covers (has seen) this dot.
+    pub fn covers(&self, dot: Dot) -> bool {
+        self.get(dot.actor) >= dot.counter
+    }
+
+    /// Record a dot.
+    pub fn add(&mut self, dot: Dot) {
+        let e = self.0.entry(dot.actor).or_insert(0);
+        *e = (*e).max(dot.counter);
+    }
+
+    /// Pointwise maximum.
+    pub fn join(&mut self, other: &VersionVector) {
+        for (&a, &c) in &other.0 {
+            self.add(Dot {
+                actor: a,
+                counter: c,
+            });
+        }
+    }
+
+    /// Causal comparison.
+    pub fn compare(&self, other: &VersionVector) -> Ordering {
+        let mut left_ahead = false;
+        let mut right_ahead = false;
+        for (&a, &c) in &self.0 {
+            if c > other.get(a) {
+                left_ahead = true;
+            }
+        }
+        for (&a, &c) in &other.0 {
+            if c > self.get(a) {
+                right_ahead = true;
+            }
+        }
+        match (left_ahead, right_ahead) {
+            (false, false) => Ordering::Equal,
+            (true, false) => Ordering::Descends,
+            (false, true) => Ordering::Precedes,
+            (true, true) => Ordering::Concurrent,
+        }
+    }
+
+    /// Whether nothing has been seen.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Entries in actor order.
+    pub fn iter(&self) -> impl Iterator<Item = (Actor, u64)> + '_ {
+        self.0.iter().map(|(&a, &c)| (a, c))
+    }
+
+    /// The opaque context bytes handed to clients.
+    pub fn encode_context(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(2 + self.0.len() * 12);
+        out.put_u8(CONTEXT_FORMAT);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Decode a client context; empty bytes mean "no context".
+    pub fn decode_context(bytes: &[u8]) -> Result<VersionVector, DecodeError> {
+        if bytes.is_empty() {
+            return Ok(VersionVector::new());
+        }
+        let mut buf = bytes;
+        let format = take_u8(&mut buf)?;
+        if format != CONTEXT_FORMAT {
+            return Err(DecodeError::UnknownFormat(format));
+        }
+        let vv = VersionVector::decode_from(&mut buf)?;
+        if !buf.is_empty() {
+            return Err(DecodeError::Trailing(buf.len()));
+        }
+        Ok(vv)
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        put_varint(out, self.0.len() as u64);
+        for (&a, &c) in &self.0 {
+            out.put_u64_le(a);
+            put_varint(out, c);
+        }
+    }
+
+    fn decode_from(buf: &mut &[u8]) -> Result<VersionVector, DecodeError> {
+        let n = take_varint(buf)?;
+        if n > MAX_DECODED_ENTRIES {
+            return Err(DecodeError::Implausible("clock length"));
+        }
+        let mut map = BTreeMap::new();
+        for _ in 0..n {
+            let a = take_u64(buf)?;
+            let c = take_varint(buf)?;
+            map.insert(a, c);
+        }
+        Ok(VersionVector(map))
+    }
+}
+
+/// One concurrent version of a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sibling {
+    /// The write that made it.
+    pub dot: Dot,
+    /// Wall-clock time of the write, milliseconds since the epoch.
+    pub timestamp_ms: u64,
+    /// The value, or `None` for a tombstone (a delete).
+    pub value: Option<Bytes>,
+}
+
+impl Sibling {
+    /// Whether this version is a delete.
+    pub fn is_tombstone(&self) -> bool {
+        self.value.is_none()
+    }
+}
+
+/// What a replica stores for a key: concurrent siblings and the clock of
+/// everything seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VersionSet {
+    clock: VersionVector,
+    /// Sorted by dot.
+    siblings: Vec<Sibling>,
+}
+
+/// What an update did besides adding its sibling.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UpdateOutcome {
+    /// Siblings dropped because the set exceeded the sibling limit.
+    pub dropped_siblings: usize,
+}
+
+impl VersionSet {
+    /// The empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The clock: every dot this set has seen. This is the causal context
+    /// handed to clients.
+    pub fn clock(&self) -> &VersionVector {
+        &self.clock
+    }
+
+    /// The concurrent versions, sorted by dot.
+    pub fn siblings(&self) -> &[Sibling] {
+        &self.siblings
+    }
+
+    /// No siblings at all.
+    pub fn is_empty(&self) -> bool {
+        self.siblings.is_empty()
+    }
+
+    /// Every sibling is a tombstone (the key reads as absent).
+    pub fn is_deleted(&self) -> bool {
+        self.siblings.iter().all(Sibling::is_tombstone)
+    }
+
+    /// Apply a local write by `actor`: drop what `context` has seen, add the
+    /// new sibling with a fresh dot, and bound the sibling count to
+    /// `max_siblings` (dropping the oldest by timestamp).
+    pub fn update(
+        &mut self,
+        context: &VersionVector,
+        actor: Actor,
+        value: Option<Bytes>,
+        timestamp_ms: u64,
+        max_siblings: usize,
+    ) -> (Dot, UpdateOutcome) {
+        self.siblings.retain(|s| !context.covers(s.dot));
+        let counter = fresh_counter(self.clock.get(actor).max(context.get(actor)) + 1);
+        let dot = Dot { actor, counter };
+        self.clock.join(context);
+        self.clock.add(dot);
+        self.siblings.push(Sibling {
+            dot,
+            timestamp_ms,
+            value,
+        });
+        self.siblings.sort_by_key(|s| s.dot);
+        let dropped_siblings = self.bound_siblings(max_siblings);
+        (dot, UpdateOutcome { dropped_siblings })
+    }
+
+    /// Merge another replica's set into this one. Returns true if this set
+    /// changed.
+    pub fn merge(&mut self, other: &VersionSet, max_siblings: usize) -> (bool, UpdateOutcome) {
+        let before = self.clone();
+        let mut kept: Vec<Sibling> = Vec::with_capacity(self.siblings.len() + other.siblings.len());
+        for s in &self.siblings {
+            let in_other = other.siblings.iter().any(|o| o.dot == s.dot);
+            if in_other || !other.clock.covers(s.dot) {
+                kept.push(s.clone());
+            }
+        }
+        for o in &other.siblings {
+            let in_self = self.siblings.iter().any(|s| s.dot == o.dot);
+            if !in_self && !self.clock.covers(o.dot) {
+                kept.push(o.clone());
+            }
+        }
+        kept.sort_by_key(|s| s.dot);
+        kept.dedup_by_key(|s| s.dot);
+        self.siblings = kept;
+        self.clock.join(&other.clock);
+        let dropped_siblings = self.bound_siblings(max_siblings);
+        (*self != before, UpdateOutcome { dropped_siblings })
+    }
+
+    /// Whether this set has seen everything `other` has (merging `other` in
+    /// would change nothing).
+    pub fn dominates(&self, other: &VersionSet) -> bool {
+        matches!(
+            self.clock.compare(&other.clock),
+            Ordering::Equal | Ordering::Descends
+        ) && other
+            .siblings
+            .iter()
+            .all(|o| self.siblings.iter().any(|s| s.dot == o.dot) || self.clock.covers(o.dot))
+    }
+
+    fn bound_siblings(&mut self, max_siblings: usize) -> usize {
+        let max = max_siblings.max(1);
+        if self.siblings.len() <= max {
+            return 0;
+        }
+        let excess = self.siblings.len() - max;
+        // Drop the oldest by write time; the dot breaks ties deterministically
+        // so every replica drops the same ones.
+        let mut by_age: Vec<(u64, Dot)> = self
+            .siblings
+            .iter()
+            .map(|s| (s.timestamp_ms, s.dot))
+            .collect();
+        by_age.sort_unstable();
+        let doomed: Vec<Dot> = by_age.iter().take(excess).map(|&(_, d)| d).collect();
+        self.siblings.retain(|s| !doomed.contains(&s.dot));
+        excess
+    }
+
+    /// Canonical bytes (see docs/storage-format.md, "Version sets").
+    pub fn encode(&self) -> Vec<u8> {
+        let payload: usize = self
+            .siblings
+            .iter()
+            .map(|s| s.value.as_ref().map_or(0, Bytes::len) + 24)
+            .sum();
+        let mut out = Vec::with_capacity(4 + self.clock.0.len() * 12 + payload);
+        out.put_u8(SET_FORMAT);
+        self.clock.encode_into(&mut out);
+        put_varint(&mut out, self.siblings.len() as u64);
+        for s in &self.siblings {
+            out.put_u64_le(s.dot.actor);
+            put_varint(&mut out, s.dot.counter);
+            put_varint(&mut out, s.timestamp_ms);
+            match &s.value {
+                None => out.put_u8(0),
+                Some(v) => {
+                    out.put_u8(1);
+                    put_varint(&mut out, v.len() as u64);
+                    out.extend_from_slice(v);
+                }
+            }
+        }
+        out
+    }
+
+    /// Decode bytes made by [`VersionSet::encode`]. Never panics.
+    pub fn decode(bytes: &[u8]) -> Result<VersionSet, DecodeError> {
+        let mut buf = bytes;
+        let format = take_u8(&mut buf)?;
+        if format != SET_FORMAT {
+            return Err(DecodeError::UnknownFormat(format));
+        }
+        let clock = VersionVector::decode_from(&mut buf)?;
+        let n = take_varint(&mut buf)?;
+        if n > MAX_DECODED_ENTRIES {
+            return Err(DecodeError::Implausible("sibling count"));
+        }
+        let mut siblings = Vec::with_capacity((n as usize).min(64));
+        for _ in 0..n {
+            let actor = take_u64(&mut buf)?;
+            let counter = take_varint(&mut buf)?;
+            let timestamp_ms = take_varint(&mut buf)?;
+            let value = match take_u8(&mut buf)? {
+                0 => None,
+                1 => {
+                    let len = take_varint(&mut buf)?;
+                    let len = usize::try_from(len)
+                        .ok()
+                        .filter(|&l| l <= buf.len())
+                        .ok_or(DecodeError::Truncated)?;
+                    let v = Bytes::copy_from_slice(buf.get(..len).ok_or(DecodeError::Truncated)?);
+                    buf.advance(len);
+                    Some(v)
+                }
+                _ => return Err(DecodeError::Implausible("sibling kind")),
+            };
+            siblings.push(Sibling {
+                dot: Dot { actor, counter },
+                timestamp_ms,
+                value,
+            });
+        }
+        if !buf.is_empty() {
+            return Err(DecodeError::Trailing(buf.len()));
+        }
+        Ok(VersionSet { clock, siblings })
+    }
+}
+
+/// Highest counter this process has handed out.
+static LAST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A counter at least `min`, at least the wall clock in microseconds, and
+/// larger than any this process handed out before: fresh for the actor even
+/// when the key's own history is gone.
+fn fresh_counter(min: u64) -> u64 {
+    let mut last = LAST_COUNTER.load(AtomicOrdering::Relaxed);
+    loop {
+        let next = min.max(now_micros()).max(last + 1);
+        match LAST_COUNTER.compare_exchange_weak(
+            last,
+            next,
+            AtomicOrdering::Relaxed,
+            AtomicOrdering::Relaxed,
+        ) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch (0 if the clock is before it).
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_millis() -> u64 {
+    now_micros() / 1000
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn take_varint(buf: &mut &[u8]) -> Result<u64, DecodeError> {
+    let mut v: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let b = take_u8(buf)?;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err(DecodeError::Implausible("varint"))
+}
+
+fn take_u8(buf: &mut &[u8]) -> Result<u8, DecodeError> {
+    if buf.is_empty() {
+        return Err(DecodeError::Truncated);
+    }
+    Ok(buf.get_u8())
+}
+
+fn take_u64(buf: &mut &[u8]) -> Result<u64, DecodeError> {
+    if buf.len() < 8 {
+        return Err(DecodeError::Truncated);
+    }
+    Ok(buf.get_u64_le())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const A: Actor = 1;
+    const B: Actor = 2;
+    const MAX: usize = 64;
+
+    fn val(s: &str) -> Option<Bytes> {
+        Some(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    fn values(set: &VersionSet) -> Vec<String> {
+        let mut v: Vec<String> = set
+            .siblings()
+            .iter()
+            .map(|s| match &s.value {
+                Some(b) => String::from_utf8_lossy(b).into_owned(),
+                None => "<tombstone>".into(),
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn put_with_context_supersedes_what_it_saw() {
+        let mut s = VersionSet::new();
+        s.update(&VersionVector::new(), A, val("v1"), 1, MAX);
+        let ctx = s.clock().clone();
+        s.update(&ctx, A, val("v2"), 2, MAX);
+        assert_eq!(values(&s), ["v2"]);
+    }
+
+    #[test]
+    fn blind_concurrent_puts_become_siblings_and_merged_context_resolves() {
+        let mut s = VersionSet::new();
+        s.update(&VersionVector::new(), A, val("x"), 1, MAX);
+        // Two clients both read nothing, then write.
+        s.update(&VersionVector::new(), A, val("y"), 2, MAX);
+        assert_eq!(values(&s), ["x", "y"]);
+        // A reader sees both and writes with the merged context.
+        let ctx = s.clock().clone();
+        s.update(&ctx, A, val("z"), 3, MAX);
+        assert_eq!(values(&s), ["z"]);
+    }
+
+    #[test]
+    fn concurrent_writes_at_two_replicas_merge_into_siblings() {
+        let mut base = VersionSet::new();
+        base.update(&VersionVector::new(), A, val("v0"), 1, MAX);
+        let ctx = base.clock().clone();
+        let mut at_a = base.clone();
+        let mut at_b = base.clone();
+        at_a.update(&ctx, A, val("from-a"), 2, MAX);
+        at_b.update(&ctx, B, val("from-b"), 2, MAX);
+        let mut m1 = at_a.clone();
+        m1.merge(&at_b, MAX);
+        let mut m2 = at_b.clone();
+        m2.merge(&at_a, MAX);
+        assert_eq!(values(&m1), ["from-a", "from-b"]);
+        assert_eq!(m1, m2, "merge is commutative");
+        assert_eq!(m1.encode(), m2.encode(), "encoding is canonical");
+    }
+
+    #[test]
+    fn stale_replica_catches_up_without_resurrecting() {
+        let mut fresh = VersionSet::new();
+        fresh.update(&VersionVector::new(), A, val("old"), 1, MAX);
+        let stale = fresh.clone();
+        let ctx = fresh.clock().clone();
+        fresh.update(&ctx, A, val("new"), 2, MAX);
+        let mut repaired = stale.clone();
+        let (changed, _) = repaired.merge(&fresh, MAX);
+        assert!(changed);
+        assert_eq!(values(&repaired), ["new"]);
+        let mut f2 = fresh.clone();
+        let (changed, _) = f2.merge(&stale, MAX);
+        assert!(!changed, "an older set changes nothing");
+        assert!(fresh.dominates(&stale));
+        assert!(!stale.dominates(&fresh));
+    }
+
+    #[test]
+    fn delete_concurrent_with_put_is_a_sibling() {
+        let mut s = VersionSet::new();
+        s.update(&VersionVector::new(), A, val("v"), 1, MAX);
+        let ctx = s.clock().clone();
+        let mut del = s.clone();
+        del.update(&ctx, A, None, 2, MAX);
+        assert!(del.is_deleted());
+        let mut put = s.clone();
+        put.update(&ctx, B, val("w"), 2, MAX);
+        del.merge(&put, MAX);
+        assert_eq!(values(&del), ["<tombstone>", "w"]);
+        assert!(!del.is_deleted());
+    }
+
+    #[test]
+    fn siblings_are_bounded_oldest_dropped() {
+        let mut s = VersionSet::new();
+        let mut dropped = 0;
+        for i in 0..10 {
+            let (_, out) = s.update(&VersionVector::new(), A, val(&format!("v{i}")), i, 4);
+            dropped += out.dropped_siblings;
+        }
+        assert_eq!(s.siblings().len(), 4);
+        assert_eq!(dropped, 6);
+        assert_eq!(values(&s), ["v6", "v7", "v8", "v9"]);
+    }
+
+    #[test]
+    fn dots_stay_fresh_after_history_is_gone() {
+        // A purged tombstone leaves no per-key clock; a stale context from
+        // before must not cover the next write.
+        let mut s = VersionSet::new();
+        s.update(&VersionVector::new(), A, val("v"), 1, MAX);
+        let old_ctx = s.clock().clone();
+        let mut after_purge = VersionSet::new();
+        after_purge.update(&VersionVector::new(), A, val("new"), 2, MAX);
+        let mut other = VersionSet::new();
+        other.update(&old_ctx, B, val("stale-writer"), 3, MAX);
+        after_purge.merge(&other, MAX);
+        assert_eq!(values(&after_purge), ["new", "stale-writer"]);
+    }
+
+    #[test]
+    fn context_round_trip_and_garbage() {
+        let mut vv = VersionVector::new();
+        vv.add(Dot {
+            actor: 7,
+            counter: 300,
+        });
+        vv.add(Dot {
+            actor: 1,
+            counter: 1,
+        });
+        let bytes = vv.encode_context();
+        assert_eq!(VersionVector::decode_context(&bytes).unwrap(), vv);
+        assert!(VersionVector::decode_context(&[]).unwrap().is_empty());
+        assert!(VersionVector::decode_context(&[9, 9]).is_err());
+        assert!(VersionVector::decode_context(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    /// A random history on three replicas (actor = replica): local writes
+    /// with the context of some replica (or none), and merges between them.
+    fn arb_replicas() -> impl Strategy<Value = Vec<VersionSet>> {
+        prop::collection::vec((0usize..3, 0usize..4, any::<bool>(), any::<bool>()), 0..12).prop_map(
+            |ops| {
+                let mut reps = vec![VersionSet::new(); 3];
+                for (i, ctx_from, tomb, is_merge) in ops {
+                    if is_merge {
+                        let other = reps[ctx_from % 3].clone();
+                        reps[i].merge(&other, MAX);
+                    } else {
+                        let ctx = reps
+                            .get(ctx_from)
+                            .map(|r| r.clock().clone())
+                            .unwrap_or_default();
+                        let value = if tomb { None } else { val(&format!("w{i}")) };
+                        reps[i].update(&ctx, i as Actor, value, 0, MAX);
+                    }
+                }
+                reps
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn encode_decode_round_trips(reps in arb_replicas()) {
+            for s in reps {
+                let bytes = s.encode();
+                prop_assert_eq!(VersionSet::decode(&bytes).unwrap(), s);
+            }
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            let _ = VersionSet::decode(&bytes);
+            let _ = VersionVector::decode_context(&bytes);
+        }
+
+        #[test]
+        fn merge_is_commutative_idempotent_associative(reps in arb_replicas()) {
+            let (a, b, c) = (&reps[0], &reps[1], &reps[2]);
+            let mut ab = a.clone(); ab.merge(b, MAX);
+            let mut ba = b.clone(); ba.merge(a, MAX);
+            prop_assert_eq!(&ab, &ba);
+            let mut aa = a.clone(); aa.merge(a, MAX);
+            prop_assert_eq!(&aa, a);
+            let mut ab_c = ab.clone(); ab_c.merge(c, MAX);
+            let mut bc = b.clone(); bc.merge(c, MAX);
+            let mut a_bc = a.clone(); a_bc.merge(&bc, MAX);
+            prop_assert_eq!(&ab_c, &a_bc);
+            // After merging everything, every replica dominates each input.
+            for r in [a, b, c] {
+                prop_assert!(ab_c.dominates(r));
+            }
+        }
+
+        #[test]
+        fn no_write_is_lost_unless_superseded(reps in arb_replicas()) {
+            // Each replica's latest own write either survives the full merge,
+            // or some surviving sibling was written with a context covering it.
+            let mut all = reps[0].clone();
+            all.merge(&reps[1], MAX);
+            all.merge(&reps[2], MAX);
+            for r in &reps {
+                for s in r.siblings() {
+                    let kept = all.siblings().iter().any(|x| x.dot == s.dot);
+                    prop_assert!(kept || all.clock().covers(s.dot));
+                }
+            }
+        }
+    }
+}
