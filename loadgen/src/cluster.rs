@@ -50,7 +50,6 @@ impl ClusterPlan {
     }
 }
 
-#[cfg(feature = "ringkv")]
 mod local {
     use std::path::Path;
 
@@ -137,5 +136,4 @@ mod local {
     }
 }
 
-#[cfg(feature = "ringkv")]
 pub use local::run_ringkv_point;

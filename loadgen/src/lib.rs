@@ -5,12 +5,12 @@
 //! - [`workload`]  — the YAML schema (serde) and its validation (line and column on errors)
 //! - [`sweep`]     — the cartesian sweep of points, and running each one
 //! - [`generator`] — seeded key distributions, value sizes and the operation mix
-//! - [`target`]    — the `Target` trait; the `null` and stall (test) targets
+//! - [`target`]    — the `Target` trait; drivers: ringkv, null, and a stall target for tests
 //! - [`run`]       — open-loop (coordinated-omission corrected) and closed-loop runners
 //! - [`timer`]     — sub-millisecond waits (timerfd) for the open-loop pacer
 //! - [`record`]    — HdrHistogram recording and 1-second interval logs
 //! - [`resources`] — sysinfo sampling of the loadgen and node processes; the machine
-//! - [`cluster`]   — the local cluster shape for a point
+//! - [`cluster`]   — start and stop a local ringkv cluster per point (`__node` re-exec)
 //! - [`report`]    — summary.json, points.csv, report.md and charts (plotters)
 //! - [`compare`]   — baseline vs candidate, the CI gate
 //!

@@ -416,18 +416,9 @@ pub async fn run_workload(
         }
         let result = match w.target {
             TargetKind::Null => run_point(&NullTarget, w, point, &dir, opts.quiet).await,
-            #[cfg(feature = "ringkv")]
             TargetKind::Ringkv => {
                 crate::cluster::run_ringkv_point(w, point, &dir, opts.quiet).await
             }
-            #[cfg(not(feature = "ringkv"))]
-            TargetKind::Ringkv => Err(SweepError::Point {
-                point: point.id(),
-                message: "this loadgen was built without the ringkv driver (cargo feature \
-                          `ringkv`, which needs store::client and store::local_cluster); use \
-                          `target: null` or build with --features ringkv"
-                    .into(),
-            }),
         };
         let p = result?;
         summary.points.push(p);

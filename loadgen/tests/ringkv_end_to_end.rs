@@ -1,7 +1,6 @@
 //! End to end against a real local cluster: `workloads/ci-smoke.yaml` starts three ringkv nodes
 //! per point (the loadgen binary re-executed as `__node`), and produces every result file with
-//! valid PNG charts; no node outlives the run. Needs the `ringkv` feature.
-#![cfg(feature = "ringkv")]
+//! valid PNG charts; no node outlives the run.
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers may fail loudly
 
 use std::path::Path;

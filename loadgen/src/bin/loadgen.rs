@@ -64,7 +64,6 @@ enum Command {
         dir: PathBuf,
     },
     /// Run one ringkv node (how `run` starts its local clusters; same as `ringkv node`).
-    #[cfg(feature = "ringkv")]
     #[command(name = "__node", hide = true)]
     Node(Box<store::cli::NodeArgs>),
 }
@@ -109,7 +108,6 @@ fn main() -> ExitCode {
             max_regression,
         } => compare(&baseline, &candidate, &max_regression),
         Command::Plot { dir } => plot(&dir),
-        #[cfg(feature = "ringkv")]
         Command::Node(args) => store::cli::run_node_blocking(*args),
     }
 }

@@ -1,12 +1,11 @@
 //! The [`Target`] trait and its drivers: `null` (measures the load generator itself), a stall
-//! target for testing coordinated-omission correction, and `ringkv` (feature `ringkv`: it needs
+//! target for testing coordinated-omission correction, and `ringkv` (through
 //! `store::client`).
 //!
 //! The runner is generic over the target, so there is no boxing or dynamic dispatch per
 //! operation; the futures are awaited in place by a fixed set of workers, never spawned.
 
 pub mod null;
-#[cfg(feature = "ringkv")]
 pub mod ringkv;
 pub mod stall;
 
