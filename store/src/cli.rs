@@ -67,6 +67,9 @@ pub struct NodeArgs {
     /// (logged, counted in replica.siblings_dropped).
     #[arg(long)]
     pub max_siblings: Option<usize>,
+    /// Share of reads that ask all N replicas (read repair) instead of R.
+    #[arg(long)]
+    pub read_repair_chance: Option<f64>,
     /// Engine block cache in MiB.
     #[arg(long)]
     pub cache_mb: Option<usize>,
@@ -194,6 +197,12 @@ pub fn node_config(args: &NodeArgs) -> Result<NodeConfig, String> {
     }
     if let Some(v) = args.max_siblings {
         cfg.max_siblings = v.max(1);
+    }
+    if let Some(v) = args.read_repair_chance {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(format!("--read-repair-chance {v} must be between 0 and 1"));
+        }
+        cfg.read_repair_chance = v;
     }
     if let Some(mb) = args.cache_mb {
         cfg.cache_bytes = mb * 1024 * 1024;

@@ -96,6 +96,10 @@ pub struct NodeConfig {
     /// Engine memtable budget.
     #[serde(default = "default_memtable_bytes")]
     pub memtable_bytes: usize,
+    /// Share of reads that ask all N replicas instead of R, so read repair
+    /// sees every replica (the rest are left to anti-entropy).
+    #[serde(default = "default_read_repair_chance")]
+    pub read_repair_chance: f64,
     /// Client request deadline in milliseconds.
     #[serde(default = "default_timeout_ms")]
     pub request_timeout_ms: u64,
@@ -164,6 +168,9 @@ fn default_cache_bytes() -> usize {
 }
 fn default_memtable_bytes() -> usize {
     32 * 1024 * 1024
+}
+fn default_read_repair_chance() -> f64 {
+    0.1
 }
 fn default_timeout_ms() -> u64 {
     DEFAULT_REQUEST_TIMEOUT.as_millis() as u64
@@ -283,6 +290,7 @@ impl NodeConfig {
             cache_bytes: default_cache_bytes(),
             memtable_bytes: default_memtable_bytes(),
             request_timeout_ms: default_timeout_ms(),
+            read_repair_chance: default_read_repair_chance(),
             failure: FailureConfig::default(),
         }
     }

@@ -17,12 +17,15 @@
 //!   replies are awaited in the background and any replica that did not
 //!   already have the merged result is repaired (read repair).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::task::JoinSet;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::time::Instant;
 
 use crate::cluster::{Cluster, PeerError};
@@ -61,6 +64,8 @@ pub struct Defaults {
     pub max_value_bytes: usize,
     /// How long a tombstone every replica acknowledged is kept before purge.
     pub tombstone_grace: Duration,
+    /// Share of reads that ask all N replicas (for read repair) rather than R.
+    pub read_repair_chance: f64,
 }
 
 /// Why a request failed; maps onto gRPC status codes at the edge.
@@ -359,7 +364,7 @@ impl Coordinator {
             .get(coord_idx)
             .map_or(0, |t| u32::from(t.counts(sloppy)));
         let encoded = Bytes::from(set.encode());
-        let mut pending = JoinSet::new();
+        let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
         for (i, t) in targets.iter().enumerate() {
             if i == coord_idx {
                 continue;
@@ -371,26 +376,25 @@ impl Coordinator {
                 versions: encoded.clone(),
                 hint_for: t.hint_for.clone().unwrap_or_default(),
             });
-            pending.spawn(async move {
+            pending.push(Box::pin(async move {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let r = cluster.send(&t.member, op, left).await;
                 (t, r)
-            });
+            }));
         }
         let mut primaries_acked = targets
             .get(coord_idx)
             .map_or(0, |t| usize::from(t.is_primary()));
         while acks < w {
-            let Some(joined) = pending.join_next().await else {
+            let Some((t, result)) = pending.next().await else {
                 break;
             };
-            match joined {
-                Ok((t, Ok(_))) => {
+            match result {
+                Ok(_) => {
                     acks += u32::from(t.counts(sloppy));
                     primaries_acked += usize::from(t.is_primary());
                 }
-                Ok((_, Err(e))) => failures.push(e.to_string()),
-                Err(e) => failures.push(format!("replica task failed: {e}")),
+                Err(e) => failures.push(e.to_string()),
             }
         }
         // Stragglers finish in the background. A tombstone every replica of
@@ -410,8 +414,8 @@ impl Coordinator {
                 n: n as usize,
             };
             tokio::spawn(purge.run_after(pending, primaries_acked));
-        } else {
-            pending.detach_all();
+        } else if !pending.is_empty() {
+            tokio::spawn(async move { while pending.next().await.is_some() {} });
         }
         if acks < w {
             self.stats
@@ -434,56 +438,85 @@ impl Coordinator {
         let timeout = c.timeout.unwrap_or(self.defaults.timeout);
         let deadline = Instant::now() + timeout;
         self.stats.reads.fetch_add(1, Ordering::Relaxed);
-        let mut pending = JoinSet::new();
-        for t in targets.iter().cloned() {
+        // Ask R replicas (this node first: no network hop), and all of them
+        // with probability `read_repair_chance`; a failure brings in the next.
+        let me = self.cluster.me();
+        let mut order: Vec<Target> = targets.clone();
+        order.sort_by_key(|t| t.member.id != me);
+        let all = rand::random::<f64>() < self.defaults.read_repair_chance;
+        let mut unasked = order.into_iter();
+        let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
+        let ask = |t: Target| -> Pending {
             let cluster = self.cluster.clone();
             let op = replica_request::Op::Fetch(Fetch { key: key.clone() });
-            pending.spawn(async move {
+            Box::pin(async move {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let r = cluster.send(&t.member, op, left).await;
                 (t, r)
-            });
+            })
+        };
+        let mut counting_in_flight = 0u32;
+        for t in unasked.by_ref() {
+            let counts = t.counts(sloppy);
+            pending.push(ask(t));
+            counting_in_flight += u32::from(counts);
+            if counting_in_flight >= r && !all {
+                break;
+            }
         }
         let mut merged = VersionSet::new();
         let mut replies: Vec<(Target, VersionSet)> = Vec::new();
         let mut counted = 0u32;
         let mut failures = Vec::new();
         while counted < r {
-            let Some(joined) = pending.join_next().await else {
+            let Some((t, result)) = pending.next().await else {
                 break;
             };
-            match joined {
-                Ok((t, Ok(resp))) => match decode_reply(&resp) {
-                    Ok(set) => {
-                        merged.merge(&set, usize::MAX);
-                        counted += u32::from(t.counts(sloppy));
-                        replies.push((t, set));
-                    }
-                    Err(e) => failures.push(format!("{}: {e}", t.member.id)),
-                },
-                Ok((_, Err(e))) => failures.push(e.to_string()),
-                Err(e) => failures.push(format!("replica task failed: {e}")),
+            let failed = match result
+                .map_err(|e| e.to_string())
+                .and_then(|resp| decode_reply(&resp).map_err(|e| format!("{}: {e}", t.member.id)))
+            {
+                Ok(set) => {
+                    merged.merge(&set, usize::MAX);
+                    counted += u32::from(t.counts(sloppy));
+                    replies.push((t, set));
+                    false
+                }
+                Err(e) => {
+                    failures.push(e);
+                    true
+                }
+            };
+            if failed && let Some(next) = unasked.next() {
+                pending.push(ask(next));
             }
         }
         if counted < r {
             self.stats
                 .read_quorum_failures
                 .fetch_add(1, Ordering::Relaxed);
-            pending.detach_all();
+            if !pending.is_empty() {
+                tokio::spawn(async move { while pending.next().await.is_some() {} });
+            }
             return Err(unavailable("read", counted, r, targets.len(), &failures));
         }
         // Read repair with everything that answers before the deadline.
+        let disagree = replies.iter().any(|(_, s)| *s != merged);
+        if pending.is_empty() && !disagree {
+            return Ok(ReadOutcome {
+                versions: merged,
+                replies: counted,
+            });
+        }
         let cluster = self.cluster.clone();
         let stats = self.stats.clone();
         let result = merged.clone();
         tokio::spawn(async move {
             let mut merged = merged;
-            while let Ok(Some(joined)) =
-                tokio::time::timeout_at(deadline, pending.join_next()).await
+            while let Ok(Some((t, Ok(resp)))) =
+                tokio::time::timeout_at(deadline, pending.next()).await
             {
-                if let Ok((t, Ok(resp))) = joined
-                    && let Ok(set) = decode_reply(&resp)
-                {
+                if let Ok(set) = decode_reply(&resp) {
                     merged.merge(&set, usize::MAX);
                     replies.push((t, set));
                 }
@@ -496,6 +529,9 @@ impl Coordinator {
         })
     }
 }
+
+/// One replica request in flight.
+type Pending = Pin<Box<dyn Future<Output = MergeResult> + Send>>;
 
 /// What is needed to purge a tombstone once every replica acknowledged it.
 struct PurgePlan {
@@ -512,9 +548,9 @@ type MergeResult = (Target, Result<crate::proto::ReplicaResponse, PeerError>);
 impl PurgePlan {
     /// Wait for the remaining acknowledgements; if all N preference-list
     /// replicas answered for themselves, record the purge on each.
-    async fn run_after(self, mut pending: JoinSet<MergeResult>, mut acked: usize) {
-        while let Some(joined) = pending.join_next().await {
-            if let Ok((t, Ok(_))) = joined {
+    async fn run_after(self, mut pending: FuturesUnordered<Pending>, mut acked: usize) {
+        while let Some((t, result)) = pending.next().await {
+            if result.is_ok() {
                 acked += usize::from(t.is_primary());
             }
         }

@@ -13,14 +13,15 @@ use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::cluster::anti_entropy::{self, scan_buckets};
+use crate::cluster::executor::Executor;
 use crate::cluster::handoff::apply_batch;
 use crate::cluster::peers::FROM_HEADER;
 use crate::cluster::rebalance::{self, Change, ChangeError};
-use crate::cluster::{Cluster, Faults, Topology, apply_local};
+use crate::cluster::{Cluster, Faults, Topology};
 use crate::config::{Durability, MAX_MESSAGE_BYTES, NodeConfig};
 use crate::coordinator::{Consistency, CoordError, Coordinator, Defaults};
 use crate::lsm;
@@ -31,6 +32,10 @@ use crate::replica::{Replica, ReplicaOptions};
 use crate::ring::{RingMember, Segment};
 use crate::version::VersionSet;
 use crate::wire::{ring_from_proto, ring_to_proto};
+
+/// Threads applying replica operations to the local engine. Two keep one
+/// batch forming while the other waits for its fsync.
+const EXECUTOR_THREADS: usize = 2;
 
 /// How long a stopping node lets in-flight requests finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
@@ -178,6 +183,8 @@ pub async fn run_node(
     if topology.ring().index_of(&cfg.id).is_none() {
         tracing::warn!(node = %cfg.id, "this node is not in the ring it holds; it will coordinate but own no data");
     }
+    let executor = Executor::start(replica.clone(), EXECUTOR_THREADS)
+        .map_err(|e| NodeError::Storage(format!("cannot start the replica executor: {e}")))?;
     let cluster = Arc::new(Cluster::new(
         &cfg.id,
         topology,
@@ -185,6 +192,7 @@ pub async fn run_node(
         faults,
         cfg.failure.clone(),
         cfg.write_quorum,
+        executor,
     ));
     cluster.rebuild_merkle().await.map_err(NodeError::Storage)?;
     cluster.start_background(cfg.advertised_address());
@@ -196,6 +204,7 @@ pub async fn run_node(
         max_key_bytes: crate::config::MAX_KEY_BYTES,
         max_value_bytes: crate::config::MAX_VALUE_BYTES,
         tombstone_grace: Duration::from_millis(cfg.failure.tombstone_grace_ms),
+        read_repair_chance: cfg.read_repair_chance.clamp(0.0, 1.0),
     };
     let coordinator = Arc::new(Coordinator::new(cluster.clone(), defaults));
     let node = Node {
@@ -519,8 +528,10 @@ impl ReplicaRpc for Node {
             )));
         }
         let mut inbound = req.into_inner();
-        let (tx, rx) = mpsc::channel::<Result<pb::ReplicaResponse, Status>>(4096);
-        let replica = self.cluster.replica().clone();
+        // Unbounded: the executor threads must never block on a slow reader;
+        // the peer's driver bounds what it has in flight.
+        let (tx, rx) = mpsc::unbounded_channel::<Result<pb::ReplicaResponse, Status>>();
+        let executor = self.cluster.executor().clone();
         tokio::spawn(async move {
             loop {
                 let msg = match inbound.message().await {
@@ -528,27 +539,27 @@ impl ReplicaRpc for Node {
                     Ok(None) | Err(_) => break,
                 };
                 if faults.blocks(&from) {
-                    let _ = tx
-                        .send(Err(Status::unavailable("partitioned by fault injection")))
-                        .await;
+                    let _ = tx.send(Err(Status::unavailable("partitioned by fault injection")));
                     break;
                 }
                 let Some(op) = msg.op else {
                     continue;
                 };
                 let id = msg.id;
-                let replica = replica.clone();
                 let tx = tx.clone();
-                // One hop: the engine work and the answer both happen on the
-                // blocking pool (no async task per request).
-                tokio::task::spawn_blocking(move || {
-                    let mut resp = apply_local(&replica, op);
-                    resp.id = id;
-                    let _ = tx.blocking_send(Ok(resp));
-                });
+                let queued = executor.submit(
+                    op,
+                    Box::new(move |mut resp| {
+                        resp.id = id;
+                        let _ = tx.send(Ok(resp));
+                    }),
+                );
+                if !queued {
+                    break;
+                }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
     }
 
     async fn push_ring(

@@ -6,6 +6,7 @@
 //! but run the same code ([`apply_local`]) the server runs for peers.
 
 pub mod anti_entropy;
+pub mod executor;
 pub mod faults;
 pub mod gossip;
 pub mod handoff;
@@ -44,6 +45,7 @@ pub struct Cluster {
     pacer: handoff::HandoffPacer,
     anti_entropy: anti_entropy::AntiEntropyStats,
     transfer: rebalance::TransferStats,
+    executor: executor::Executor,
 }
 
 impl Cluster {
@@ -57,8 +59,10 @@ impl Cluster {
         faults: Faults,
         failure: FailureConfig,
         write_quorum: u32,
+        executor: executor::Executor,
     ) -> Self {
         Cluster {
+            executor,
             me: me.to_string(),
             topology,
             peers: PeerPool::new(me, faults.clone()),
@@ -83,6 +87,11 @@ impl Cluster {
         }
         handoff::start(self.clone(), self.failure.clone());
         anti_entropy::start(self.clone(), self.failure.clone());
+    }
+
+    /// The local replica executor (batched engine access).
+    pub fn executor(&self) -> &executor::Executor {
+        &self.executor
     }
 
     /// Failure-handling settings.
@@ -206,15 +215,23 @@ impl Cluster {
         timeout: Duration,
     ) -> Result<ReplicaResponse, PeerError> {
         if member.id == self.me {
-            let replica = self.replica.clone();
-            let run = tokio::task::spawn_blocking(move || apply_local(&replica, op));
-            return match tokio::time::timeout(timeout, run).await {
-                Err(_) => Err(PeerError::Timeout(self.me.clone())),
-                Ok(Err(join)) => Err(PeerError::Remote {
-                    peer: self.me.clone(),
-                    message: format!("local replica task failed: {join}"),
-                    invalid: false,
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let stopped = || PeerError::Remote {
+                peer: self.me.clone(),
+                message: "the local replica executor has stopped".into(),
+                invalid: false,
+            };
+            if !self.executor.submit(
+                op,
+                Box::new(move |resp| {
+                    let _ = tx.send(resp);
                 }),
+            ) {
+                return Err(stopped());
+            }
+            return match tokio::time::timeout(timeout, rx).await {
+                Err(_) => Err(PeerError::Timeout(self.me.clone())),
+                Ok(Err(_)) => Err(stopped()),
                 Ok(Ok(resp)) => peers::check_response(&self.me, resp),
             };
         }

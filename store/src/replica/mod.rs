@@ -128,6 +128,54 @@ pub struct Replica {
     hints: hints::HintBook,
 }
 
+/// Which lock stripe guards a key.
+fn stripe_of(key: &[u8]) -> usize {
+    (xxhash_rust::xxh3::xxh3_64(key) as usize) % LOCK_STRIPES
+}
+
+/// A key a [`Replica::write_many`] batch touches.
+struct Touched {
+    key: Bytes,
+    pos: u64,
+    /// The set as the batch leaves it.
+    set: VersionSet,
+    /// The stored bytes before the batch.
+    old: Option<Vec<u8>>,
+    changed: bool,
+}
+
+/// One write for [`Replica::write_many`].
+#[derive(Clone, Debug)]
+pub enum LocalWrite {
+    /// A client write this replica coordinates (mints the dot).
+    Coordinate {
+        /// User key.
+        key: Bytes,
+        /// The value, or None for a tombstone.
+        value: Option<Bytes>,
+        /// What the writer saw.
+        context: VersionVector,
+        /// Wall-clock time of the write.
+        timestamp_ms: u64,
+    },
+    /// A version set from another replica.
+    Merge {
+        /// User key.
+        key: Bytes,
+        /// The set to merge in.
+        incoming: VersionSet,
+    },
+}
+
+impl LocalWrite {
+    /// The user key written.
+    pub fn key(&self) -> &Bytes {
+        match self {
+            LocalWrite::Coordinate { key, .. } | LocalWrite::Merge { key, .. } => key,
+        }
+    }
+}
+
 /// Engine key of a user key.
 pub fn data_key(key: &[u8]) -> Vec<u8> {
     data_key_at(key_position(key), key)
@@ -267,9 +315,8 @@ impl Replica {
     }
 
     fn lock_for(&self, key: &[u8]) -> &Mutex<()> {
-        let stripe = (xxhash_rust::xxh3::xxh3_64(key) as usize) % LOCK_STRIPES;
-        // LOCK_STRIPES entries exist; `stripe` is in range.
-        &self.locks[stripe]
+        // LOCK_STRIPES entries exist and `stripe_of` is below it.
+        &self.locks[stripe_of(key)]
     }
 
     fn read_set(&self, dkey: &[u8]) -> Result<Option<(VersionSet, Vec<u8>)>> {
@@ -359,6 +406,99 @@ impl Replica {
         }
         self.account(pos, key, old_raw.as_deref(), Some(&new_raw));
         Ok(set)
+    }
+
+    /// Apply many hint-free writes as one atomic engine batch: one commit-log
+    /// record and (under `Always`) one fsync for all of them. Keys are locked
+    /// in stripe order, so concurrent batches cannot deadlock. Each write sees
+    /// the effect of the earlier ones on the same key. Returns the resulting
+    /// set of each write, in order; an engine failure fails them all.
+    pub fn write_many(&self, writes: Vec<LocalWrite>) -> Result<Vec<VersionSet>> {
+        let mut stripes: Vec<usize> = writes.iter().map(|w| stripe_of(w.key())).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let _guards: Vec<_> = stripes
+            .iter()
+            .filter_map(|&i| self.locks.get(i))
+            .map(|m| m.lock())
+            .collect();
+        let mut touched: Vec<Touched> = Vec::new();
+        let mut results = Vec::with_capacity(writes.len());
+        for w in writes {
+            let key = w.key().clone();
+            let slot = match touched.iter().position(|t| t.key == key) {
+                Some(i) => i,
+                None => {
+                    let pos = key_position(&key);
+                    let (set, old) = match self.read_set(&data_key_at(pos, &key))? {
+                        Some((s, raw)) => (s, Some(raw)),
+                        None => (VersionSet::new(), None),
+                    };
+                    touched.push(Touched {
+                        key: key.clone(),
+                        pos,
+                        set,
+                        old,
+                        changed: false,
+                    });
+                    touched.len() - 1
+                }
+            };
+            let Some(entry) = touched.get_mut(slot) else {
+                continue;
+            };
+            let (changed, dropped) = match w {
+                LocalWrite::Coordinate {
+                    value,
+                    context,
+                    timestamp_ms,
+                    ..
+                } => {
+                    let (_, out) = entry.set.update(
+                        &context,
+                        self.actor,
+                        value,
+                        timestamp_ms,
+                        self.max_siblings,
+                    );
+                    self.stats
+                        .coordinated_writes
+                        .fetch_add(1, Ordering::Relaxed);
+                    (true, out.dropped_siblings)
+                }
+                LocalWrite::Merge { incoming, .. } => {
+                    self.stats.merges.fetch_add(1, Ordering::Relaxed);
+                    let (changed, out) = entry.set.merge(&incoming, self.max_siblings);
+                    if !changed && entry.old.is_some() {
+                        self.stats.merges_noop.fetch_add(1, Ordering::Relaxed);
+                    }
+                    (changed || entry.old.is_none(), out.dropped_siblings)
+                }
+            };
+            self.note_dropped(dropped, &key);
+            entry.changed |= changed;
+            results.push(entry.set.clone());
+        }
+        let mut batch = WriteBatch::new();
+        let mut encoded = Vec::with_capacity(touched.len());
+        for t in &touched {
+            if t.changed {
+                let raw = t.set.encode();
+                batch.put(&data_key_at(t.pos, &t.key), &raw);
+                encoded.push(Some(raw));
+            } else {
+                encoded.push(None);
+            }
+        }
+        if !batch.is_empty() {
+            self.engine.write_batch(batch)?;
+        }
+        for (t, new) in touched.iter().zip(encoded) {
+            if let Some(new) = new {
+                self.account(t.pos, &t.key, t.old.as_deref(), Some(&new));
+            }
+        }
+        Ok(results)
     }
 
     /// The local version set of a key.
