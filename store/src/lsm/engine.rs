@@ -650,7 +650,14 @@ impl Inner {
     /// Seals the memtable: starts a new log and memtable and queues the old ones for flush.
     fn rotate(&self, w: &mut Writer) -> Result<()> {
         let id = self.next_file.fetch_add(1, Ordering::Relaxed);
-        let new_wal = WalWriter::create(&self.dir, id, self.opts.sync, self.opts.wal_buffer_bytes)?;
+        let new_wal = WalWriter::create(
+            &self.dir,
+            id,
+            w.mem.wal_id,
+            self.opts.sync,
+            self.opts.wal_buffer_bytes,
+            &self.stats,
+        )?;
         let sealed = match self.opts.sync {
             SyncPolicy::Never => w.wal.write_out(&self.stats),
             _ => w.wal.sync(&self.stats),
@@ -1081,12 +1088,28 @@ impl Recovery {
         let recovered = Memtable::new(0);
         for &id in &wals {
             let path = wal_path(&dir, id);
-            let end = wal::replay(&path, |seq, op| {
+            let replayed = wal::replay(&path, |seq, op| {
                 recovered.insert(op.key, seq, op.kind, op.value);
                 last_seq = last_seq.max(seq);
                 Ok(())
             })?;
-            if let LogEnd::Torn { offset, dropped } = end {
+            // The log this one follows must be flushed (per the manifest) or replayed too;
+            // otherwise the manifest lost an edit and data would vanish silently.
+            if let Some(prev) = replayed.prev
+                && prev > state.flushed_wal
+                && !wals.contains(&prev)
+            {
+                return Err(Error::corruption(
+                    manifest::manifest_path(&dir, old_manifest.unwrap_or(0)),
+                    0,
+                    format!(
+                        "the manifest is behind the logs: log {prev} (followed by {}) is gone \
+                         but the manifest does not record it as flushed",
+                        path.display()
+                    ),
+                ));
+            }
+            if let LogEnd::Torn { offset, dropped } = replayed.end {
                 stats.add(&stats.wal_torn_tails, 1);
                 stats.add(&stats.wal_bytes_truncated, dropped);
                 tracing::warn!(
@@ -1147,7 +1170,14 @@ impl Recovery {
             }
         }
 
-        let wal = WalWriter::create(&dir, wal_id, opts.sync, opts.wal_buffer_bytes)?;
+        let wal = WalWriter::create(
+            &dir,
+            wal_id,
+            state.flushed_wal,
+            opts.sync,
+            opts.wal_buffer_bytes,
+            &stats,
+        )?;
         sync_dir(&dir, &stats)?;
         let mem = Arc::new(Memtable::new(wal_id));
         let sv = SuperVersion {

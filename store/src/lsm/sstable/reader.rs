@@ -101,7 +101,13 @@ impl TableReader {
         cache: Option<Arc<BlockCache>>,
         stats: Arc<Stats>,
     ) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = File::open(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound && expected_size.is_some() {
+                Error::corruption(path, 0, "a table the manifest lists is missing")
+            } else {
+                Error::io(path, e)
+            }
+        })?;
         let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
         if let Some(expected) = expected_size
             && expected != size
