@@ -59,6 +59,12 @@ struct Args {
     /// Directory for the databases (default: a fresh temp dir; must be on the disk to test).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Engines to run (for profiling one side; a comparison needs both).
+    #[arg(long, value_delimiter = ',', default_value = "ringkv,fjall")]
+    engines: Vec<String>,
+    /// Workloads to run: fill (fillrandom + reads) and/or sync (fillsync + fillsync1).
+    #[arg(long, value_delimiter = ',', default_value = "fill,sync")]
+    workloads: Vec<String>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -296,8 +302,21 @@ fn fillsync(kind: Kind, dir: &Path, args: &Args, threads: u64, ops: u64, label: 
     } else {
         "fillsync"
     };
+    let detail = match &*db {
+        Db::Ringkv(e) => {
+            let st = e.stats();
+            format!(
+                " ({} writes in {} commit groups, {} log fsyncs of {} us on average)",
+                st.puts,
+                st.commit_groups,
+                st.wal_syncs,
+                st.wal_sync_micros / st.wal_syncs.max(1)
+            )
+        }
+        Db::Fjall(..) => String::new(),
+    };
     progress(&format!(
-        "  {label} {name} ({threads} threads) {rate:>10.0} ops/s"
+        "  {label} {name} ({threads} threads) {rate:>10.0} ops/s{detail}"
     ));
     if let Ok(db) = Arc::try_unwrap(db) {
         db.close()?;
@@ -432,10 +451,16 @@ fn main() -> Res<()> {
             "round {}/{} ({} first), {:.0}s elapsed",
             round + 1,
             args.rounds,
-            order[0].name(),
+            order.first().map_or("", |k| k.name()),
             total_start.elapsed().as_secs_f64()
         ));
-        for kind in order {
+        let order: Vec<Kind> = order
+            .into_iter()
+            .filter(|k| args.engines.iter().any(|e| e == k.name()))
+            .collect();
+        let run_fill = args.workloads.iter().any(|w| w == "fill");
+        let run_sync = args.workloads.iter().any(|w| w == "sync");
+        for &kind in order.iter().filter(|_| run_fill) {
             let label = format!("[{}]", kind.name());
             let s = &mut series[kind as usize];
             let dir = base.join(format!("r{round}-{}-fill", kind.name()));
@@ -449,7 +474,7 @@ fn main() -> Res<()> {
             db.close()?;
             std::fs::remove_dir_all(&dir)?;
         }
-        for kind in order {
+        for &kind in order.iter().filter(|_| run_sync) {
             let label = format!("[{}]", kind.name());
             let s = &mut series[kind as usize];
             let dir = base.join(format!("r{round}-{}-sync", kind.name()));

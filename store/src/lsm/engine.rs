@@ -66,7 +66,9 @@ impl std::fmt::Debug for Engine {
 enum WaitState {
     Waiting,
     Lead,
-    Done(Result<u64>),
+    /// The write's result, and the next follower of the same group to wake (followers wake
+    /// each other in a chain, so the leader pays for one wake-up per group).
+    Done(Result<u64>, Option<Arc<Waiter>>),
 }
 
 struct Waiter {
@@ -79,6 +81,25 @@ impl Waiter {
         *self.state.lock() = s;
         self.cv.notify_one();
     }
+
+    /// Blocks until the state leaves `Waiting`; returns it (resetting it to `Waiting`).
+    fn wait(&self) -> WaitState {
+        let mut st = self.state.lock();
+        loop {
+            match std::mem::replace(&mut *st, WaitState::Waiting) {
+                WaitState::Waiting => self.cv.wait(&mut st),
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Returns a follower's result after waking the next follower of its group.
+fn finish_follower(r: Result<u64>, next: Option<Arc<Waiter>>) -> Result<u64> {
+    if let Some(n) = next {
+        n.cv.notify_one();
+    }
+    r
 }
 
 thread_local! {
@@ -364,39 +385,32 @@ impl Engine {
             waiter: Arc::clone(&waiter),
         });
         drop(q);
-        let mut st = waiter.state.lock();
-        loop {
-            match std::mem::replace(&mut *st, WaitState::Waiting) {
-                WaitState::Waiting => waiter.cv.wait(&mut st),
-                WaitState::Done(r) => return r,
-                WaitState::Lead => {
-                    drop(st);
-                    let mut q = inner.commit.lock();
-                    // The previous leader promoted the front of the queue: this writer.
-                    let own = q.queue.pop_front();
-                    let own_bytes = own.as_ref().map_or(0, |p| p.batch.data.len());
-                    let followers = take_group(&mut q, own_bytes);
-                    drop(q);
-                    return match own {
-                        Some(p) if Arc::ptr_eq(&p.waiter, &waiter) => {
-                            inner.lead(Some(p.batch), followers)
+        match waiter.wait() {
+            WaitState::Done(r, next) => finish_follower(r, next),
+            WaitState::Waiting | WaitState::Lead => {
+                let mut q = inner.commit.lock();
+                // The previous leader promoted the front of the queue: this writer.
+                let own = q.queue.pop_front();
+                let own_bytes = own.as_ref().map_or(0, |p| p.batch.data.len());
+                let followers = take_group(&mut q, own_bytes);
+                drop(q);
+                match own {
+                    Some(p) if Arc::ptr_eq(&p.waiter, &waiter) => {
+                        inner.lead(Some(p.batch), followers)
+                    }
+                    other => {
+                        // Not expected; lead the group anyway and wait for our result.
+                        let mut group = followers;
+                        if let Some(p) = other {
+                            group.insert(0, p);
                         }
-                        other => {
-                            // Not expected; lead the group anyway and wait for our result.
-                            let mut group = followers;
-                            if let Some(p) = other {
-                                group.insert(0, p);
-                            }
-                            let _ = inner.lead(None, group);
-                            let mut st = waiter.state.lock();
-                            loop {
-                                match std::mem::replace(&mut *st, WaitState::Waiting) {
-                                    WaitState::Done(r) => return r,
-                                    _ => waiter.cv.wait(&mut st),
-                                }
+                        let _ = inner.lead(None, group);
+                        loop {
+                            if let WaitState::Done(r, next) = waiter.wait() {
+                                return finish_follower(r, next);
                             }
                         }
-                    };
+                    }
                 }
             }
         }
@@ -513,25 +527,28 @@ impl Inner {
         batches.extend(own.as_ref());
         batches.extend(followers.iter().map(|p| &p.batch));
         let result = self.commit_group(&batches);
-        let skip = usize::from(own.is_some());
-        match &result {
-            Ok(seqs) => {
-                for (p, &seq) in followers.iter().zip(seqs.iter().skip(skip)) {
-                    p.waiter.set(WaitState::Done(Ok(seq)));
-                }
-            }
-            Err(e) => {
-                for p in &followers {
-                    p.waiter.set(WaitState::Done(Err(e.duplicate())));
-                }
-            }
-        }
+        // Pass the leadership on first, so the next group's write and fsync overlap with
+        // waking this group's followers.
         {
             let mut q = self.commit.lock();
             match q.queue.front() {
                 Some(next) => next.waiter.set(WaitState::Lead),
                 None => q.leader_active = false,
             }
+        }
+        // Hand every follower its result, then wake the first: each wakes the next.
+        let skip = usize::from(own.is_some());
+        let mut next: Option<Arc<Waiter>> = None;
+        for (i, p) in followers.iter().enumerate().rev() {
+            let r = match &result {
+                Ok(seqs) => Ok(seqs.get(i + skip).copied().unwrap_or(0)),
+                Err(e) => Err(e.duplicate()),
+            };
+            *p.waiter.state.lock() = WaitState::Done(r, next.take());
+            next = Some(Arc::clone(&p.waiter));
+        }
+        if let Some(first) = next {
+            first.cv.notify_one();
         }
         let seqs = result?;
         Ok(if own.is_some() {
@@ -887,6 +904,7 @@ impl Inner {
             wal_bytes_written: wal,
             wal_writes: g(&s.wal_writes),
             wal_syncs: g(&s.wal_syncs),
+            wal_sync_micros: g(&s.wal_sync_micros),
             commit_groups: g(&s.commit_groups),
             flush_bytes_written: flush,
             compaction_bytes_read: g(&s.compaction_bytes_read),

@@ -128,9 +128,11 @@ impl WalWriter {
     pub(crate) fn sync(&mut self, stats: &Stats) -> Result<()> {
         self.write_out(stats)?;
         if self.dirty {
+            let start = std::time::Instant::now();
             self.file
                 .sync_data()
                 .map_err(|e| Error::io(&self.path, e))?;
+            stats.add(&stats.wal_sync_micros, start.elapsed().as_micros() as u64);
             stats.add(&stats.fsyncs, 1);
             stats.add(&stats.wal_syncs, 1);
             self.dirty = false;
