@@ -16,6 +16,8 @@ fn opts() -> Options {
         sync: SyncPolicy::Always,
         block_bytes: 256,
         background_compaction: false,
+        // Compress every level, so damaged compressed blocks are exercised too.
+        uncompressed_levels: 0,
         ..Options::default()
     }
 }

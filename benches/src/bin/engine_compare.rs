@@ -231,8 +231,24 @@ fn fillrandom(db: &Db, args: &Args, label: &str) -> Res<Fill> {
         _ => None,
     };
     let internal_write_amp = match db {
-        Db::Ringkv(e) => Some(e.stats().write_amplification()),
-        Db::Fjall(..) => None,
+        Db::Ringkv(e) => {
+            let st = e.stats();
+            progress(&format!(
+                "  {label} tables per level {:?}, {} compactions, {} write stalls",
+                st.tables_per_level,
+                st.compactions,
+                st.write_stops + st.write_slowdowns
+            ));
+            Some(st.write_amplification())
+        }
+        Db::Fjall(_, ks) => {
+            progress(&format!(
+                "  {label} {} tables, {} in L0",
+                ks.table_count(),
+                ks.l0_table_count()
+            ));
+            None
+        }
     };
     Ok(Fill {
         ops_s: args.keys as f64 / secs,
@@ -241,34 +257,60 @@ fn fillrandom(db: &Db, args: &Args, label: &str) -> Res<Fill> {
     })
 }
 
-fn reads(db: &Db, args: &Args, label: &str, missing: bool) -> Res<f64> {
+/// Point reads on every open database, interleaved in chunks (engine order alternating per
+/// chunk) so that noise from other processes hits both engines alike. Returns ops/s per
+/// database, in `dbs` order.
+fn reads(dbs: &[(Kind, Db)], args: &Args, missing: bool) -> Res<Vec<f64>> {
+    const CHUNK: u64 = 20_000;
     let ops = args.read_ops.unwrap_or(args.keys.min(1_000_000));
     let mut k = [0u8; 16];
-    let mut found = 0u64;
-    let start = Instant::now();
-    for n in 0..ops {
-        let i = if missing {
-            // Keys numbered past the filled range: never written.
-            args.keys + (1 << 40) + n
-        } else {
-            splitmix64(n ^ 0x5EED) % args.keys
-        };
-        key16(i, &mut k);
-        found += u64::from(db.get(&k)?);
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let expected = if missing { 0 } else { ops };
-    if found != expected {
-        return Err(
-            format!("{label}: {found} of {ops} reads found a value, expected {expected}").into(),
-        );
+    let mut secs = vec![0.0f64; dbs.len()];
+    let mut found = vec![0u64; dbs.len()];
+    let mut chunk_start = 0;
+    let mut chunk_no = 0usize;
+    while chunk_start < ops {
+        let chunk_end = (chunk_start + CHUNK).min(ops);
+        for step in 0..dbs.len() {
+            let d = (chunk_no + step) % dbs.len();
+            let Some((_, db)) = dbs.get(d) else { continue };
+            let start = Instant::now();
+            let mut f = 0;
+            for n in chunk_start..chunk_end {
+                let i = if missing {
+                    // Keys numbered past the filled range: never written.
+                    args.keys + (1 << 40) + n
+                } else {
+                    splitmix64(n ^ 0x5EED) % args.keys
+                };
+                key16(i, &mut k);
+                f += u64::from(db.get(&k)?);
+            }
+            if let Some(s) = secs.get_mut(d) {
+                *s += start.elapsed().as_secs_f64();
+            }
+            if let Some(x) = found.get_mut(d) {
+                *x += f;
+            }
+        }
+        chunk_start = chunk_end;
+        chunk_no += 1;
     }
     let what = if missing { "readmissing" } else { "readrandom" };
-    progress(&format!(
-        "  {label} {what} {:>10.0} ops/s",
-        ops as f64 / secs
-    ));
-    Ok(ops as f64 / secs)
+    let expected = if missing { 0 } else { ops };
+    let mut rates = Vec::new();
+    for (((kind, _), secs), found) in dbs.iter().zip(&secs).zip(&found) {
+        if *found != expected {
+            return Err(format!(
+                "[{}] {what}: {found} of {ops} reads found a value, expected {expected}",
+                kind.name()
+            )
+            .into());
+        }
+        let rate = ops as f64 / secs;
+        progress(&format!("  [{}] {what} {rate:>10.0} ops/s", kind.name()));
+        rates.push(rate);
+    }
+    Ok(rates)
 }
 
 fn fillsync(kind: Kind, dir: &Path, args: &Args, threads: u64, ops: u64, label: &str) -> Res<f64> {
@@ -460,19 +502,39 @@ fn main() -> Res<()> {
             .collect();
         let run_fill = args.workloads.iter().any(|w| w == "fill");
         let run_sync = args.workloads.iter().any(|w| w == "sync");
-        for &kind in order.iter().filter(|_| run_fill) {
-            let label = format!("[{}]", kind.name());
-            let s = &mut series[kind as usize];
-            let dir = base.join(format!("r{round}-{}-fill", kind.name()));
-            let db = Db::open(kind, &dir, cache_bytes, false)?;
-            let fill = fillrandom(&db, &args, &label)?;
-            s.fillrandom.push(fill.ops_s);
-            s.write_amp.extend(fill.write_amp);
-            s.internal_write_amp.extend(fill.internal_write_amp);
-            s.readrandom.push(reads(&db, &args, &label, false)?);
-            s.readmissing.push(reads(&db, &args, &label, true)?);
-            db.close()?;
-            std::fs::remove_dir_all(&dir)?;
+        if run_fill {
+            // Fill each engine on its own (its background work is part of its cost), then
+            // read from both with the reads interleaved.
+            let mut dbs: Vec<(Kind, Db)> = Vec::new();
+            for &kind in &order {
+                let label = format!("[{}]", kind.name());
+                let s = &mut series[kind as usize];
+                let dir = base.join(format!("r{round}-{}-fill", kind.name()));
+                let db = Db::open(kind, &dir, cache_bytes, false)?;
+                let fill = fillrandom(&db, &args, &label)?;
+                s.fillrandom.push(fill.ops_s);
+                s.write_amp.extend(fill.write_amp);
+                s.internal_write_amp.extend(fill.internal_write_amp);
+                dbs.push((kind, db));
+            }
+            for (missing, what) in [(false, "readrandom"), (true, "readmissing")] {
+                progress(&format!(
+                    "  reading ({what}), engines interleaved in chunks"
+                ));
+                let rates = reads(&dbs, &args, missing)?;
+                for ((kind, _), rate) in dbs.iter().zip(rates) {
+                    let s = &mut series[*kind as usize];
+                    if missing {
+                        s.readmissing.push(rate);
+                    } else {
+                        s.readrandom.push(rate);
+                    }
+                }
+            }
+            for (kind, db) in dbs {
+                db.close()?;
+                std::fs::remove_dir_all(base.join(format!("r{round}-{}-fill", kind.name())))?;
+            }
         }
         for &kind in order.iter().filter(|_| run_sync) {
             let label = format!("[{}]", kind.name());
@@ -537,7 +599,7 @@ fn main() -> Res<()> {
             "sync_threads": args.sync_threads,
             "sync_ops": args.sync_ops,
             "sync1_ops": args.sync1_ops,
-            "method": "one process; each round runs fillrandom, readrandom, readmissing on a fresh database per engine, then fillsync and fillsync1 per engine; the engine order alternates each round; figures are medians over rounds; fillrandom times the inserts only, then both engines flush and settle compactions before the reads",
+            "method": "one process; each round fills a fresh database per engine (fillrandom times the inserts only; then the engine flushes and its compactions settle), then runs readrandom and readmissing on both databases interleaved in chunks of 20k reads (engine order alternating per chunk), then fillsync and fillsync1 per engine on fresh databases; the engine order alternates each round; figures are medians over rounds",
             "ringkv": "SyncPolicy::Never for fill (user-space WAL buffer), SyncPolicy::Always (group commit) for fillsync; other options default",
             "fjall": "fjall 3.1 defaults (buffered journal, background flush/compaction workers on the same cores); fillsync: insert + persist(SyncData) per write",
             "write_amplification": "bytes the process passed to write(2) (/proc/self/io wchar) during fill + settle, over key+value bytes inserted; same method for both engines",

@@ -1288,7 +1288,7 @@ fn write_memtable(
         opts.block_bytes,
         opts.block_restart_interval,
         opts.bloom_bits_per_key,
-        opts.compression,
+        opts.compression_for(0),
     )?;
     let mut ikey = Vec::new();
     let mut last: Vec<u8> = Vec::new();
