@@ -293,7 +293,7 @@ fn manifest_damage_is_an_error_or_a_reported_truncation() {
             assert_eq!(out.errors, 0, "{what}");
         }
     };
-    for offset in 0..len {
+    for offset in (0..len).step_by(3) {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(src.path(), dir.path());
         flip(&dir.path().join(&name), offset, 0x20);
