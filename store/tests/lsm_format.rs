@@ -30,10 +30,18 @@ fn wal_bytes_match_the_worked_example_in_the_format_doc() {
     e.put(b"key", b"value").unwrap();
     let wal = std::fs::read(dir.path().join("000002.wal")).unwrap();
     assert!(dir.path().join("MANIFEST-000001").exists());
+    let example = doc_example_bytes();
     assert_eq!(
-        wal,
-        doc_example_bytes(),
+        &wal[..example.len()],
+        &example[..],
         "docs/storage-format.md is out of date"
+    );
+    // The rest of the preallocated file is unwritten (zero) space.
+    assert!(wal[example.len()..].iter().all(|&b| b == 0));
+    assert_eq!(
+        wal.len(),
+        64 << 20,
+        "a default log is preallocated to 64 MiB"
     );
     e.close().unwrap();
 }

@@ -673,6 +673,7 @@ impl Inner {
             w.mem.wal_id,
             self.opts.sync,
             self.opts.wal_buffer_bytes,
+            self.opts.wal_prealloc_bytes(),
             &self.stats,
         )?;
         let sealed = match self.opts.sync {
@@ -1194,6 +1195,7 @@ impl Recovery {
             state.flushed_wal,
             opts.sync,
             opts.wal_buffer_bytes,
+            opts.wal_prealloc_bytes(),
             &stats,
         )?;
         sync_dir(&dir, &stats)?;

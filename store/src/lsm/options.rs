@@ -130,6 +130,15 @@ impl Default for Options {
 pub(crate) const HARD_MAX_ENTRY_BYTES: usize = 1 << 30;
 
 impl Options {
+    /// Bytes to preallocate for each write-ahead log: about what one memtable's records
+    /// take, rounded up to 64 KiB, at most 64 MiB.
+    pub(crate) fn wal_prealloc_bytes(&self) -> u64 {
+        (self.memtable_bytes as u64)
+            .min(64 << 20)
+            .div_ceil(64 << 10)
+            * (64 << 10)
+    }
+
     /// The compression for tables written to `level`.
     pub(crate) fn compression_for(&self, level: usize) -> Compression {
         if level < self.uncompressed_levels {

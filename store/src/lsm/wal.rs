@@ -13,7 +13,7 @@
 //!   for deletes).
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -40,6 +40,8 @@ pub(crate) fn wal_path(dir: &Path, id: u64) -> PathBuf {
 pub(crate) struct WalWriter {
     path: PathBuf,
     file: Arc<File>,
+    /// Where the next record goes (the file itself may be preallocated beyond it).
+    offset: u64,
     /// Records not yet handed to the OS.
     buf: Vec<u8>,
     policy: SyncPolicy,
@@ -57,17 +59,30 @@ impl WalWriter {
         prev: u64,
         policy: SyncPolicy,
         buffer_limit: usize,
+        prealloc: u64,
         stats: &Stats,
     ) -> Result<Self> {
         let path = wal_path(dir, id);
         let file = OpenOptions::new()
             .create_new(true)
-            .append(true)
+            .read(true)
+            .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
+        // Size the file up front (sparse, zero-filled): appends then leave the file size
+        // alone, so an `fdatasync` need not write the inode. Recovery reads a zero tail as
+        // unwritten space.
+        if prealloc > 0 {
+            file.set_len(prealloc).map_err(|e| Error::io(&path, e))?;
+            if policy != SyncPolicy::Never {
+                file.sync_all().map_err(|e| Error::io(&path, e))?;
+                stats.add(&stats.fsyncs, 1);
+            }
+        }
         let mut w = WalWriter {
             path,
             file: Arc::new(file),
+            offset: 0,
             buf: Vec::with_capacity(buffer_limit.clamp(4096, 1 << 20)),
             policy,
             buffer_limit,
@@ -114,9 +129,10 @@ impl WalWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        (&*self.file)
-            .write_all(&self.buf)
+        self.file
+            .write_all_at(&self.buf, self.offset)
             .map_err(|e| Error::io(&self.path, e))?;
+        self.offset += self.buf.len() as u64;
         stats.add(&stats.wal_bytes_written, self.buf.len() as u64);
         stats.add(&stats.wal_writes, 1);
         self.buf.clear();
