@@ -68,7 +68,7 @@ pub(crate) enum LogEnd {
     Torn {
         /// Offset of the first byte of the torn tail.
         offset: u64,
-        /// How many bytes the tail holds.
+        /// How many written (non-zero-tail) bytes the torn tail holds.
         dropped: u64,
     },
 }
@@ -135,7 +135,12 @@ pub(crate) fn read_records(
         return match valid_record_after(data, pos) {
             Some(false) => Ok(LogEnd::Torn {
                 offset: pos as u64,
-                dropped: (data.len() - pos) as u64,
+                // Written bytes dropped (not counting the zeros of preallocated space).
+                dropped: data
+                    .iter()
+                    .rposition(|&b| b != 0)
+                    .map_or(0, |last| (last + 1).saturating_sub(pos))
+                    as u64,
             }),
             Some(true) => Err(describe_damage(file, data, pos, "valid records follow it")),
             None => Err(describe_damage(
@@ -240,7 +245,7 @@ mod tests {
             end,
             LogEnd::Torn {
                 offset: 11,
-                dropped: 100
+                dropped: 2
             }
         );
     }
