@@ -4,10 +4,11 @@
 //! Write path. Writers queue up; the first becomes the *leader*, takes every queued batch
 //! (its *group*), assigns consecutive sequence numbers, appends one record per batch to the
 //! WAL with one `write`, and under `SyncPolicy::Always` one `fdatasync` for the whole group.
-//! It then inserts the group into the memtable in sequence order and publishes the group's
-//! last sequence number to readers, wakes the followers with their results, and hands the
-//! leadership to the next queued writer. Readers never see a write before it is durable as
-//! the policy promises, nor part of a batch.
+//! It then inserts the group into the memtable in sequence order, publishes the group's last
+//! sequence number to readers, and wakes the followers (each wakes the next). Writers that
+//! queued meanwhile form the leader's next group (a few groups in a row at most, then the
+//! leadership passes to the oldest waiter). Readers never see a write before it is durable
+//! as the policy promises, nor part of a batch.
 //!
 //! Read path. A reader takes the current [`SuperVersion`] (an `Arc`, no lock held while
 //! reading), then the visible sequence number, and reads memtable, immutable memtables, then
@@ -451,6 +452,9 @@ fn bound_key(b: &Bound<Vec<u8>>) -> Option<&[u8]> {
     }
 }
 
+/// Groups one leader commits back to back before it hands the leadership on.
+const MAX_LEAD_ROUNDS: usize = 8;
+
 /// Takes queued batches for one group, up to `MAX_GROUP_BYTES` including `first_bytes`.
 fn take_group(q: &mut CommitQueue, first_bytes: usize) -> Vec<Pending> {
     let mut bytes = first_bytes;
@@ -523,39 +527,54 @@ impl Inner {
     /// Commits `own` and the followers' batches as one group; wakes the followers, passes
     /// the leadership on, and returns `own`'s result.
     fn lead(&self, own: Option<WriteBatch>, followers: Vec<Pending>) -> Result<u64> {
-        let mut batches: Vec<&WriteBatch> = Vec::with_capacity(followers.len() + 1);
-        batches.extend(own.as_ref());
-        batches.extend(followers.iter().map(|p| &p.batch));
-        let result = self.commit_group(&batches);
-        // Pass the leadership on first, so the next group's write and fsync overlap with
-        // waking this group's followers.
-        {
-            let mut q = self.commit.lock();
-            match q.queue.front() {
-                Some(next) => next.waiter.set(WaitState::Lead),
-                None => q.leader_active = false,
-            }
-        }
-        // Hand every follower its result, then wake the first: each wakes the next.
-        let skip = usize::from(own.is_some());
-        let mut next: Option<Arc<Waiter>> = None;
-        for (i, p) in followers.iter().enumerate().rev() {
-            let r = match &result {
-                Ok(seqs) => Ok(seqs.get(i + skip).copied().unwrap_or(0)),
-                Err(e) => Err(e.duplicate()),
+        let has_own = own.is_some();
+        let mut own = own;
+        let mut followers = followers;
+        let mut own_result: Result<u64> = Ok(0);
+        for round in 1.. {
+            let result = {
+                let mut batches: Vec<&WriteBatch> = Vec::with_capacity(followers.len() + 1);
+                batches.extend(own.as_ref());
+                batches.extend(followers.iter().map(|p| &p.batch));
+                self.commit_group(&batches)
             };
-            *p.waiter.state.lock() = WaitState::Done(r, next.take());
-            next = Some(Arc::clone(&p.waiter));
+            let skip = usize::from(own.take().is_some());
+            if skip == 1 {
+                own_result = match &result {
+                    Ok(seqs) => Ok(seqs.first().copied().unwrap_or(0)),
+                    Err(e) => Err(e.duplicate()),
+                };
+            }
+            // Hand every follower its result, then wake the first: each wakes the next.
+            let mut next: Option<Arc<Waiter>> = None;
+            for (i, p) in followers.iter().enumerate().rev() {
+                let r = match &result {
+                    Ok(seqs) => Ok(seqs.get(i + skip).copied().unwrap_or(0)),
+                    Err(e) => Err(e.duplicate()),
+                };
+                *p.waiter.state.lock() = WaitState::Done(r, next.take());
+                next = Some(Arc::clone(&p.waiter));
+            }
+            if let Some(first) = next {
+                first.cv.notify_one();
+            }
+            // Keep leading while writers are queued: the next group starts without waiting
+            // for another thread to be scheduled. After a bounded number of groups (so this
+            // writer's own call returns), hand the leadership to the oldest waiter.
+            let mut q = self.commit.lock();
+            if q.queue.is_empty() {
+                q.leader_active = false;
+                break;
+            }
+            if round >= MAX_LEAD_ROUNDS || result.is_err() {
+                if let Some(front) = q.queue.front() {
+                    front.waiter.set(WaitState::Lead);
+                }
+                break;
+            }
+            followers = take_group(&mut q, 0);
         }
-        if let Some(first) = next {
-            first.cv.notify_one();
-        }
-        let seqs = result?;
-        Ok(if own.is_some() {
-            seqs.first().copied().unwrap_or(0)
-        } else {
-            0
-        })
+        if has_own { own_result } else { Ok(0) }
     }
 
     /// Writes one group: WAL append (+ sync), memtable insert, publish. Returns the last
