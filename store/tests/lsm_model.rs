@@ -67,6 +67,7 @@ fn options(compression: u8, background: bool) -> Options {
             _ => Compression::Zstd(1),
         },
         background_compaction: background,
+        uncompressed_levels: usize::from(compression) % 2,
         ..Options::default()
     }
 }

@@ -2,7 +2,7 @@
 //! byte budget. Sharded 16 ways by key hash; each shard runs CLOCK (second chance) eviction,
 //! so a hit only sets a flag under a short shard lock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -44,19 +44,17 @@ fn shard_of(key: CacheKey) -> usize {
     (h.finish() >> 40) as usize % SHARDS
 }
 
-struct Slot {
-    key: CacheKey,
-    block: Option<Arc<Block>>,
+struct Entry {
+    block: Arc<Block>,
     referenced: bool,
     charge: usize,
 }
 
+/// One shard: a map from key to entry, and the CLOCK ring of keys in insertion order.
 #[derive(Default)]
 struct Shard {
-    map: HashMap<CacheKey, usize, BuildHasherDefault<KeyHasher>>,
-    slots: Vec<Slot>,
-    free: Vec<usize>,
-    hand: usize,
+    map: HashMap<CacheKey, Entry, BuildHasherDefault<KeyHasher>>,
+    ring: VecDeque<CacheKey>,
     used: usize,
     capacity: usize,
     hits: u64,
@@ -64,21 +62,19 @@ struct Shard {
 }
 
 impl Shard {
+    #[inline]
     fn get(&mut self, key: CacheKey) -> Option<Arc<Block>> {
-        let found = self
-            .map
-            .get(&key)
-            .and_then(|&i| self.slots.get_mut(i))
-            .and_then(|s| {
-                s.referenced = true;
-                s.block.clone()
-            });
-        if found.is_some() {
-            self.hits += 1;
-        } else {
-            self.misses += 1;
+        match self.map.get_mut(&key) {
+            Some(e) => {
+                e.referenced = true;
+                self.hits += 1;
+                Some(Arc::clone(&e.block))
+            }
+            None => {
+                self.misses += 1;
+                None
+            }
         }
-        found
     }
 
     fn insert(&mut self, key: CacheKey, block: Arc<Block>) {
@@ -86,62 +82,43 @@ impl Shard {
         if charge > self.capacity {
             return;
         }
-        if let Some(&i) = self.map.get(&key) {
-            if let Some(s) = self.slots.get_mut(i) {
-                s.referenced = true;
-            }
+        if let Some(e) = self.map.get_mut(&key) {
+            e.referenced = true;
             return;
         }
-        // Second chance: sweep, clearing reference bits, evicting unreferenced entries.
-        let mut sweeps = 0usize;
-        let nslots = self.slots.len();
-        while self.used + charge > self.capacity && !self.slots.is_empty() {
-            if self.hand >= self.slots.len() {
-                self.hand = 0;
-            }
-            let i = self.hand;
-            self.hand += 1;
-            sweeps += 1;
-            let Some(s) = self.slots.get_mut(i) else {
-                continue;
+        // Second chance: a referenced entry goes round once more with its bit cleared; an
+        // unreferenced one is evicted. Two full turns always free enough room.
+        let mut turns = 2 * self.ring.len() + 1;
+        while self.used + charge > self.capacity && turns > 0 {
+            turns -= 1;
+            let Some(k) = self.ring.pop_front() else {
+                break;
             };
-            if s.block.is_none() {
-                if sweeps > 4 * nslots + 8 {
-                    break;
+            match self.map.get_mut(&k) {
+                Some(e) if e.referenced => {
+                    e.referenced = false;
+                    self.ring.push_back(k);
                 }
-                continue;
+                Some(_) => {
+                    if let Some(e) = self.map.remove(&k) {
+                        self.used -= e.charge;
+                    }
+                }
+                None => {}
             }
-            if s.referenced && sweeps <= 2 * nslots {
-                s.referenced = false;
-                continue;
-            }
-            s.block = None;
-            self.used -= s.charge;
-            self.map.remove(&s.key);
-            self.free.push(i);
         }
         if self.used + charge > self.capacity {
             return;
         }
-        let slot = Slot {
+        self.map.insert(
             key,
-            block: Some(block),
-            referenced: false,
-            charge,
-        };
-        let i = match self.free.pop() {
-            Some(i) => {
-                if let Some(s) = self.slots.get_mut(i) {
-                    *s = slot;
-                }
-                i
-            }
-            None => {
-                self.slots.push(slot);
-                self.slots.len() - 1
-            }
-        };
-        self.map.insert(key, i);
+            Entry {
+                block,
+                referenced: false,
+                charge,
+            },
+        );
+        self.ring.push_back(key);
         self.used += charge;
     }
 }

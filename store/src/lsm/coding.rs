@@ -41,8 +41,17 @@ pub(crate) fn u64_at(buf: &[u8], pos: usize) -> Option<u64> {
 }
 
 /// Decodes a varint at `pos`; returns the value and the position after it.
-#[inline]
-pub(crate) fn varint_at(buf: &[u8], mut pos: usize) -> Option<(u64, usize)> {
+#[inline(always)]
+pub(crate) fn varint_at(buf: &[u8], pos: usize) -> Option<(u64, usize)> {
+    let b = *buf.get(pos)?;
+    if b < 0x80 {
+        return Some((u64::from(b), pos + 1));
+    }
+    varint_slow(buf, pos)
+}
+
+#[inline(never)]
+fn varint_slow(buf: &[u8], mut pos: usize) -> Option<(u64, usize)> {
     let mut v: u64 = 0;
     let mut shift = 0u32;
     loop {

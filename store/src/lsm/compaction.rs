@@ -211,7 +211,7 @@ pub(crate) fn merge(
                         opts.block_bytes,
                         opts.block_restart_interval,
                         opts.bloom_bits_per_key,
-                        opts.compression,
+                        opts.compression_for(c.output_level),
                     )?)
                 }
             };

@@ -4,10 +4,11 @@
 //! Write path. Writers queue up; the first becomes the *leader*, takes every queued batch
 //! (its *group*), assigns consecutive sequence numbers, appends one record per batch to the
 //! WAL with one `write`, and under `SyncPolicy::Always` one `fdatasync` for the whole group.
-//! It then inserts the group into the memtable in sequence order and publishes the group's
-//! last sequence number to readers, wakes the followers with their results, and hands the
-//! leadership to the next queued writer. Readers never see a write before it is durable as
-//! the policy promises, nor part of a batch.
+//! It then inserts the group into the memtable in sequence order, publishes the group's last
+//! sequence number to readers, and wakes the followers (each wakes the next). Writers that
+//! queued meanwhile form the leader's next group (a few groups in a row at most, then the
+//! leadership passes to the oldest waiter). Readers never see a write before it is durable
+//! as the policy promises, nor part of a batch.
 //!
 //! Read path. A reader takes the current [`SuperVersion`] (an `Arc`, no lock held while
 //! reading), then the visible sequence number, and reads memtable, immutable memtables, then
@@ -66,7 +67,9 @@ impl std::fmt::Debug for Engine {
 enum WaitState {
     Waiting,
     Lead,
-    Done(Result<u64>),
+    /// The write's result, and the next follower of the same group to wake (followers wake
+    /// each other in a chain, so the leader pays for one wake-up per group).
+    Done(Result<u64>, Option<Arc<Waiter>>),
 }
 
 struct Waiter {
@@ -79,6 +82,25 @@ impl Waiter {
         *self.state.lock() = s;
         self.cv.notify_one();
     }
+
+    /// Blocks until the state leaves `Waiting`; returns it (resetting it to `Waiting`).
+    fn wait(&self) -> WaitState {
+        let mut st = self.state.lock();
+        loop {
+            match std::mem::replace(&mut *st, WaitState::Waiting) {
+                WaitState::Waiting => self.cv.wait(&mut st),
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Returns a follower's result after waking the next follower of its group.
+fn finish_follower(r: Result<u64>, next: Option<Arc<Waiter>>) -> Result<u64> {
+    if let Some(n) = next {
+        n.cv.notify_one();
+    }
+    r
 }
 
 thread_local! {
@@ -364,39 +386,32 @@ impl Engine {
             waiter: Arc::clone(&waiter),
         });
         drop(q);
-        let mut st = waiter.state.lock();
-        loop {
-            match std::mem::replace(&mut *st, WaitState::Waiting) {
-                WaitState::Waiting => waiter.cv.wait(&mut st),
-                WaitState::Done(r) => return r,
-                WaitState::Lead => {
-                    drop(st);
-                    let mut q = inner.commit.lock();
-                    // The previous leader promoted the front of the queue: this writer.
-                    let own = q.queue.pop_front();
-                    let own_bytes = own.as_ref().map_or(0, |p| p.batch.data.len());
-                    let followers = take_group(&mut q, own_bytes);
-                    drop(q);
-                    return match own {
-                        Some(p) if Arc::ptr_eq(&p.waiter, &waiter) => {
-                            inner.lead(Some(p.batch), followers)
+        match waiter.wait() {
+            WaitState::Done(r, next) => finish_follower(r, next),
+            WaitState::Waiting | WaitState::Lead => {
+                let mut q = inner.commit.lock();
+                // The previous leader promoted the front of the queue: this writer.
+                let own = q.queue.pop_front();
+                let own_bytes = own.as_ref().map_or(0, |p| p.batch.data.len());
+                let followers = take_group(&mut q, own_bytes);
+                drop(q);
+                match own {
+                    Some(p) if Arc::ptr_eq(&p.waiter, &waiter) => {
+                        inner.lead(Some(p.batch), followers)
+                    }
+                    other => {
+                        // Not expected; lead the group anyway and wait for our result.
+                        let mut group = followers;
+                        if let Some(p) = other {
+                            group.insert(0, p);
                         }
-                        other => {
-                            // Not expected; lead the group anyway and wait for our result.
-                            let mut group = followers;
-                            if let Some(p) = other {
-                                group.insert(0, p);
-                            }
-                            let _ = inner.lead(None, group);
-                            let mut st = waiter.state.lock();
-                            loop {
-                                match std::mem::replace(&mut *st, WaitState::Waiting) {
-                                    WaitState::Done(r) => return r,
-                                    _ => waiter.cv.wait(&mut st),
-                                }
+                        let _ = inner.lead(None, group);
+                        loop {
+                            if let WaitState::Done(r, next) = waiter.wait() {
+                                return finish_follower(r, next);
                             }
                         }
-                    };
+                    }
                 }
             }
         }
@@ -436,6 +451,9 @@ fn bound_key(b: &Bound<Vec<u8>>) -> Option<&[u8]> {
         Bound::Unbounded => None,
     }
 }
+
+/// Groups one leader commits back to back before it hands the leadership on.
+const MAX_LEAD_ROUNDS: usize = 8;
 
 /// Takes queued batches for one group, up to `MAX_GROUP_BYTES` including `first_bytes`.
 fn take_group(q: &mut CommitQueue, first_bytes: usize) -> Vec<Pending> {
@@ -509,36 +527,54 @@ impl Inner {
     /// Commits `own` and the followers' batches as one group; wakes the followers, passes
     /// the leadership on, and returns `own`'s result.
     fn lead(&self, own: Option<WriteBatch>, followers: Vec<Pending>) -> Result<u64> {
-        let mut batches: Vec<&WriteBatch> = Vec::with_capacity(followers.len() + 1);
-        batches.extend(own.as_ref());
-        batches.extend(followers.iter().map(|p| &p.batch));
-        let result = self.commit_group(&batches);
-        let skip = usize::from(own.is_some());
-        match &result {
-            Ok(seqs) => {
-                for (p, &seq) in followers.iter().zip(seqs.iter().skip(skip)) {
-                    p.waiter.set(WaitState::Done(Ok(seq)));
-                }
+        let has_own = own.is_some();
+        let mut own = own;
+        let mut followers = followers;
+        let mut own_result: Result<u64> = Ok(0);
+        for round in 1.. {
+            let result = {
+                let mut batches: Vec<&WriteBatch> = Vec::with_capacity(followers.len() + 1);
+                batches.extend(own.as_ref());
+                batches.extend(followers.iter().map(|p| &p.batch));
+                self.commit_group(&batches)
+            };
+            let skip = usize::from(own.take().is_some());
+            if skip == 1 {
+                own_result = match &result {
+                    Ok(seqs) => Ok(seqs.first().copied().unwrap_or(0)),
+                    Err(e) => Err(e.duplicate()),
+                };
             }
-            Err(e) => {
-                for p in &followers {
-                    p.waiter.set(WaitState::Done(Err(e.duplicate())));
-                }
+            // Hand every follower its result, then wake the first: each wakes the next.
+            let mut next: Option<Arc<Waiter>> = None;
+            for (i, p) in followers.iter().enumerate().rev() {
+                let r = match &result {
+                    Ok(seqs) => Ok(seqs.get(i + skip).copied().unwrap_or(0)),
+                    Err(e) => Err(e.duplicate()),
+                };
+                *p.waiter.state.lock() = WaitState::Done(r, next.take());
+                next = Some(Arc::clone(&p.waiter));
             }
-        }
-        {
+            if let Some(first) = next {
+                first.cv.notify_one();
+            }
+            // Keep leading while writers are queued: the next group starts without waiting
+            // for another thread to be scheduled. After a bounded number of groups (so this
+            // writer's own call returns), hand the leadership to the oldest waiter.
             let mut q = self.commit.lock();
-            match q.queue.front() {
-                Some(next) => next.waiter.set(WaitState::Lead),
-                None => q.leader_active = false,
+            if q.queue.is_empty() {
+                q.leader_active = false;
+                break;
             }
+            if round >= MAX_LEAD_ROUNDS || result.is_err() {
+                if let Some(front) = q.queue.front() {
+                    front.waiter.set(WaitState::Lead);
+                }
+                break;
+            }
+            followers = take_group(&mut q, 0);
         }
-        let seqs = result?;
-        Ok(if own.is_some() {
-            seqs.first().copied().unwrap_or(0)
-        } else {
-            0
-        })
+        if has_own { own_result } else { Ok(0) }
     }
 
     /// Writes one group: WAL append (+ sync), memtable insert, publish. Returns the last
@@ -650,7 +686,15 @@ impl Inner {
     /// Seals the memtable: starts a new log and memtable and queues the old ones for flush.
     fn rotate(&self, w: &mut Writer) -> Result<()> {
         let id = self.next_file.fetch_add(1, Ordering::Relaxed);
-        let new_wal = WalWriter::create(&self.dir, id, self.opts.sync, self.opts.wal_buffer_bytes)?;
+        let new_wal = WalWriter::create(
+            &self.dir,
+            id,
+            w.mem.wal_id,
+            self.opts.sync,
+            self.opts.wal_buffer_bytes,
+            self.opts.wal_prealloc_bytes(),
+            &self.stats,
+        )?;
         let sealed = match self.opts.sync {
             SyncPolicy::Never => w.wal.write_out(&self.stats),
             _ => w.wal.sync(&self.stats),
@@ -880,6 +924,7 @@ impl Inner {
             wal_bytes_written: wal,
             wal_writes: g(&s.wal_writes),
             wal_syncs: g(&s.wal_syncs),
+            wal_sync_micros: g(&s.wal_sync_micros),
             commit_groups: g(&s.commit_groups),
             flush_bytes_written: flush,
             compaction_bytes_read: g(&s.compaction_bytes_read),
@@ -1081,12 +1126,28 @@ impl Recovery {
         let recovered = Memtable::new(0);
         for &id in &wals {
             let path = wal_path(&dir, id);
-            let end = wal::replay(&path, |seq, op| {
+            let replayed = wal::replay(&path, |seq, op| {
                 recovered.insert(op.key, seq, op.kind, op.value);
                 last_seq = last_seq.max(seq);
                 Ok(())
             })?;
-            if let LogEnd::Torn { offset, dropped } = end {
+            // The log this one follows must be flushed (per the manifest) or replayed too;
+            // otherwise the manifest lost an edit and data would vanish silently.
+            if let Some(prev) = replayed.prev
+                && prev > state.flushed_wal
+                && !wals.contains(&prev)
+            {
+                return Err(Error::corruption(
+                    manifest::manifest_path(&dir, old_manifest.unwrap_or(0)),
+                    0,
+                    format!(
+                        "the manifest is behind the logs: log {prev} (followed by {}) is gone \
+                         but the manifest does not record it as flushed",
+                        path.display()
+                    ),
+                ));
+            }
+            if let LogEnd::Torn { offset, dropped } = replayed.end {
                 stats.add(&stats.wal_torn_tails, 1);
                 stats.add(&stats.wal_bytes_truncated, dropped);
                 tracing::warn!(
@@ -1147,7 +1208,15 @@ impl Recovery {
             }
         }
 
-        let wal = WalWriter::create(&dir, wal_id, opts.sync, opts.wal_buffer_bytes)?;
+        let wal = WalWriter::create(
+            &dir,
+            wal_id,
+            state.flushed_wal,
+            opts.sync,
+            opts.wal_buffer_bytes,
+            opts.wal_prealloc_bytes(),
+            &stats,
+        )?;
         sync_dir(&dir, &stats)?;
         let mem = Arc::new(Memtable::new(wal_id));
         let sv = SuperVersion {
@@ -1240,7 +1309,7 @@ fn write_memtable(
         opts.block_bytes,
         opts.block_restart_interval,
         opts.bloom_bits_per_key,
-        opts.compression,
+        opts.compression_for(0),
     )?;
     let mut ikey = Vec::new();
     let mut last: Vec<u8> = Vec::new();

@@ -4,8 +4,9 @@
 //! (IEEE) over the 4 length bytes followed by the payload. Records follow each other with no
 //! padding.
 //!
-//! Recovery reads records until the end of the file. The first record that fails to decode
-//! (too short, length past the end of the file, bad checksum) is classified:
+//! Recovery reads records until the end of the file or a tail of zero bytes (logs are
+//! preallocated, so zeros are unwritten space). The first record that fails to decode (too
+//! short, length past the end of the file, bad checksum) is classified:
 //! - a **torn tail** if no valid record can be found anywhere after it: the file is cut at
 //!   that offset and the caller reports the truncation;
 //! - **corruption** otherwise: records that were written after the damaged one exist, so
@@ -67,7 +68,7 @@ pub(crate) enum LogEnd {
     Torn {
         /// Offset of the first byte of the torn tail.
         offset: u64,
-        /// How many bytes the tail holds.
+        /// How many written (non-zero-tail) bytes the torn tail holds.
         dropped: u64,
     },
 }
@@ -126,11 +127,20 @@ pub(crate) fn read_records(
             pos = end;
             continue;
         }
+        // A tail of zero bytes is unwritten (preallocated) space: the log ends cleanly.
+        if data.get(pos..).is_some_and(|t| t.iter().all(|&b| b == 0)) {
+            return Ok(LogEnd::Clean);
+        }
         // Damaged or incomplete record at `pos`.
         return match valid_record_after(data, pos) {
             Some(false) => Ok(LogEnd::Torn {
                 offset: pos as u64,
-                dropped: (data.len() - pos) as u64,
+                // Written bytes dropped (not counting the zeros of preallocated space).
+                dropped: data
+                    .iter()
+                    .rposition(|&b| b != 0)
+                    .map_or(0, |last| (last + 1).saturating_sub(pos))
+                    as u64,
             }),
             Some(true) => Err(describe_damage(file, data, pos, "valid records follow it")),
             None => Err(describe_damage(
@@ -199,8 +209,13 @@ mod tests {
             let (recs, end) = read(&data[..cut]).unwrap();
             let whole = [11usize, 22, 35].iter().filter(|&&e| e <= cut).count();
             assert_eq!(recs.len(), whole, "cut {cut}");
-            if cut == 11 || cut == 22 {
-                assert_eq!(end, LogEnd::Clean);
+            let boundary = [0usize, 11, 22]
+                .into_iter()
+                .filter(|&e| e <= cut)
+                .max()
+                .unwrap();
+            if data[boundary..cut].iter().all(|&b| b == 0) {
+                assert_eq!(end, LogEnd::Clean, "cut {cut}");
             } else {
                 assert!(matches!(end, LogEnd::Torn { .. }), "cut {cut}");
             }
@@ -216,16 +231,21 @@ mod tests {
     }
 
     #[test]
-    fn zero_filled_tail_is_torn() {
+    fn zero_filled_tail_is_unwritten_space() {
         let mut data = log_of(&[b"one"]);
         data.extend_from_slice(&[0u8; 100]);
+        let (recs, end) = read(&data).unwrap();
+        assert_eq!(recs.len(), 1);
+        assert_eq!(end, LogEnd::Clean);
+        // A torn record followed by zeros is still a torn tail.
+        data[12] = 7;
         let (recs, end) = read(&data).unwrap();
         assert_eq!(recs.len(), 1);
         assert_eq!(
             end,
             LogEnd::Torn {
                 offset: 11,
-                dropped: 100
+                dropped: 2
             }
         );
     }

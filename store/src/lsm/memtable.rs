@@ -15,11 +15,13 @@ use crate::lsm::key::{self, KIND_PUT};
 /// Estimated bytes a skiplist node costs beyond its key and value.
 const ENTRY_OVERHEAD: usize = 64;
 
-/// One version of one key: `buf` holds the user key followed by the value.
+/// One version of one key: `buf` holds the user key followed by the value. `prefix` caches
+/// the key's first 8 bytes so most comparisons stay inside the skiplist node.
 pub(crate) struct MemEntry {
-    buf: Box<[u8]>,
-    key_len: usize,
+    prefix: u64,
     trailer: u64,
+    key_len: usize,
+    buf: Box<[u8]>,
 }
 
 impl MemEntry {
@@ -37,13 +39,36 @@ impl MemEntry {
     }
 }
 
+/// The first 8 bytes of `user`, big-endian, zero-padded. A strictly smaller prefix means a
+/// strictly smaller key; equal prefixes need a full comparison.
+#[inline]
+pub(crate) fn key_prefix(user: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = user.len().min(8);
+    if let (Some(dst), Some(src)) = (b.get_mut(..n), user.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    u64::from_be_bytes(b)
+}
+
+/// Internal-key order over `(prefix, user key, trailer)`.
+#[inline]
+fn cmp_entries(ap: u64, au: &[u8], at: u64, bp: u64, bu: &[u8], bt: u64) -> Ordering {
+    ap.cmp(&bp).then_with(|| key::cmp_parts(au, at, bu, bt))
+}
+
 /// What a memtable entry and a lookup probe have in common.
 pub(crate) trait KeyView {
+    fn prefix(&self) -> u64;
     fn user(&self) -> &[u8];
     fn trailer(&self) -> u64;
 }
 
 impl KeyView for MemEntry {
+    #[inline]
+    fn prefix(&self) -> u64 {
+        self.prefix
+    }
     #[inline]
     fn user(&self) -> &[u8] {
         self.user_key()
@@ -56,11 +81,27 @@ impl KeyView for MemEntry {
 
 /// A borrowed `(user key, trailer)` probe.
 pub(crate) struct Probe<'a> {
-    pub(crate) user: &'a [u8],
-    pub(crate) trailer: u64,
+    prefix: u64,
+    user: &'a [u8],
+    trailer: u64,
+}
+
+impl<'a> Probe<'a> {
+    #[inline]
+    pub(crate) fn new(user: &'a [u8], trailer: u64) -> Self {
+        Probe {
+            prefix: key_prefix(user),
+            user,
+            trailer,
+        }
+    }
 }
 
 impl KeyView for Probe<'_> {
+    #[inline]
+    fn prefix(&self) -> u64 {
+        self.prefix
+    }
     #[inline]
     fn user(&self) -> &[u8] {
         self.user
@@ -91,7 +132,14 @@ impl PartialOrd for dyn KeyView + '_ {
 impl Ord for dyn KeyView + '_ {
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        key::cmp_parts(self.user(), self.trailer(), other.user(), other.trailer())
+        cmp_entries(
+            self.prefix(),
+            self.user(),
+            self.trailer(),
+            other.prefix(),
+            other.user(),
+            other.trailer(),
+        )
     }
 }
 
@@ -156,9 +204,10 @@ impl Memtable {
         buf.extend_from_slice(user);
         buf.extend_from_slice(value);
         let entry = MemEntry {
-            buf: buf.into_boxed_slice(),
-            key_len: user.len(),
+            prefix: key_prefix(user),
             trailer: key::trailer(seq, kind),
+            key_len: user.len(),
+            buf: buf.into_boxed_slice(),
         };
         self.bytes.fetch_add(
             user.len() + value.len() + ENTRY_OVERHEAD,
@@ -170,10 +219,7 @@ impl Memtable {
 
     /// The newest version of `user` with sequence number <= `seq`.
     pub(crate) fn get(&self, user: &[u8], seq: u64) -> Lookup {
-        let probe = Probe {
-            user,
-            trailer: key::seek_trailer(seq),
-        };
+        let probe = Probe::new(user, key::seek_trailer(seq));
         let Some(e) = self
             .set
             .lower_bound(Bound::Included(&probe as &dyn KeyView))
@@ -233,12 +279,12 @@ impl Memtable {
     ) -> usize {
         let first = match from {
             Bound::Included((user, trailer)) => {
-                let probe = Probe { user, trailer };
+                let probe = Probe::new(user, trailer);
                 self.set
                     .lower_bound(Bound::Included(&probe as &dyn KeyView))
             }
             Bound::Excluded((user, trailer)) => {
-                let probe = Probe { user, trailer };
+                let probe = Probe::new(user, trailer);
                 self.set
                     .lower_bound(Bound::Excluded(&probe as &dyn KeyView))
             }

@@ -65,6 +65,11 @@ pub struct Options {
     pub bloom_bits_per_key: usize,
     /// Data block compression; default LZ4.
     pub compression: Compression,
+    /// Levels, from L0, whose tables are written without compression regardless of
+    /// `compression`; default 2 (L0 and L1). These small, hot levels are read most and
+    /// rewritten most, so they trade some disk space for no decompression on reads and no
+    /// compression on flushes.
+    pub uncompressed_levels: usize,
     /// Block cache budget in bytes (decompressed blocks); default 64 MiB.
     pub block_cache_bytes: usize,
     /// Create the data directory if it is missing; default true.
@@ -104,6 +109,7 @@ impl Default for Options {
             block_restart_interval: 16,
             bloom_bits_per_key: 10,
             compression: Compression::Lz4,
+            uncompressed_levels: 2,
             block_cache_bytes: 64 << 20,
             create_if_missing: true,
             target_table_bytes: 64 << 20,
@@ -124,6 +130,24 @@ impl Default for Options {
 pub(crate) const HARD_MAX_ENTRY_BYTES: usize = 1 << 30;
 
 impl Options {
+    /// Bytes to preallocate for each write-ahead log: about what one memtable's records
+    /// take, rounded up to 64 KiB, at most 64 MiB.
+    pub(crate) fn wal_prealloc_bytes(&self) -> u64 {
+        (self.memtable_bytes as u64)
+            .min(64 << 20)
+            .div_ceil(64 << 10)
+            * (64 << 10)
+    }
+
+    /// The compression for tables written to `level`.
+    pub(crate) fn compression_for(&self, level: usize) -> Compression {
+        if level < self.uncompressed_levels {
+            Compression::None
+        } else {
+            self.compression
+        }
+    }
+
     /// Checks that the options make sense together.
     pub(crate) fn validate(&self) -> Result<()> {
         let bad = |reason: &str| {

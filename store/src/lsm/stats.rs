@@ -16,6 +16,7 @@ pub(crate) struct Stats {
     pub(crate) wal_bytes_written: AtomicU64,
     pub(crate) wal_writes: AtomicU64,
     pub(crate) wal_syncs: AtomicU64,
+    pub(crate) wal_sync_micros: AtomicU64,
     pub(crate) commit_groups: AtomicU64,
     pub(crate) flush_bytes_written: AtomicU64,
     pub(crate) compaction_bytes_read: AtomicU64,
@@ -81,6 +82,8 @@ pub struct EngineStats {
     pub wal_writes: u64,
     /// `fdatasync` calls on the write-ahead log.
     pub wal_syncs: u64,
+    /// Total time spent in those `fdatasync` calls, in microseconds.
+    pub wal_sync_micros: u64,
     /// Commit groups (one leader, any followers) written.
     pub commit_groups: u64,
     /// SSTable bytes written by memtable flushes.
@@ -182,6 +185,7 @@ impl EngineStats {
             ("wal_bytes_written", self.wal_bytes_written),
             ("wal_writes", self.wal_writes),
             ("wal_syncs", self.wal_syncs),
+            ("wal_sync_micros", self.wal_sync_micros),
             ("commit_groups", self.commit_groups),
             ("flush_bytes_written", self.flush_bytes_written),
             ("compaction_bytes_read", self.compaction_bytes_read),

@@ -23,11 +23,26 @@ use crate::lsm::sstable::{
 use crate::lsm::stats::Stats;
 
 /// The in-memory index: the last internal key of every data block, and where the block is.
+/// `prefixes` holds the first 8 bytes of each key's user key (big-endian, zero-padded) so the
+/// binary search touches one dense array and compares whole keys only on a prefix tie.
 #[derive(Debug, Default)]
 struct Index {
     keys: Vec<u8>,
     ends: Vec<u32>,
+    prefixes: Vec<u64>,
     handles: Vec<BlockHandle>,
+}
+
+/// The first 8 bytes of `user`, big-endian, zero-padded: ordering these is consistent with
+/// ordering the keys (a strictly smaller prefix means a strictly smaller key).
+#[inline]
+fn prefix_of(user: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = user.len().min(8);
+    if let (Some(dst), Some(src)) = (b.get_mut(..n), user.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    u64::from_be_bytes(b)
 }
 
 impl Index {
@@ -45,10 +60,17 @@ impl Index {
     /// The first block whose last key is >= `(user, trailer)` (== `len()` if none).
     #[inline]
     fn find(&self, user: &[u8], trailer: u64) -> usize {
+        let target = prefix_of(user);
         let (mut lo, mut hi) = (0usize, self.handles.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if key::cmp_with(self.key(mid), user, trailer) == Ordering::Less {
+            let p = self.prefixes.get(mid).copied().unwrap_or(u64::MAX);
+            let less = if p != target {
+                p < target
+            } else {
+                key::cmp_with(self.key(mid), user, trailer) == Ordering::Less
+            };
+            if less {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -101,7 +123,13 @@ impl TableReader {
         cache: Option<Arc<BlockCache>>,
         stats: Arc<Stats>,
     ) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = File::open(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound && expected_size.is_some() {
+                Error::corruption(path, 0, "a table the manifest lists is missing")
+            } else {
+                Error::io(path, e)
+            }
+        })?;
         let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
         if let Some(expected) = expected_size
             && expected != size
@@ -169,6 +197,9 @@ impl TableReader {
                 return Err(corrupt("index key shorter than a trailer"));
             }
             index.keys.extend_from_slice(it.key());
+            index
+                .prefixes
+                .push(prefix_of(key::split(it.key()).map_or(&[][..], |(u, _)| u)));
             let end = u32::try_from(index.keys.len()).map_err(|_| corrupt("index too large"))?;
             index.ends.push(end);
             index.handles.push(BlockHandle {
@@ -192,6 +223,8 @@ impl TableReader {
             return Err(corrupt("block handle points past the end of the table"));
         }
         let size = h.size as usize;
+        // Read straight into the block's own buffer: an uncompressed block (L0 and L1 by
+        // default) is then returned without a copy.
         let mut buf = vec![0u8; total as usize];
         self.file
             .read_exact_at(&mut buf, h.offset)
