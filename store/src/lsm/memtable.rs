@@ -157,9 +157,13 @@ impl PartialOrd for MemEntry {
 impl Ord for MemEntry {
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        key::cmp_parts(
+        // The 8-byte prefix decides most comparisons without a memcmp; it
+        // orders like the key bytes, so the order is the same.
+        cmp_entries(
+            self.prefix,
             self.user_key(),
             self.trailer,
+            other.prefix,
             other.user_key(),
             other.trailer,
         )
