@@ -3,7 +3,7 @@
 //! shared with `ringkv cluster up`); the loadgen starts them by re-executing itself with the
 //! hidden `__node` subcommand, so `cargo run -p loadgen` needs no other binary.
 
-use serde::Serialize;
+use store::local_cluster::ClusterSpec;
 
 use crate::sweep::Point;
 use crate::workload::{DEFAULT_TOKENS_PER_NODE, Workload};
@@ -11,51 +11,30 @@ use crate::workload::{DEFAULT_TOKENS_PER_NODE, Workload};
 /// The hidden subcommand that runs one node (`loadgen __node ARGS`).
 pub const NODE_SUBCOMMAND: &str = "__node";
 
-/// The shape of the local cluster for one point (what `store::local_cluster::ClusterSpec`
-/// takes).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ClusterPlan {
-    /// Nodes to start.
-    pub nodes: usize,
-    /// Virtual nodes per node.
-    pub tokens_per_node: u32,
-    /// Zones, assigned to nodes round-robin (empty: one zone).
-    pub zones: Vec<String>,
-    /// Replication factor N.
-    pub replication: u32,
-    /// Cluster default W.
-    pub write_quorum: u32,
-    /// Cluster default R.
-    pub read_quorum: u32,
-    /// Extra arguments for every node.
-    pub extra_node_args: Vec<String>,
-}
-
-impl ClusterPlan {
-    /// The cluster a point needs, or `None` when the workload names an already-running cluster
-    /// (`cluster.endpoints`) or the target is not ringkv.
-    pub fn for_point(w: &Workload, p: &Point) -> Option<ClusterPlan> {
-        if w.target != crate::workload::TargetKind::Ringkv || !w.cluster.endpoints.is_empty() {
-            return None;
-        }
-        Some(ClusterPlan {
-            nodes: p.nodes as usize,
-            tokens_per_node: w.cluster.tokens_per_node.unwrap_or(DEFAULT_TOKENS_PER_NODE),
-            zones: w.cluster.zones.clone(),
-            replication: p.replication,
-            write_quorum: p.write_quorum,
-            read_quorum: p.read_quorum,
-            extra_node_args: w.cluster.node_args.clone(),
-        })
+/// The local cluster a point needs, or `None` when the workload names an already-running
+/// cluster (`cluster.endpoints`) or the target is not ringkv.
+pub fn cluster_spec_for_point(w: &Workload, p: &Point) -> Option<ClusterSpec> {
+    if w.target != crate::workload::TargetKind::Ringkv || !w.cluster.endpoints.is_empty() {
+        return None;
     }
+    Some(ClusterSpec {
+        nodes: p.nodes as usize,
+        tokens_per_node: w.cluster.tokens_per_node.unwrap_or(DEFAULT_TOKENS_PER_NODE),
+        zones: w.cluster.zones.clone(),
+        replication: p.replication,
+        write_quorum: p.write_quorum,
+        read_quorum: p.read_quorum,
+        base_dir: None,
+        extra_node_args: w.cluster.node_args.clone(),
+    })
 }
 
 mod local {
     use std::path::Path;
 
-    use store::local_cluster::{ClusterSpec, LocalCluster, NodeLauncher};
+    use store::local_cluster::{LocalCluster, NodeLauncher};
 
-    use super::{ClusterPlan, NODE_SUBCOMMAND};
+    use super::{NODE_SUBCOMMAND, cluster_spec_for_point};
     use crate::report::PointSummary;
     use crate::sweep::{Point, SweepError};
     use crate::target::ringkv::{RingkvOptions, RingkvTarget};
@@ -77,25 +56,14 @@ mod local {
         dir: &Path,
         quiet: bool,
     ) -> Result<PointSummary, SweepError> {
-        let plan = ClusterPlan::for_point(w, point);
-        let cluster = match &plan {
-            Some(plan) => {
+        let cluster = match cluster_spec_for_point(w, point) {
+            Some(spec) => {
                 if !quiet {
-                    eprintln!("  starting {} local nodes", plan.nodes);
+                    eprintln!("  starting {} local nodes", spec.nodes);
                 }
                 let program = std::env::current_exe().map_err(|e| {
                     point_err(point, format!("cannot find the loadgen executable: {e}"))
                 })?;
-                let spec = ClusterSpec {
-                    nodes: plan.nodes,
-                    tokens_per_node: plan.tokens_per_node,
-                    zones: plan.zones.clone(),
-                    replication: plan.replication,
-                    write_quorum: plan.write_quorum,
-                    read_quorum: plan.read_quorum,
-                    base_dir: None,
-                    extra_node_args: plan.extra_node_args.clone(),
-                };
                 let launcher = NodeLauncher {
                     program,
                     args_prefix: vec![NODE_SUBCOMMAND.to_string()],
