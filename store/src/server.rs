@@ -547,13 +547,15 @@ impl ReplicaRpc for Node {
                 };
                 let id = msg.id;
                 let tx = tx.clone();
-                let queued = executor.submit(
-                    op,
-                    Box::new(move |mut resp| {
-                        resp.id = id;
-                        let _ = tx.send(Ok(resp));
-                    }),
-                );
+                let queued = executor
+                    .submit(
+                        op,
+                        Box::new(move |mut resp| {
+                            resp.id = id;
+                            let _ = tx.send(Ok(resp));
+                        }),
+                    )
+                    .await;
                 if !queued {
                     break;
                 }

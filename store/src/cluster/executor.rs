@@ -33,10 +33,18 @@ struct Job {
     reply: Reply,
 }
 
+/// Operations queued or running at once; past it, submitters wait. This is
+/// the back-pressure that keeps a node from accepting more work than its
+/// engine can absorb: a pipeline stops reading its stream (HTTP/2 flow
+/// control then slows the sending peer), and the coordinator waits, instead
+/// of a queue that grows by seconds of work under overload.
+pub const MAX_QUEUED: usize = 1024;
+
 /// Handle to the executor threads; cheap to clone.
 #[derive(Clone)]
 pub struct Executor {
     tx: mpsc::Sender<Job>,
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Executor {
@@ -51,12 +59,22 @@ impl Executor {
                 .name(format!("ringkv-replica-{i}"))
                 .spawn(move || run(&replica, &rx))?;
         }
-        Ok(Executor { tx })
+        Ok(Executor {
+            tx,
+            permits: Arc::new(tokio::sync::Semaphore::new(MAX_QUEUED)),
+        })
     }
 
-    /// Queue an operation; `reply` is called with the answer on an executor
-    /// thread. Returns false if the executor has stopped.
-    pub fn submit(&self, op: replica_request::Op, reply: Reply) -> bool {
+    /// Queue an operation once there is room; `reply` is called with the
+    /// answer on an executor thread. Returns false if the executor stopped.
+    pub async fn submit(&self, op: replica_request::Op, reply: Reply) -> bool {
+        let Ok(permit) = self.permits.clone().acquire_owned().await else {
+            return false;
+        };
+        let reply: Reply = Box::new(move |resp| {
+            drop(permit);
+            reply(resp);
+        });
         self.tx.send(Job { op, reply }).is_ok()
     }
 }

@@ -207,7 +207,7 @@ impl Cluster {
             .is_none_or(|p| p.is_reachable())
     }
 
-    /// Ask `member` to apply `op`; local ops run on the blocking pool.
+    /// Ask `member` to apply `op`; local ops go to the replica executor.
     pub async fn send(
         &self,
         member: &RingMember,
@@ -221,17 +221,18 @@ impl Cluster {
                 message: "the local replica executor has stopped".into(),
                 invalid: false,
             };
-            if !self.executor.submit(
-                op,
-                Box::new(move |resp| {
+            let run = async {
+                let reply: executor::Reply = Box::new(move |resp| {
                     let _ = tx.send(resp);
-                }),
-            ) {
-                return Err(stopped());
-            }
-            return match tokio::time::timeout(timeout, rx).await {
+                });
+                if !self.executor.submit(op, reply).await {
+                    return Err(stopped());
+                }
+                rx.await.map_err(|_| stopped())
+            };
+            return match tokio::time::timeout(timeout, run).await {
                 Err(_) => Err(PeerError::Timeout(self.me.clone())),
-                Ok(Err(_)) => Err(stopped()),
+                Ok(Err(e)) => Err(e),
                 Ok(Ok(resp)) => peers::check_response(&self.me, resp),
             };
         }
