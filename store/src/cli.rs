@@ -99,6 +99,9 @@ pub struct FailureArgs {
     /// Period of Merkle anti-entropy rounds (0 turns periodic rounds off).
     #[arg(long)]
     pub anti_entropy_interval_ms: Option<u64>,
+    /// Keys anti-entropy exchanges per second at most (0: no limit).
+    #[arg(long)]
+    pub anti_entropy_keys_per_sec: Option<u32>,
     /// Hints this node accepts per second when an owner replays them to it.
     #[arg(long)]
     pub hint_replay_per_sec: Option<u32>,
@@ -217,6 +220,9 @@ pub fn node_config(args: &NodeArgs) -> Result<NodeConfig, String> {
     }
     if let Some(v) = f.anti_entropy_interval_ms {
         fc.anti_entropy_interval_ms = v;
+    }
+    if let Some(v) = f.anti_entropy_keys_per_sec {
+        fc.anti_entropy_keys_per_sec = v;
     }
     if let Some(v) = f.hint_replay_per_sec {
         fc.hint_replay_per_sec = v;

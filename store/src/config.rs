@@ -124,6 +124,8 @@ pub struct FailureConfig {
     pub hint_replay_per_sec: u32,
     /// Period between anti-entropy rounds (0 disables the periodic rounds).
     pub anti_entropy_interval_ms: u64,
+    /// Keys anti-entropy exchanges per second at most (0: no limit).
+    pub anti_entropy_keys_per_sec: u32,
     /// How long a fully acknowledged tombstone is kept before it is purged.
     pub tombstone_grace_ms: u64,
     /// Entries per second a node pulls when it gains ranges (0: no limit).
@@ -139,6 +141,7 @@ impl Default for FailureConfig {
             hint_max_age_ms: 3 * 3600 * 1000,
             hint_replay_per_sec: 5_000,
             anti_entropy_interval_ms: 30_000,
+            anti_entropy_keys_per_sec: 1_000,
             tombstone_grace_ms: 4 * 3600 * 1000,
             transfer_entries_per_sec: 0,
         }

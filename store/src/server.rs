@@ -661,6 +661,7 @@ impl ReplicaRpc for Node {
         let (entries, digests_only) = entries;
         let out = entries.into_iter().map(move |e| {
             let digest = Replica::digest(&e.key, &e.versions);
+            let newest_ms = crate::version::newest_timestamp(&e.versions).unwrap_or(0);
             Ok(pb::Entry {
                 key: e.key,
                 versions: if digests_only {
@@ -670,6 +671,7 @@ impl ReplicaRpc for Node {
                 },
                 position: e.position,
                 digest,
+                newest_ms,
             })
         });
         Ok(Response::new(Box::pin(tokio_stream::iter(out))))

@@ -404,6 +404,28 @@ impl VersionSet {
     }
 }
 
+/// The newest write time among the siblings of an encoded set, read without
+/// copying any value (None if the bytes do not decode).
+pub fn newest_timestamp(bytes: &[u8]) -> Option<u64> {
+    let mut buf = bytes;
+    if take_u8(&mut buf).ok()? != SET_FORMAT {
+        return None;
+    }
+    VersionVector::decode_from(&mut buf).ok()?;
+    let n = take_varint(&mut buf).ok()?;
+    let mut newest = 0;
+    for _ in 0..n {
+        take_u64(&mut buf).ok()?;
+        take_varint(&mut buf).ok()?;
+        newest = newest.max(take_varint(&mut buf).ok()?);
+        if take_u8(&mut buf).ok()? == 1 {
+            let len = usize::try_from(take_varint(&mut buf).ok()?).ok()?;
+            buf = buf.get(len..)?;
+        }
+    }
+    Some(newest)
+}
+
 /// Highest counter this process has handed out.
 static LAST_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -652,9 +674,18 @@ mod tests {
         }
 
         #[test]
+        fn newest_timestamp_matches_a_full_decode(reps in arb_replicas()) {
+            for s in reps {
+                let newest = s.siblings().iter().map(|x| x.timestamp_ms).max().unwrap_or(0);
+                prop_assert_eq!(newest_timestamp(&s.encode()), Some(newest));
+            }
+        }
+
+        #[test]
         fn decode_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
             let _ = VersionSet::decode(&bytes);
             let _ = VersionVector::decode_context(&bytes);
+            let _ = newest_timestamp(&bytes);
         }
 
         #[test]

@@ -38,6 +38,11 @@ use crate::wire::ring_from_proto;
 use super::Cluster;
 use super::peers::FROM_HEADER;
 
+/// Differing segments walked per second at most: each costs a few calls and
+/// range scans on both sides, so a round spreads them out.
+const SEGMENTS_PER_SEC: u32 = 50;
+/// Keys written this recently are not exchanged (they are likely in flight).
+const SETTLE_MS: u64 = 5_000;
 /// Deadline of one anti-entropy call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Tombstones purged per reaper pass.
@@ -250,6 +255,7 @@ async fn compare_with(
     let mut client = client_for(cluster, member).ok_or("bad address")?;
     let merkle = cluster.replica().merkle();
     let roots = remote_level(cluster, &mut client, segments, 0, Vec::new()).await?;
+    let mut pace = Pace::new(SEGMENTS_PER_SEC);
     for (seg, remote) in segments.iter().zip(roots) {
         report.segments += 1;
         let (Some(remote), Some(local)) = (remote, merkle.level(*seg, 0)) else {
@@ -259,6 +265,7 @@ async fn compare_with(
             continue;
         }
         report.differing += 1;
+        pace.step().await;
         let leaves = differing_leaves(cluster, &mut client, *seg).await?;
         let (pulled, pushed) = sync_buckets(cluster, member, &mut client, *seg, &leaves).await?;
         report.pulled += pulled;
@@ -291,7 +298,7 @@ async fn differing_leaves(
             .filter(|(i, h)| local.get(**i as usize) != Some(h))
             .map(|(i, _)| *i)
             .collect();
-        if level == DEPTH {
+        if level == DEPTH || differing.is_empty() {
             return Ok(differing);
         }
         candidates = differing
@@ -310,6 +317,12 @@ async fn sync_buckets(
     seg: Segment,
     leaves: &[u32],
 ) -> Result<(u64, u64), String> {
+    // The roots differed but no leaf does any more (writes in flight landed
+    // meanwhile). An empty bucket list would ask the peer for the whole
+    // segment, so there is nothing to exchange.
+    if leaves.is_empty() {
+        return Ok((0, 0));
+    }
     let mut stream = client
         .scan_range(request(
             cluster,
@@ -325,12 +338,20 @@ async fn sync_buckets(
         .await
         .map_err(|s| s.message().to_string())?
         .into_inner();
+    // Keys written in the last SETTLE_MS are most likely still on their way
+    // to some replica (replication in flight, a hint being replayed): leave
+    // them to a later round instead of moving them twice.
+    let settled_before = now_millis().saturating_sub(SETTLE_MS);
     let mut remote: BTreeMap<Bytes, u64> = BTreeMap::new();
+    let mut recent: std::collections::BTreeSet<Bytes> = std::collections::BTreeSet::new();
     while let Some(e) = stream
         .message()
         .await
         .map_err(|s| s.message().to_string())?
     {
+        if e.newest_ms > settled_before {
+            recent.insert(e.key.clone());
+        }
         remote.insert(e.key, e.digest);
     }
     let replica = cluster.replica().clone();
@@ -339,10 +360,17 @@ async fn sync_buckets(
         tokio::task::spawn_blocking(move || scan_buckets(&replica, seg, &buckets))
             .await
             .map_err(|e| e.to_string())??;
+    for e in &local {
+        if crate::version::newest_timestamp(&e.versions).is_some_and(|t| t > settled_before) {
+            recent.insert(e.key.clone());
+        }
+    }
     let local_digest: BTreeMap<Bytes, u64> = local
         .iter()
+        .filter(|e| !recent.contains(&e.key))
         .map(|e| (e.key.clone(), Replica::digest(&e.key, &e.versions)))
         .collect();
+    remote.retain(|k, _| !recent.contains(k));
     let to_pull: Vec<Bytes> = remote
         .iter()
         .filter(|(k, d)| local_digest.get(*k) != Some(d))
@@ -353,8 +381,10 @@ async fn sync_buckets(
         .filter(|(k, d)| remote.get(*k) != Some(d))
         .map(|(k, _)| k.clone())
         .collect();
+    let mut pace = Pace::new(cluster.failure_config().anti_entropy_keys_per_sec);
     let mut pulled = 0;
     for key in &to_pull {
+        pace.step().await;
         let op = replica_request::Op::Fetch(Fetch { key: key.clone() });
         let resp = cluster
             .send(member, op, CALL_TIMEOUT)
@@ -381,6 +411,7 @@ async fn sync_buckets(
     }
     let mut pushed = 0;
     for key in to_push {
+        pace.step().await;
         let replica = cluster.replica().clone();
         let k = key.clone();
         let raw = tokio::task::spawn_blocking(move || replica.fetch_raw(&k))
@@ -403,6 +434,34 @@ async fn sync_buckets(
         pushed += 1;
     }
     Ok((pulled, pushed))
+}
+
+/// Spreads key exchanges out to at most `per_sec`, so a round that finds
+/// many differences (writes in flight under load, or a replica that was
+/// away) runs as a steady background trickle instead of a latency spike.
+struct Pace {
+    per_sec: f64,
+    started: tokio::time::Instant,
+    done: u64,
+}
+
+impl Pace {
+    fn new(per_sec: u32) -> Self {
+        Pace {
+            per_sec: f64::from(per_sec),
+            started: tokio::time::Instant::now(),
+            done: 0,
+        }
+    }
+
+    async fn step(&mut self) {
+        self.done += 1;
+        if self.per_sec <= 0.0 {
+            return;
+        }
+        let due = self.started + Duration::from_secs_f64(self.done as f64 / self.per_sec);
+        tokio::time::sleep_until(due).await;
+    }
 }
 
 /// Local entries of some leaf buckets of a segment.

@@ -240,6 +240,7 @@ fn next_batch(
                     versions: Bytes::from(raw),
                     position: h.position,
                     digest: 0,
+                    newest_ms: 0,
                 });
                 kept.push(h);
             }
