@@ -367,3 +367,43 @@ fn invalid_options_are_refused() {
     .unwrap_err();
     assert!(matches!(err, Error::InvalidOptions { .. }), "{err}");
 }
+
+#[test]
+fn bounded_scans_see_every_key_while_it_is_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Arc::new(Engine::open(dir.path(), small(SyncPolicy::Never)).unwrap());
+    const KEYS: usize = 400;
+    for i in 0..KEYS {
+        e.put(&k(i), b"first").unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (e, stop) = (Arc::clone(&e), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut n = 0usize;
+            while !stop.load(Ordering::Relaxed) && n < 2_000_000 {
+                e.put(&k(n % KEYS), &[b'x'; 200]).unwrap();
+                n += 1;
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut scans = 0;
+    while Instant::now() < deadline && scans < 5_000 {
+        let lo = scans % (KEYS - 50);
+        let rows: Vec<_> = e
+            .scan(k(lo)..k(lo + 50))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            rows.len(),
+            50,
+            "scan {scans} of [{lo}, {}) missed keys",
+            lo + 50
+        );
+        scans += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+}

@@ -28,7 +28,15 @@ pub struct TableBuilder {
     last_user: Vec<u8>,
     have_key: bool,
     scratch: Vec<u8>,
+    /// Offset up to which the file has been synced.
+    synced: u64,
 }
+
+/// A table being written is synced every this many bytes, so its final
+/// fsync is small: one large fsync at the end of a flush would hold the
+/// file system's journal, and with it every commit-log fsync (each write's
+/// acknowledgement), for as long as it takes to write the whole table.
+const SYNC_EVERY_BYTES: u64 = 1 << 20;
 
 impl TableBuilder {
     /// Creates `path` (which must not exist).
@@ -61,6 +69,7 @@ impl TableBuilder {
                 ..Props::default()
             },
             last_user: Vec::new(),
+            synced: 0,
             have_key: false,
             scratch: Vec::new(),
         })
@@ -124,6 +133,11 @@ impl TableBuilder {
         self.out.write_all(&[kind]).map_err(io)?;
         self.out.write_all(&crc.to_le_bytes()).map_err(io)?;
         self.offset += stored.len() as u64 + 5;
+        if self.offset - self.synced >= SYNC_EVERY_BYTES {
+            self.out.flush().map_err(io)?;
+            self.out.get_ref().sync_data().map_err(io)?;
+            self.synced = self.offset;
+        }
         Ok(handle)
     }
 
