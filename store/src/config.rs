@@ -170,7 +170,7 @@ fn default_cache_bytes() -> usize {
     64 * 1024 * 1024
 }
 fn default_memtable_bytes() -> usize {
-    32 * 1024 * 1024
+    8 * 1024 * 1024
 }
 fn default_read_repair_chance() -> f64 {
     0.1
