@@ -967,8 +967,32 @@ impl Inner {
 mod background {
     use super::*;
 
+    /// CPU niceness of the flush thread: below foreground writers, so a flush does not take the
+    /// cores from the requests it is making room for, but not so low that it falls behind (the
+    /// write slowdown would then take over).
+    const FLUSH_NICE: i32 = 5;
+    /// CPU niceness of the compaction thread, which can always wait.
+    const COMPACTION_NICE: i32 = 10;
+
+    /// Lowers the calling thread's CPU priority (Linux: a thread's own nice value). Best effort:
+    /// where it is not allowed or not supported the thread keeps its priority.
+    fn lower_priority(nice: i32) {
+        #[cfg(target_os = "linux")]
+        {
+            #[allow(unsafe_code)]
+            // SAFETY: gettid and setpriority take plain integers and touch no memory of ours.
+            let _ = unsafe {
+                let tid = libc::gettid();
+                libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
+            };
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = nice;
+    }
+
     /// Flushes immutable memtables, oldest first, until shutdown.
     pub(super) fn flush_loop(inner: Arc<Inner>) {
+        lower_priority(FLUSH_NICE);
         loop {
             let mem = {
                 let mut bg = inner.bg.lock();
@@ -991,6 +1015,7 @@ mod background {
 
     /// Runs compactions while any is due, until shutdown.
     pub(super) fn compaction_loop(inner: Arc<Inner>) {
+        lower_priority(COMPACTION_NICE);
         loop {
             {
                 let mut bg = inner.bg.lock();
