@@ -268,6 +268,30 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Environment variable a launcher sets to its own pid so that the node stops
+/// when the launcher is gone, even after a SIGKILL that left it no chance to
+/// stop its children (see [`crate::local_cluster`]).
+pub const EXIT_WITH_PARENT_ENV: &str = "RINGKV_EXIT_WITH_PARENT";
+
+/// Resolves once this process's parent is no longer `pid` (it died and the
+/// process was re-parented). Never resolves when `pid` is `None`.
+async fn parent_gone(pid: Option<u32>) {
+    let Some(pid) = pid else {
+        return std::future::pending().await;
+    };
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        if std::os::unix::process::parent_id() != pid {
+            tracing::warn!(
+                launcher = pid,
+                "the process that started this node is gone; stopping"
+            );
+            return;
+        }
+    }
+}
+
 /// Run a node in the foreground until SIGINT/SIGTERM. The one node entry
 /// point: `ringkv node` and `loadgen __node` both call it.
 pub fn run_node_blocking(args: NodeArgs) -> ExitCode {
@@ -295,12 +319,16 @@ pub fn run_node_blocking(args: NodeArgs) -> ExitCode {
         }
     };
     let id = cfg.id.clone();
-    match rt.block_on(crate::server::run_node(
-        cfg,
-        faults,
-        shutdown_signal(),
-        None,
-    )) {
+    let launcher = std::env::var(EXIT_WITH_PARENT_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok());
+    let stop = async move {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = parent_gone(launcher) => {}
+        }
+    };
+    match rt.block_on(crate::server::run_node(cfg, faults, stop, None)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ringkv node {id}: {e}");

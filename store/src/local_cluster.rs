@@ -8,7 +8,9 @@
 //! node binds it, the start is retried with fresh ports.
 //!
 //! Children are killed when the cluster is dropped, so nothing is left
-//! running after an error or a panic in a test.
+//! running after an error or a panic in a test. A launcher killed outright
+//! (SIGKILL, no chance to clean up) leaves its nodes re-parented: each node
+//! watches for that (`RINGKV_EXIT_WITH_PARENT`) and stops within a second.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -309,6 +311,10 @@ impl LocalCluster {
         let child = Command::new(&launcher.program)
             .args(&launcher.args_prefix)
             .args(&node.args)
+            .env(
+                crate::cli::EXIT_WITH_PARENT_ENV,
+                std::process::id().to_string(),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
