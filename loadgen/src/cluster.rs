@@ -35,6 +35,7 @@ mod local {
     use store::local_cluster::{LocalCluster, NodeLauncher};
 
     use super::{NODE_SUBCOMMAND, cluster_spec_for_point};
+    use crate::events::{EventHook, EventLog, run_schedule};
     use crate::report::PointSummary;
     use crate::sweep::{Point, SweepError};
     use crate::target::ringkv::{RingkvOptions, RingkvTarget};
@@ -56,7 +57,7 @@ mod local {
         dir: &Path,
         quiet: bool,
     ) -> Result<PointSummary, SweepError> {
-        let cluster = match cluster_spec_for_point(w, point) {
+        let mut cluster = match cluster_spec_for_point(w, point) {
             Some(spec) => {
                 if !quiet {
                     eprintln!("  starting {} local nodes", spec.nodes);
@@ -89,7 +90,25 @@ mod local {
             pids,
         };
         let result = match RingkvTarget::connect(&opts).await {
-            Ok(target) => crate::sweep::run_point(&target, w, point, dir, quiet).await,
+            Ok(target) => {
+                let events = match cluster.as_mut() {
+                    Some(c) if !w.events.is_empty() => {
+                        let log = EventLog::default();
+                        let schedule = run_schedule(
+                            c,
+                            w.events_in_order().into_iter().cloned().collect(),
+                            w.warmup_duration(),
+                            log.clone(),
+                        );
+                        Some(EventHook {
+                            schedule: Box::pin(schedule),
+                            log,
+                        })
+                    }
+                    _ => None,
+                };
+                crate::sweep::run_point(&target, w, point, dir, quiet, events).await
+            }
             Err(e) => Err(point_err(
                 point,
                 format!("cannot connect to the cluster: {e}"),

@@ -11,6 +11,7 @@
 //! - [`record`]    — HdrHistogram recording and 1-second interval logs
 //! - [`resources`] — sysinfo sampling of the loadgen and node processes; the machine
 //! - [`cluster`]   — start and stop a local ringkv cluster per point (`__node` re-exec)
+//! - [`events`]    — kill, restart, pause, add or remove nodes on a schedule during a point
 //! - [`report`]    — summary.json, points.csv, report.md and charts (plotters)
 //! - [`compare`]   — baseline vs candidate, the CI gate
 //!
@@ -18,6 +19,7 @@
 
 pub mod cluster;
 pub mod compare;
+pub mod events;
 pub mod generator;
 pub mod record;
 pub mod report;

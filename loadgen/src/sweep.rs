@@ -415,7 +415,7 @@ pub async fn run_workload(
             );
         }
         let result = match w.target {
-            TargetKind::Null => run_point(&NullTarget, w, point, &dir, opts.quiet).await,
+            TargetKind::Null => run_point(&NullTarget, w, point, &dir, opts.quiet, None).await,
             TargetKind::Ringkv => {
                 crate::cluster::run_ringkv_point(w, point, &dir, opts.quiet).await
             }
@@ -484,6 +484,7 @@ pub async fn run_point<T: Target>(
     point: &Point,
     dir: &Path,
     quiet: bool,
+    events: Option<crate::events::EventHook<'_>>,
 ) -> Result<crate::report::PointSummary, SweepError> {
     let key_size = w.keys.size.0 as usize;
     let pool = ValuePool::new(w.seed);
@@ -548,16 +549,32 @@ pub async fn run_point<T: Target>(
         bar: progress_bar(measure, quiet),
         total: measure,
     };
-    let outcome = crate::run::drive(
+    let drive = crate::run::drive(
         target,
         opgen,
         &pool,
         &spec,
         |start, wall| Recorder::new(start, wall, &kinds, &hdr_dir, &prefix),
         &bar,
-    )
-    .await
-    .map_err(|e: RunError| SweepError::Point {
+    );
+    // The event schedule runs alongside the load and is dropped when the load ends.
+    let (outcome, event_log) = match events {
+        Some(hook) => {
+            let mut schedule = hook.schedule;
+            let mut schedule_done = false;
+            tokio::pin!(drive);
+            let outcome = loop {
+                tokio::select! {
+                    r = &mut drive => break r,
+                    () = &mut schedule, if !schedule_done => schedule_done = true,
+                }
+            };
+            drop(schedule);
+            (outcome, Some(hook.log))
+        }
+        None => (drive.await, None),
+    };
+    let outcome = outcome.map_err(|e: RunError| SweepError::Point {
         point: point.id(),
         message: e.to_string(),
     })?;
@@ -575,7 +592,7 @@ pub async fn run_point<T: Target>(
             (*k, rel.to_string_lossy().replace('\\', "/"))
         })
         .collect();
-    let summary = summary_mod::summarise_point(PointFacts {
+    let mut summary = summary_mod::summarise_point(PointFacts {
         point,
         outcome: &outcome,
         processes,
@@ -584,6 +601,9 @@ pub async fn run_point<T: Target>(
         logs,
         null_target: target.name() == "null",
     });
+    if let Some(log) = event_log {
+        summary.events = crate::events::records(&log, outcome.measure_start);
+    }
     if !quiet {
         print_point_line(&summary);
     }

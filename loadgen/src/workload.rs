@@ -208,6 +208,59 @@ pub struct Workload {
     /// Lists to sweep over.
     #[serde(default)]
     pub sweep: Sweep,
+    /// Changes to the local cluster during the measured phase of every point.
+    #[serde(default)]
+    pub events: Vec<Event>,
+}
+
+/// What an event does to the local cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventAction {
+    /// SIGKILL the node (a crash); its data stays for a `restart`.
+    Kill,
+    /// Stop the node cleanly (SIGTERM).
+    Stop,
+    /// Start a killed or stopped node again, same id, address and data.
+    Restart,
+    /// Freeze the node (SIGSTOP): connections stay open, nothing is answered.
+    Pause,
+    /// Thaw a paused node (SIGCONT).
+    Resume,
+    /// Start a new node and join it to the ring (`ringkv admin join`).
+    Add,
+    /// Take the node out of the ring (`ringkv admin leave`: hand its data off), then stop it.
+    Remove,
+}
+
+impl EventAction {
+    /// The name used in the workload file and the results.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventAction::Kill => "kill",
+            EventAction::Stop => "stop",
+            EventAction::Restart => "restart",
+            EventAction::Pause => "pause",
+            EventAction::Resume => "resume",
+            EventAction::Add => "add",
+            EventAction::Remove => "remove",
+        }
+    }
+}
+
+/// `events:` entry — one change to the local cluster at a time in the measured phase.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// When, counted from the end of warm-up (the start of the measured window).
+    pub at: Spanned<DurationSpec>,
+    /// What to do.
+    pub action: EventAction,
+    /// The node, by id (`n1` … `nN`; nodes added by earlier `add` events are `nN+1`, …).
+    /// Every action but `add` needs one.
+    pub node: Option<Spanned<String>>,
+    /// `add` only: the new node's zone (default: the next zone round-robin).
+    pub zone: Option<String>,
 }
 
 fn default_seed() -> u64 {
@@ -476,7 +529,104 @@ impl Workload {
         self.validate_keys()?;
         self.validate_values()?;
         self.validate_mix()?;
-        self.validate_cluster()
+        self.validate_cluster()?;
+        self.validate_events()
+    }
+
+    /// Node counts the points of this workload start with.
+    fn node_counts(&self) -> Vec<u32> {
+        if self.sweep.nodes.is_empty() {
+            vec![
+                self.cluster
+                    .nodes
+                    .as_ref()
+                    .map_or(DEFAULT_NODES, |n| n.value),
+            ]
+        } else {
+            self.sweep.nodes.iter().map(|n| n.value).collect()
+        }
+    }
+
+    /// Events in the order they run (by time; ties in file order).
+    pub fn events_in_order(&self) -> Vec<&Event> {
+        let mut events: Vec<&Event> = self.events.iter().collect();
+        events.sort_by_key(|e| e.at.value);
+        events
+    }
+
+    fn validate_events(&self) -> Result<(), Problem> {
+        let Some(first) = self.events.first() else {
+            return Ok(());
+        };
+        if self.target != TargetKind::Ringkv || !self.cluster.endpoints.is_empty() {
+            return Err(Problem::at(
+                &first.at,
+                "`events` change a local cluster started per point: they need `target: ringkv` \
+                 and no `cluster.endpoints`",
+            ));
+        }
+        for e in &self.events {
+            if let Some(d) = self.measure_duration()
+                && e.at.value.0 >= d
+            {
+                return Err(Problem::at(
+                    &e.at,
+                    format!(
+                        "event at {} would come after the measured window ({}); events are \
+                         timed from the end of warm-up",
+                        e.at.value,
+                        DurationSpec(d)
+                    ),
+                ));
+            }
+            match (e.action, &e.node) {
+                (EventAction::Add, Some(n)) => {
+                    return Err(Problem::at(
+                        n,
+                        "`add` starts a new node and names it; remove `node` (use `zone` to \
+                         place it)",
+                    ));
+                }
+                (EventAction::Add, None) => {}
+                (a, None) => {
+                    return Err(Problem::at(
+                        &e.at,
+                        format!("`{}` needs `node: ID` (for example `node: n2`)", a.name()),
+                    ));
+                }
+                (_, Some(_)) if e.zone.is_some() => {
+                    return Err(Problem::at(&e.at, "`zone` applies to `add` only"));
+                }
+                _ => {}
+            }
+        }
+        // Replay the schedule for every cluster size: each named node must exist by then.
+        for nodes in self.node_counts() {
+            let mut known = nodes;
+            for e in self.events_in_order() {
+                if e.action == EventAction::Add {
+                    known += 1;
+                    continue;
+                }
+                let Some(node) = &e.node else { continue };
+                let index = node
+                    .value
+                    .strip_prefix('n')
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .filter(|n| (1..=known).contains(n));
+                if index.is_none() {
+                    return Err(Problem::at(
+                        node,
+                        format!(
+                            "no node `{}` at {} in a {nodes}-node cluster: nodes are n1..n{known} \
+                             by then",
+                            node.value, e.at.value
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn validate_keys(&self) -> Result<(), Problem> {

@@ -18,12 +18,8 @@ fn assert_valid_png(path: &Path) {
     assert!(buf.iter().any(|b| *b < 200), "{} is blank", path.display());
 }
 
-#[test]
-fn ci_smoke_against_a_real_cluster_writes_every_result_file() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("results");
-    let workload = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workloads/ci-smoke.yaml");
-    let started = Instant::now();
+/// `loadgen run WORKLOAD --out OUT --quiet`, which must succeed.
+fn run_quietly(workload: &Path, out: &Path) {
     let run = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args([
             "run",
@@ -39,6 +35,15 @@ fn ci_smoke_against_a_real_cluster_writes_every_result_file() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
+}
+
+#[test]
+fn ci_smoke_against_a_real_cluster_writes_every_result_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("results");
+    let workload = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workloads/ci-smoke.yaml");
+    let started = Instant::now();
+    run_quietly(&workload, &out);
     assert!(
         started.elapsed() < Duration::from_secs(120),
         "took {:?}",
@@ -97,4 +102,59 @@ fn ci_smoke_against_a_real_cluster_writes_every_result_file() {
         let zombie_or_gone = stat.is_empty() || stat.contains(") Z ");
         assert!(zombie_or_gone, "node pid {pid} still running");
     }
+}
+
+#[test]
+fn cluster_events_run_during_the_measured_window_and_are_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("results");
+    let workload = tmp.path().join("events.yaml");
+    std::fs::write(
+        &workload,
+        "name: events
+cluster: { nodes: 3, replication: 3, write_quorum: 2, read_quorum: 2 }
+keys: { count: 2000 }
+values: { size: 1KB }
+warmup: 1s
+duration: 9s
+rate: 300
+events:
+  - { at: 1s, action: kill, node: n3 }
+  - { at: 3s, action: restart, node: n3 }
+  - { at: 5s, action: add }
+",
+    )
+    .unwrap();
+    run_quietly(&workload, &out);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let p = &summary["points"][0];
+    let events = p["events"].as_array().unwrap();
+    let seen: Vec<_> = events
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["node"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(seen, [("kill", "n3"), ("restart", "n3"), ("add", "n4")]);
+    for e in events {
+        assert_eq!(e["outcome"], "ok", "{e}");
+        let planned = e["planned_s"].as_f64().unwrap();
+        let started = e["started_s"].as_f64().unwrap();
+        assert!(started >= planned - 0.1 && started < planned + 1.0, "{e}");
+    }
+    // W = 2 of N = 3: the store keeps answering while one node is down. Requests that the
+    // killed node was coordinating fail; nothing else should.
+    for op in ["read", "write"] {
+        let o = &p["ops"][op];
+        let (count, errors) = (o["count"].as_u64().unwrap(), o["errors"].as_u64().unwrap());
+        assert!(count > 1000, "{op}: {count}");
+        assert!(errors * 20 < count, "{op}: {errors} errors of {count}");
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("## Cluster events"), "{report}");
+    assert_valid_png(&out.join("charts/timeline-p00.png"));
 }

@@ -161,3 +161,71 @@ fn every_shipped_workload_is_valid() {
     }
     assert!(seen >= 12, "found {seen} workload files");
 }
+
+#[test]
+fn cluster_events_are_checked_before_anything_starts() {
+    let ok = format!(
+        "{VALID}events:\n  - {{ at: 0.2s, action: kill, node: n3 }}\n  - {{ at: 0.4s, action: add }}\n  - {{ at: 0.6s, action: remove, node: n4 }}\n"
+    );
+    let w = parse(&ok).unwrap();
+    let order: Vec<_> = w
+        .events_in_order()
+        .iter()
+        .map(|e| e.action.name())
+        .collect();
+    assert_eq!(order, ["kill", "add", "remove"]);
+
+    // (text, expected message, line of the problem)
+    let cases = [
+        (
+            format!("{VALID}events:\n  - {{ at: 0.5s, action: kill, node: n4 }}\n"),
+            "no node `n4`",
+            8,
+        ),
+        (
+            // n4 is named before the `add` that creates it.
+            format!(
+                "{VALID}events:\n  - {{ at: 0.8s, action: add }}\n  - {{ at: 0.1s, action: stop, node: n4 }}\n"
+            ),
+            "no node `n4`",
+            9,
+        ),
+        (
+            format!("{VALID}events:\n  - {{ at: 2s, action: kill, node: n1 }}\n"),
+            "after the measured window",
+            8,
+        ),
+        (
+            format!("{VALID}events:\n  - {{ at: 0.5s, action: restart }}\n"),
+            "needs `node: ID`",
+            8,
+        ),
+        (
+            format!("{VALID}events:\n  - {{ at: 0.5s, action: add, node: n9 }}\n"),
+            "remove `node`",
+            8,
+        ),
+    ];
+    for (text, expected, line) in cases {
+        let err = parse(&text).unwrap_err();
+        assert!(
+            err.to_string().contains(expected),
+            "expected `{expected}` in: {err}"
+        );
+        assert_eq!(err.line_column().map(|(l, _)| l), Some(line), "{err}");
+    }
+    let unknown = parse(&format!(
+        "{VALID}events:\n  - {{ at: 1s, action: explode, node: n1 }}\n"
+    ))
+    .unwrap_err();
+    assert_eq!(unknown.line_column().map(|(l, _)| l), Some(8), "{unknown}");
+    let endpoints = VALID.replace(
+        "cluster: { nodes: 3, replication: 3 }",
+        "cluster: { endpoints: [\"127.0.0.1:1\"] }",
+    );
+    let err = parse(&format!(
+        "{endpoints}events:\n  - {{ at: 0.5s, action: kill, node: n1 }}\n"
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("local cluster"), "{err}");
+}

@@ -86,6 +86,8 @@ struct Chart {
     y_log: bool,
     x_axis: XAxis,
     lines: Vec<Line>,
+    /// Vertical markers at these x values, with labels (cluster events on timelines).
+    marks: Vec<(f64, String)>,
 }
 
 fn log10_floor_ceil(min: f64, max: f64) -> (f64, f64) {
@@ -235,6 +237,27 @@ impl Chart {
                     .map_err(|x| e(&x))?;
             }
         }
+        let mark_style = ShapeStyle::from(RGBColor(150, 40, 40)).stroke_width(1);
+        let shown = self.marks.iter().filter(|(x, _)| (x0..=x1).contains(x));
+        for (k, (x, label)) in shown.enumerate() {
+            // Labels of nearby events step down so they do not print over each other.
+            let label_y = yhi - (k % 3) as f64 * (yhi - ylo) * 0.05;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(*x, ylo), (*x, yhi)],
+                    5,
+                    4,
+                    mark_style,
+                ))
+                .map_err(|x| e(&x))?;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    label.clone(),
+                    (*x, label_y),
+                    (FONT, 13).into_font().color(&RGBColor(150, 40, 40)),
+                )))
+                .map_err(|x| e(&x))?;
+        }
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
@@ -379,6 +402,7 @@ fn spectrum(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Chart> 
         y_log: true,
         x_axis: XAxis::Nines,
         lines,
+        marks: Vec::new(),
     })
 }
 
@@ -405,6 +429,14 @@ fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Figure>
         return None;
     }
     let (div, unit) = latency_unit(max_p99_us);
+    let marks: Vec<(f64, String)> = p
+        .events
+        .iter()
+        .filter_map(|e| {
+            let node = e.node.as_deref().unwrap_or("");
+            e.started_s.map(|t| (t, format!("{} {node}", e.action)))
+        })
+        .collect();
     let throughput = Chart {
         title: format!("Throughput per second — {} {}", p.id, p.label),
         x_desc: "Time since the end of warm-up (s)".into(),
@@ -418,6 +450,7 @@ fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Figure>
             markers: totals.len() < 30,
             points: totals.values().copied().collect(),
         }],
+        marks: marks.clone(),
     };
     let mut lines = Vec::new();
     for (op, d) in data {
@@ -449,6 +482,7 @@ fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Figure>
         y_log: false,
         x_axis: XAxis::Time,
         lines,
+        marks: marks.clone(),
     };
     Some(Figure {
         panels: vec![throughput, p99],
@@ -609,6 +643,7 @@ fn versus(summary: &Summary, dim: Dim) -> Vec<(String, Chart)> {
                 y_log: true,
                 x_axis: XAxis::Categories(distinct.iter().map(|k| dim.label(*k)).collect()),
                 lines,
+                marks: Vec::new(),
             },
         ));
     }
@@ -668,6 +703,7 @@ fn capacity(summary: &Summary) -> Option<Chart> {
         y_log: true,
         x_axis: XAxis::Linear,
         lines,
+        marks: Vec::new(),
     })
 }
 

@@ -157,6 +157,34 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
             let _ = writeln!(s, "- {}: {}", p.id, p.first_error.as_deref().unwrap_or(""));
         }
     }
+    if summary.points.iter().any(|p| !p.events.is_empty()) {
+        let _ = writeln!(
+            s,
+            "\n## Cluster events\n\nTimes in seconds from the end of warm-up; the timeline \
+             charts mark them.\n\n| point | action | node | due (s) | started (s) | took (s) | \
+             outcome |\n|---|---|---|---|---|---|---|"
+        );
+        for p in &summary.points {
+            for e in &p.events {
+                let opt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3}"));
+                let outcome = match &e.message {
+                    Some(m) => format!("{}: {}", e.outcome, m.replace('|', "/").replace('\n', " ")),
+                    None => e.outcome.clone(),
+                };
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {:.3} | {} | {} | {} |",
+                    p.id,
+                    e.action,
+                    e.node.as_deref().unwrap_or("—"),
+                    e.planned_s,
+                    opt(e.started_s),
+                    opt(e.took_s),
+                    outcome
+                );
+            }
+        }
+    }
     let _ = writeln!(s, "\n## Charts\n");
     for c in charts {
         let rel = c.to_string_lossy().replace('\\', "/");

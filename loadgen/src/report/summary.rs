@@ -182,6 +182,9 @@ pub struct PointSummary {
     pub first_error: Option<String>,
     /// Interval log per operation, relative to the results folder.
     pub logs: BTreeMap<String, String>,
+    /// Cluster events of the workload's `events:` schedule, as they happened.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<crate::events::EventRecord>,
 }
 
 /// Preload figures.
@@ -311,6 +314,7 @@ pub fn summarise_point(f: PointFacts<'_>) -> PointSummary {
             .into_iter()
             .map(|(k, p)| (k.name().to_string(), p))
             .collect(),
+        events: Vec::new(),
     }
 }
 
