@@ -114,7 +114,7 @@ pub struct FailureArgs {
     /// How long a tombstone every replica acknowledged is kept before purge.
     #[arg(long)]
     pub tombstone_grace_ms: Option<u64>,
-    /// Entries per second pulled when gaining ranges (0: no limit).
+    /// Entries per second pulled when gaining ranges (default 5000; 0: no limit).
     #[arg(long)]
     pub transfer_entries_per_sec: Option<u32>,
 }
