@@ -94,7 +94,10 @@ impl RingkvTarget {
             table.resize(i + 1, None);
         }
         if let Some(slot) = table.get_mut(i) {
-            *slot = (!context.is_empty()).then_some(context);
+            // A decoded `Bytes` field shares the whole receive buffer (value, frame, and
+            // neighbouring messages): keeping it for every key held ~5 KB per key. Keep a copy
+            // of just the context.
+            *slot = (!context.is_empty()).then(|| Bytes::copy_from_slice(&context));
         }
     }
 }
