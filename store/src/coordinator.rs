@@ -513,10 +513,13 @@ impl Coordinator {
         let result = merged.clone();
         tokio::spawn(async move {
             let mut merged = merged;
-            while let Ok(Some((t, Ok(resp)))) =
+            while let Ok(Some((t, result))) =
                 tokio::time::timeout_at(deadline, pending.next()).await
             {
-                if let Ok(set) = decode_reply(&resp) {
+                // A replica that failed is skipped; the others still count.
+                if let Ok(resp) = result
+                    && let Ok(set) = decode_reply(&resp)
+                {
                     merged.merge(&set, usize::MAX);
                     replies.push((t, set));
                 }
