@@ -414,8 +414,8 @@ impl Coordinator {
                 n: n as usize,
             };
             tokio::spawn(purge.run_after(pending, primaries_acked));
-        } else if !pending.is_empty() {
-            tokio::spawn(async move { while pending.next().await.is_some() {} });
+        } else {
+            finish_in_background(pending);
         }
         if acks < w {
             self.stats
@@ -495,9 +495,7 @@ impl Coordinator {
             self.stats
                 .read_quorum_failures
                 .fetch_add(1, Ordering::Relaxed);
-            if !pending.is_empty() {
-                tokio::spawn(async move { while pending.next().await.is_some() {} });
-            }
+            finish_in_background(pending);
             return Err(unavailable("read", counted, r, targets.len(), &failures));
         }
         // Read repair with everything that answers before the deadline.
@@ -535,6 +533,14 @@ impl Coordinator {
 
 /// One replica request in flight.
 type Pending = Pin<Box<dyn Future<Output = MergeResult> + Send>>;
+
+/// Let requests nobody waits for any more run to completion (a replica still
+/// applies a write that was sent to it) without holding up the caller.
+fn finish_in_background(mut pending: FuturesUnordered<Pending>) {
+    if !pending.is_empty() {
+        tokio::spawn(async move { while pending.next().await.is_some() {} });
+    }
+}
 
 /// What is needed to purge a tombstone once every replica acknowledged it.
 struct PurgePlan {
