@@ -16,11 +16,11 @@ use std::sync::mpsc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::proto::{ReplicaResponse, replica_request, replica_response};
+use crate::proto::{ReplicaResponse, replica_request};
 use crate::replica::{LocalWrite, Replica};
-use crate::version::{VersionSet, VersionVector};
+use crate::version::VersionSet;
 
-use super::apply_local;
+use super::{ApplyError, apply_local, decode_context, respond};
 
 /// Most operations one executor thread takes at once.
 const MAX_BATCH: usize = 256;
@@ -99,22 +99,6 @@ fn run(replica: &Replica, rx: &Mutex<mpsc::Receiver<Job>>) {
     }
 }
 
-fn ok(versions: Bytes) -> ReplicaResponse {
-    ReplicaResponse {
-        id: 0,
-        result: Some(replica_response::Result::Versions(versions)),
-        invalid: false,
-    }
-}
-
-fn failed(message: String, invalid: bool) -> ReplicaResponse {
-    ReplicaResponse {
-        id: 0,
-        result: Some(replica_response::Result::Error(message)),
-        invalid,
-    }
-}
-
 /// Answer reads and one-off operations at once; batch the plain writes.
 fn execute(replica: &Replica, jobs: Vec<Job>) {
     let mut writes: Vec<LocalWrite> = Vec::new();
@@ -122,7 +106,7 @@ fn execute(replica: &Replica, jobs: Vec<Job>) {
     for job in jobs {
         match job.op {
             replica_request::Op::Coordinate(c) if c.hint_for.is_empty() => {
-                match VersionVector::decode_context(&c.context) {
+                match decode_context(&c.context) {
                     Ok(context) => {
                         writes.push(LocalWrite::Coordinate {
                             key: c.key,
@@ -132,11 +116,11 @@ fn execute(replica: &Replica, jobs: Vec<Job>) {
                         });
                         waiting.push((job.reply, true));
                     }
-                    Err(e) => (job.reply)(failed(format!("causal context: {e}"), true)),
+                    Err(e) => (job.reply)(respond(Err(e))),
                 }
             }
             replica_request::Op::Merge(m) if m.hint_for.is_empty() => {
-                match VersionSet::decode(&m.versions) {
+                match VersionSet::decode(&m.versions).map_err(ApplyError::from) {
                     Ok(incoming) => {
                         writes.push(LocalWrite::Merge {
                             key: m.key,
@@ -144,7 +128,7 @@ fn execute(replica: &Replica, jobs: Vec<Job>) {
                         });
                         waiting.push((job.reply, false));
                     }
-                    Err(e) => (job.reply)(failed(format!("version set: {e}"), true)),
+                    Err(e) => (job.reply)(respond(Err(e))),
                 }
             }
             op => (job.reply)(apply_local(replica, op)),
@@ -162,13 +146,13 @@ fn execute(replica: &Replica, jobs: Vec<Job>) {
                 } else {
                     Bytes::new()
                 };
-                reply(ok(versions));
+                reply(respond(Ok(versions)));
             }
         }
         Err(e) => {
-            let message = e.to_string();
+            let failed = respond(Err(ApplyError::from(e)));
             for (reply, _) in waiting {
-                reply(failed(message.clone(), false));
+                reply(failed.clone());
             }
         }
     }

@@ -273,6 +273,11 @@ pub fn apply_local(replica: &Replica, op: replica_request::Op) -> ReplicaRespons
             .map(|raw| raw.map(Bytes::from).unwrap_or_default())
             .map_err(ApplyError::from),
     };
+    respond(result)
+}
+
+/// The answer to one replica operation (its `id` is set by the caller).
+fn respond(result: Result<Bytes, ApplyError>) -> ReplicaResponse {
     match result {
         Ok(versions) => ReplicaResponse {
             id: 0,
@@ -287,9 +292,14 @@ pub fn apply_local(replica: &Replica, op: replica_request::Op) -> ReplicaRespons
     }
 }
 
+/// The causal context a coordinated write carries.
+fn decode_context(bytes: &[u8]) -> Result<VersionVector, ApplyError> {
+    VersionVector::decode_context(bytes)
+        .map_err(|e| ApplyError::Invalid(format!("causal context: {e}")))
+}
+
 fn coordinate(replica: &Replica, c: crate::proto::CoordinatePut) -> Result<VersionSet, ApplyError> {
-    let context = VersionVector::decode_context(&c.context)
-        .map_err(|e| ApplyError::Invalid(format!("causal context: {e}")))?;
+    let context = decode_context(&c.context)?;
     let value = (!c.tombstone).then_some(c.value);
     let hint = (!c.hint_for.is_empty()).then_some(c.hint_for.as_str());
     Ok(replica.coordinate_put(&c.key, value, &context, c.timestamp_ms, hint)?)
