@@ -88,6 +88,10 @@ mod local {
             sloppy: w.cluster.sloppy,
             key_count: w.keys.count,
             pids,
+            driver_threads: crate::target::ringkv::driver_threads_for(match point.load {
+                crate::sweep::Load::Open { rate } => Some(rate),
+                crate::sweep::Load::Closed { .. } => None,
+            }),
         };
         let result = match RingkvTarget::connect(&opts).await {
             Ok(target) => {

@@ -1,10 +1,22 @@
 //! The Rust client: what the CLI and the loadgen use.
 //!
-//! Async and cheap to clone. It keeps one or more HTTP/2 connections per node
-//! and, when token-aware, sends each request straight to the first replica of
-//! the key's preference list (that node coordinates the write locally, which
-//! saves a hop); otherwise it spreads requests over the given endpoints.
-//! A request that cannot reach its node is retried once on another.
+//! Async and cheap to clone. Requests travel on long-lived multiplexed sessions
+//! (`Kv.Session`, [`session`]): `connections` sessions per node, each on its own
+//! HTTP/2 connection, opened when first needed and reopened after a failure.
+//! When token-aware, each request goes straight to the first replica of the
+//! key's preference list (that node coordinates the write locally, which saves
+//! a hop), and to the next replicas in order when that one cannot be reached;
+//! otherwise requests are spread over the given endpoints.
+//!
+//! Failover (`docs/wire.md`, "Sessions"):
+//! - a request that surely reached no node (no connection, or the session was
+//!   already closed) goes to the next node;
+//! - a read whose connection breaks, or that gets no answer within its share
+//!   of the deadline, is asked again of the next node;
+//! - a write whose connection breaks or times out in flight is not repeated:
+//!   it may have been applied, so it fails with [`ClientError::Indeterminate`].
+
+mod session;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,7 +41,8 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// Route each key to its first replica (learned from `Status`).
     pub token_aware: bool,
-    /// HTTP/2 connections per node.
+    /// Sessions (each on its own HTTP/2 connection) per node. Many requests share one
+    /// session; more help only when one connection's task is the bottleneck.
     pub connections: usize,
 }
 
@@ -64,6 +77,13 @@ pub enum ClientError {
     /// The node answered with an error status.
     #[error("{}: {}", code_name(.0.code()), .0.message())]
     Status(tonic::Status),
+    /// A write was in flight when its connection broke or its deadline passed: it may or
+    /// may not have been applied. Read the key to find out.
+    #[error("outcome unknown: {reason}; the write may or may not have been applied")]
+    Indeterminate {
+        /// What happened.
+        reason: String,
+    },
 }
 
 fn code_name(code: tonic::Code) -> &'static str {
@@ -85,6 +105,11 @@ impl ClientError {
             ClientError::Status(s) => Some(s.code()),
             _ => None,
         }
+    }
+
+    /// Whether a write that failed this way may still have been applied.
+    pub fn is_indeterminate(&self) -> bool {
+        matches!(self, ClientError::Indeterminate { .. })
     }
 }
 
@@ -124,15 +149,115 @@ pub type DeleteReply = PutReply;
 
 struct Router {
     ring: Ring,
-    /// Channel index per ring member index.
-    member_channel: Vec<Option<usize>>,
+    /// Node index per ring member index.
+    member_node: Vec<Option<usize>>,
+}
+
+/// After a failed connection attempt, a node is not dialled again for this long; requests go
+/// to the next node meanwhile.
+const REDIAL_AFTER: Duration = Duration::from_millis(200);
+/// A read waits at most this share of what is left of its deadline before it asks the next
+/// replica (the last attempt waits for all of it).
+const READ_ATTEMPT_SHARE: u32 = 2;
+/// Most nodes one request tries.
+const MAX_ATTEMPTS: usize = 3;
+
+/// One node: where it is and its sessions.
+struct NodeConn {
+    address: String,
+    endpoint: Endpoint,
+    /// For unary calls off the hot path (status, admin).
+    channel: Channel,
+    slots: Vec<parking_lot::Mutex<Slot>>,
+    /// Serialises (re)connecting, so a broken node is dialled once, not once per request.
+    dial: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct Slot {
+    session: Option<Arc<session::Session>>,
+    failed_at: Option<tokio::time::Instant>,
+    last_error: String,
+}
+
+/// Why no session to a node could be had (nothing was sent).
+struct NoSession(String);
+
+impl NodeConn {
+    fn new(address: &str, opts: &ClientOptions) -> Result<NodeConn, ClientError> {
+        let endpoint = channel_for(address, opts)?;
+        Ok(NodeConn {
+            address: address.trim_start_matches("http://").to_string(),
+            channel: endpoint.connect_lazy(),
+            endpoint,
+            slots: (0..opts.connections.max(1))
+                .map(|_| parking_lot::Mutex::new(Slot::default()))
+                .collect(),
+            dial: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn kv(&self) -> KvClient<Channel> {
+        kv(self.channel.clone())
+    }
+
+    /// An open session of slot `i`, dialling if needed (and not failed just now).
+    async fn session(&self, i: usize) -> Result<Arc<session::Session>, NoSession> {
+        let slot = self
+            .slots
+            .get(i % self.slots.len().max(1))
+            .ok_or_else(|| NoSession("no session slots".into()))?;
+        let fresh =
+            |slot: &parking_lot::Mutex<Slot>| -> Option<Result<Arc<session::Session>, NoSession>> {
+                let s = slot.lock();
+                if let Some(sess) = &s.session
+                    && sess.is_open()
+                {
+                    return Some(Ok(sess.clone()));
+                }
+                if let Some(at) = s.failed_at
+                    && at.elapsed() < REDIAL_AFTER
+                {
+                    return Some(Err(NoSession(s.last_error.clone())));
+                }
+                None
+            };
+        if let Some(r) = fresh(slot) {
+            return r;
+        }
+        let _dialling = self.dial.lock().await;
+        if let Some(r) = fresh(slot) {
+            return r;
+        }
+        let opened = match self.endpoint.connect().await {
+            Ok(channel) => session::Session::open(channel)
+                .await
+                .map_err(|s| format!("{}: {}", code_name(s.code()), s.message())),
+            Err(e) => Err(transport_reason(&e)),
+        };
+        let mut s = slot.lock();
+        match opened {
+            Ok(sess) => {
+                let sess = Arc::new(sess);
+                s.session = Some(sess.clone());
+                s.failed_at = None;
+                Ok(sess)
+            }
+            Err(reason) => {
+                let reason = format!("cannot connect to {}: {reason}", self.address);
+                s.session = None;
+                s.failed_at = Some(tokio::time::Instant::now());
+                s.last_error = reason.clone();
+                Err(NoSession(reason))
+            }
+        }
+    }
 }
 
 /// A connection to a ringkv cluster.
 #[derive(Clone)]
 pub struct Client {
-    /// One entry per node, each with `connections` clients.
-    nodes: Arc<Vec<Vec<KvClient<Channel>>>>,
+    nodes: Arc<Vec<NodeConn>>,
     router: Option<Arc<Router>>,
     next: Arc<AtomicUsize>,
     opts: ClientOptions,
@@ -147,7 +272,9 @@ fn channel_for(addr: &str, opts: &ClientOptions) -> Result<Endpoint, ClientError
     Ok(Endpoint::from_shared(uri)
         .map_err(|_| ClientError::BadEndpoint(addr.to_string()))?
         .connect_timeout(Duration::from_secs(2).min(opts.timeout))
-        .tcp_nodelay(true))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(5)))
 }
 
 fn kv(channel: Channel) -> KvClient<Channel> {
@@ -156,32 +283,33 @@ fn kv(channel: Channel) -> KvClient<Channel> {
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
-fn clients(ep: &Endpoint, n: usize) -> Vec<KvClient<Channel>> {
-    (0..n.max(1)).map(|_| kv(ep.connect_lazy())).collect()
+/// Which operation a request is, for the failover rules.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Read,
+    Write,
 }
 
 impl Client {
     /// Connect to a cluster through any of `endpoints`. Fails with a clear
-    /// error when none answers.
+    /// error when none answers. Sessions are opened here, on the current
+    /// runtime, which then runs their connection and reader tasks.
     pub async fn connect(endpoints: &[String], opts: ClientOptions) -> Result<Client, ClientError> {
         if endpoints.is_empty() {
             return Err(ClientError::NoEndpoints);
         }
-        let mut nodes = Vec::new();
+        let mut nodes: Vec<NodeConn> = Vec::new();
         let mut by_addr: HashMap<String, usize> = HashMap::new();
         let mut last_err = None;
         let mut status = None;
         for addr in endpoints {
-            let ep = channel_for(addr, &opts)?;
+            let node = NodeConn::new(addr, &opts)?;
             if status.is_none() {
-                match ep.connect().await {
-                    Ok(ch) => {
-                        let mut c = kv(ch);
-                        match c.status(pb::StatusRequest {}).await {
-                            Ok(s) => status = Some(s.into_inner()),
-                            Err(e) => last_err = Some(ClientError::Status(e)),
-                        }
-                    }
+                match node.endpoint.connect().await {
+                    Ok(ch) => match kv(ch).status(pb::StatusRequest {}).await {
+                        Ok(s) => status = Some(s.into_inner()),
+                        Err(e) => last_err = Some(ClientError::Status(e)),
+                    },
                     Err(e) => {
                         last_err = Some(ClientError::Connect {
                             endpoint: addr.clone(),
@@ -190,8 +318,8 @@ impl Client {
                     }
                 }
             }
-            by_addr.insert(addr.trim_start_matches("http://").to_string(), nodes.len());
-            nodes.push(clients(&ep, opts.connections));
+            by_addr.insert(node.address.clone(), nodes.len());
+            nodes.push(node);
         }
         let Some(status) = status else {
             return Err(last_err.unwrap_or(ClientError::NoEndpoints));
@@ -201,48 +329,64 @@ impl Client {
             && let Some(desc) = status.ring.as_ref()
             && let Ok(ring) = Ring::new(ring_from_proto(desc))
         {
-            let mut member_channel = Vec::with_capacity(ring.members().len());
+            let mut member_node = Vec::with_capacity(ring.members().len());
             for m in ring.members() {
                 let idx = match by_addr.get(&m.address) {
                     Some(&i) => i,
                     None => {
-                        let ep = channel_for(&m.address, &opts)?;
                         by_addr.insert(m.address.clone(), nodes.len());
-                        nodes.push(clients(&ep, opts.connections));
+                        nodes.push(NodeConn::new(&m.address, &opts)?);
                         nodes.len() - 1
                     }
                 };
-                member_channel.push(Some(idx));
+                member_node.push(Some(idx));
             }
-            router = Some(Arc::new(Router {
-                ring,
-                member_channel,
-            }));
+            router = Some(Arc::new(Router { ring, member_node }));
         }
-        Ok(Client {
+        let client = Client {
             nodes: Arc::new(nodes),
             router,
             next: Arc::new(AtomicUsize::new(0)),
             opts,
-        })
+        };
+        // Open every session now, so the first requests do not pay for it; a node that
+        // cannot be reached is retried when a request needs it.
+        let opening = client.nodes.iter().flat_map(|n| {
+            (0..n.slots.len()).map(move |i| async move {
+                let _ = n.session(i).await;
+            })
+        });
+        futures_util::future::join_all(opening).await;
+        Ok(client)
     }
 
-    /// The node to ask first for `key`.
-    fn pick(&self, key: &[u8]) -> usize {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        if let Some(r) = &self.router
-            && let Some(&first) = r.ring.walk(key_position(key)).first()
-            && let Some(Some(idx)) = r.member_channel.get(first)
-        {
-            return *idx;
+    /// Nodes to try for `key`, best first, at most [`MAX_ATTEMPTS`]: the key's preference
+    /// list when token-aware, else the endpoints round-robin.
+    fn order(&self, key: &[u8]) -> ([usize; MAX_ATTEMPTS], usize) {
+        let mut out = [0usize; MAX_ATTEMPTS];
+        let mut len = 0;
+        let n = self.nodes.len().max(1);
+        if let Some(r) = &self.router {
+            for &m in r.ring.walk(key_position(key)) {
+                if len == out.len() {
+                    break;
+                }
+                if let Some(Some(idx)) = r.member_node.get(m)
+                    && !out[..len].contains(idx)
+                {
+                    out[len] = *idx;
+                    len += 1;
+                }
+            }
         }
-        n % self.nodes.len().max(1)
-    }
-
-    fn client(&self, node: usize) -> Option<KvClient<Channel>> {
-        let conns = self.nodes.get(node % self.nodes.len().max(1))?;
-        let n = self.next.load(Ordering::Relaxed);
-        conns.get(n % conns.len().max(1)).cloned()
+        if len == 0 {
+            let first = self.next.fetch_add(1, Ordering::Relaxed);
+            len = n.min(MAX_ATTEMPTS);
+            for (i, slot) in out.iter_mut().take(len).enumerate() {
+                *slot = (first + i) % n;
+            }
+        }
+        (out, len)
     }
 
     fn wire_consistency(&self, c: &Consistency) -> pb::Consistency {
@@ -255,33 +399,79 @@ impl Client {
         }
     }
 
-    /// Run `call` on the key's node; on a transport failure, once more on the
-    /// next node.
-    async fn with_retry<T, F, Fut>(&self, key: &[u8], call: F) -> Result<T, ClientError>
-    where
-        F: Fn(KvClient<Channel>) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-    {
-        let first = self.pick(key);
-        let attempts = self.nodes.len().min(2);
-        let mut last = None;
-        for attempt in 0..attempts {
-            let Some(c) = self.client(first + attempt) else {
-                break;
+    /// Run one request on a session of the key's node, failing over as the module docs say.
+    async fn request(
+        &self,
+        key: &[u8],
+        kind: Kind,
+        timeout: Duration,
+        op: pb::session_request::Op,
+    ) -> Result<pb::session_response::Result, ClientError> {
+        use session::CallError;
+        // The node applies `timeout` itself; allow a little more for the answer to travel.
+        let deadline = tokio::time::Instant::now() + timeout + Duration::from_millis(500);
+        let (order, len) = self.order(key);
+        let mut failures: Vec<String> = Vec::new();
+        let slot = self.next.fetch_add(1, Ordering::Relaxed);
+        for (attempt, &node_idx) in order[..len].iter().enumerate() {
+            let Some(node) = self.nodes.get(node_idx) else {
+                continue;
             };
-            let fut = call(c);
-            match tokio::time::timeout(self.opts.timeout + Duration::from_millis(500), fut).await {
-                Ok(Ok(r)) => return Ok(r.into_inner()),
-                Ok(Err(s)) if is_transport_failure(&s) => last = Some(ClientError::Status(s)),
-                Ok(Err(s)) => return Err(ClientError::Status(s)),
-                Err(_) => {
-                    return Err(ClientError::Status(tonic::Status::deadline_exceeded(
-                        "no answer before the client deadline",
+            let sess = match node.session(slot).await {
+                Ok(s) => s,
+                Err(NoSession(reason)) => {
+                    failures.push(reason);
+                    continue;
+                }
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let last = attempt + 1 == len;
+            let wait = if kind == Kind::Read && !last {
+                left / READ_ATTEMPT_SHARE
+            } else {
+                left
+            };
+            match sess.call(op.clone(), wait).await {
+                Ok(pb::session_response::Result::Error(e)) => {
+                    return Err(ClientError::Status(tonic::Status::new(
+                        tonic::Code::from_i32(e.code),
+                        e.message,
                     )));
                 }
+                Ok(answer) => return Ok(answer),
+                Err(CallError::NotSent) => {
+                    failures.push(format!("{}: session closed", node.address));
+                }
+                Err(CallError::Lost(reason)) if kind == Kind::Write => {
+                    return Err(ClientError::Indeterminate {
+                        reason: format!("{}: {reason}", node.address),
+                    });
+                }
+                Err(CallError::Timeout) if kind == Kind::Write => {
+                    return Err(ClientError::Indeterminate {
+                        reason: format!("{}: no answer before the client deadline", node.address),
+                    });
+                }
+                Err(CallError::Lost(reason)) => {
+                    failures.push(format!("{}: {reason}", node.address))
+                }
+                Err(CallError::Timeout) => {
+                    failures.push(format!("{}: no answer in {wait:?}", node.address));
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
             }
         }
-        Err(last.unwrap_or(ClientError::NoEndpoints))
+        Err(ClientError::Status(tonic::Status::unavailable(format!(
+            "no node answered ({} tried): {}",
+            failures.len(),
+            failures.join("; ")
+        ))))
+    }
+
+    fn timeout_of(&self, c: &Consistency) -> Duration {
+        c.timeout.unwrap_or(self.opts.timeout)
     }
 
     /// Store `value` under `key`; `context` from an earlier get supersedes
@@ -293,49 +483,49 @@ impl Client {
         context: Option<&[u8]>,
         c: &Consistency,
     ) -> Result<PutReply, ClientError> {
-        let req = pb::PutRequest {
+        let op = pb::session_request::Op::Put(pb::PutRequest {
             key: Bytes::copy_from_slice(key),
             value: Bytes::copy_from_slice(value),
             context: context.map(Bytes::copy_from_slice).unwrap_or_default(),
             consistency: Some(self.wire_consistency(c)),
-        };
-        let r = self
-            .with_retry(key, |mut cl| {
-                let req = req.clone();
-                async move { cl.put(req).await }
-            })
-            .await?;
-        Ok(PutReply {
-            context: r.context,
-            acks: r.acks,
-        })
+        });
+        match self
+            .request(key, Kind::Write, self.timeout_of(c), op)
+            .await?
+        {
+            pb::session_response::Result::Put(r) => Ok(PutReply {
+                context: r.context,
+                acks: r.acks,
+            }),
+            _ => Err(mismatched("put")),
+        }
     }
 
     /// Every concurrent version of `key`.
     pub async fn get(&self, key: &[u8], c: &Consistency) -> Result<GetReply, ClientError> {
-        let req = pb::GetRequest {
+        let op = pb::session_request::Op::Get(pb::GetRequest {
             key: Bytes::copy_from_slice(key),
             consistency: Some(self.wire_consistency(c)),
-        };
-        let r = self
-            .with_retry(key, |mut cl| {
-                let req = req.clone();
-                async move { cl.get(req).await }
-            })
-            .await?;
-        Ok(GetReply {
-            versions: r
-                .versions
-                .into_iter()
-                .map(|v| VersionValue {
-                    value: v.value,
-                    tombstone: v.tombstone,
-                    timestamp_ms: v.timestamp_ms,
-                })
-                .collect(),
-            context: r.context,
-            replies: r.replies,
-        })
+        });
+        match self
+            .request(key, Kind::Read, self.timeout_of(c), op)
+            .await?
+        {
+            pb::session_response::Result::Get(r) => Ok(GetReply {
+                versions: r
+                    .versions
+                    .into_iter()
+                    .map(|v| VersionValue {
+                        value: v.value,
+                        tombstone: v.tombstone,
+                        timestamp_ms: v.timestamp_ms,
+                    })
+                    .collect(),
+                context: r.context,
+                replies: r.replies,
+            }),
+            _ => Err(mismatched("get")),
+        }
     }
 
     /// Delete `key` (a versioned tombstone).
@@ -345,35 +535,40 @@ impl Client {
         context: Option<&[u8]>,
         c: &Consistency,
     ) -> Result<DeleteReply, ClientError> {
-        let req = pb::DeleteRequest {
+        let op = pb::session_request::Op::Delete(pb::DeleteRequest {
             key: Bytes::copy_from_slice(key),
             context: context.map(Bytes::copy_from_slice).unwrap_or_default(),
             consistency: Some(self.wire_consistency(c)),
-        };
-        let r = self
-            .with_retry(key, |mut cl| {
-                let req = req.clone();
-                async move { cl.delete(req).await }
-            })
-            .await?;
-        Ok(PutReply {
-            context: r.context,
-            acks: r.acks,
-        })
+        });
+        match self
+            .request(key, Kind::Write, self.timeout_of(c), op)
+            .await?
+        {
+            pb::session_response::Result::Delete(r) => Ok(PutReply {
+                context: r.context,
+                acks: r.acks,
+            }),
+            _ => Err(mismatched("delete")),
+        }
     }
 
     /// Status of the first reachable node.
     pub async fn status(&self) -> Result<pb::StatusResponse, ClientError> {
-        self.with_retry(b"", |mut cl| async move {
-            cl.status(pb::StatusRequest {}).await
-        })
-        .await
+        let mut last = None;
+        for node in self.nodes.iter() {
+            match node.kv().status(pb::StatusRequest {}).await {
+                Ok(r) => return Ok(r.into_inner()),
+                Err(s) => last = Some(ClientError::Status(s)),
+            }
+        }
+        Err(last.unwrap_or(ClientError::NoEndpoints))
     }
 
     /// Status of node `i` of the endpoints given to `connect`.
     pub async fn status_of(&self, i: usize) -> Result<pb::StatusResponse, ClientError> {
-        let mut cl = self.client(i).ok_or(ClientError::NoEndpoints)?;
-        cl.status(pb::StatusRequest {})
+        let node = self.nodes.get(i).ok_or(ClientError::NoEndpoints)?;
+        node.kv()
+            .status(pb::StatusRequest {})
             .await
             .map(tonic::Response::into_inner)
             .map_err(ClientError::Status)
@@ -385,17 +580,20 @@ impl Client {
         i: usize,
         op: pb::admin_request::Op,
     ) -> Result<pb::AdminResponse, ClientError> {
-        let mut cl = self.client(i).ok_or(ClientError::NoEndpoints)?;
-        cl.admin(pb::AdminRequest { op: Some(op) })
+        let node = self.nodes.get(i).ok_or(ClientError::NoEndpoints)?;
+        node.kv()
+            .admin(pb::AdminRequest { op: Some(op) })
             .await
             .map(tonic::Response::into_inner)
             .map_err(ClientError::Status)
     }
 }
 
-/// A status that means "could not reach the node" rather than an answer.
-fn is_transport_failure(s: &tonic::Status) -> bool {
-    s.code() == tonic::Code::Unavailable && std::error::Error::source(s).is_some()
+/// The node answered a request with the answer to another kind of request.
+fn mismatched(what: &str) -> ClientError {
+    ClientError::Status(tonic::Status::internal(format!(
+        "the node answered a {what} with another kind of answer"
+    )))
 }
 
 fn transport_reason(e: &tonic::transport::Error) -> String {

@@ -33,6 +33,8 @@ use crate::ring::{RingMember, Segment};
 use crate::version::VersionSet;
 use crate::wire::{ring_from_proto, ring_to_proto};
 
+mod session;
+
 /// Threads applying replica operations to the local engine. Two keep one
 /// batch forming while the other waits for its fsync.
 const EXECUTOR_THREADS: usize = 2;
@@ -402,46 +404,74 @@ impl Node {
     }
 }
 
-#[tonic::async_trait]
-impl Kv for Node {
-    async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
-        let r = req.into_inner();
+impl Node {
+    /// A put (unary or inside a session).
+    async fn put(&self, r: pb::PutRequest) -> Result<pb::PutResponse, Status> {
         let out = self
             .coordinator
             .write(r.key, Some(r.value), r.context, consistency(r.consistency))
             .await?;
-        Ok(Response::new(pb::PutResponse {
+        Ok(pb::PutResponse {
             context: Bytes::from(out.context.encode_context()),
             acks: out.acks,
-        }))
+        })
     }
 
-    async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
-        let r = req.into_inner();
+    /// A get (unary or inside a session).
+    async fn get(&self, r: pb::GetRequest) -> Result<pb::GetResponse, Status> {
         let out = self
             .coordinator
             .read(r.key, consistency(r.consistency))
             .await?;
-        Ok(Response::new(pb::GetResponse {
+        Ok(pb::GetResponse {
             versions: versions_for_client(&out.versions),
             context: Bytes::from(out.versions.clock().encode_context()),
             replies: out.replies,
-        }))
+        })
+    }
+
+    /// A delete (unary or inside a session).
+    async fn delete(&self, r: pb::DeleteRequest) -> Result<pb::DeleteResponse, Status> {
+        let out = self
+            .coordinator
+            .write(r.key, None, r.context, consistency(r.consistency))
+            .await?;
+        Ok(pb::DeleteResponse {
+            context: Bytes::from(out.context.encode_context()),
+            acks: out.acks,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl Kv for Node {
+    async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        Node::put(self, req.into_inner()).await.map(Response::new)
+    }
+
+    async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        Node::get(self, req.into_inner()).await.map(Response::new)
     }
 
     async fn delete(
         &self,
         req: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        let r = req.into_inner();
-        let out = self
-            .coordinator
-            .write(r.key, None, r.context, consistency(r.consistency))
-            .await?;
-        Ok(Response::new(pb::DeleteResponse {
-            context: Bytes::from(out.context.encode_context()),
-            acks: out.acks,
-        }))
+        Node::delete(self, req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type SessionStream = session::SessionStream;
+
+    async fn session(
+        &self,
+        req: Request<Streaming<pb::SessionRequest>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        Ok(Response::new(session::SessionStream::new(
+            self.clone(),
+            req.into_inner(),
+        )))
     }
 
     async fn status(

@@ -33,11 +33,92 @@ pub struct RingkvOptions {
     pub key_count: u64,
     /// Node processes to sample (empty for an existing cluster).
     pub pids: Vec<u32>,
+    /// Driver threads for the sessions' I/O; 0 runs it on the runner's thread.
+    pub driver_threads: usize,
+}
+
+/// Operations per second one driver thread is sized for. Measured: the client costs about
+/// 10–20 µs of CPU per operation, so one thread saturates near 50k ops/s; this leaves room.
+pub const OPS_PER_DRIVER_THREAD: f64 = 25_000.0;
+
+/// Driver threads for an open loop at `rate` ops/s (closed loops: `None`): none (the
+/// runner's own thread) while one thread keeps up, else one per [`OPS_PER_DRIVER_THREAD`].
+pub fn driver_threads_for(rate: Option<f64>) -> usize {
+    match rate {
+        Some(r) if r > OPS_PER_DRIVER_THREAD => {
+            let n = (r / OPS_PER_DRIVER_THREAD).ceil();
+            if n.is_finite() {
+                (n as usize).min(MAX_DRIVER_THREADS)
+            } else {
+                MAX_DRIVER_THREADS
+            }
+        }
+        _ => 0,
+    }
+}
+
+/// The most driver threads a target starts.
+pub const MAX_DRIVER_THREADS: usize = 16;
+
+/// One driver thread: its runtime runs the connection and reader tasks of its client.
+struct Driver {
+    client: Option<Client>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts one driver thread and connects its client there.
+async fn start_driver(
+    i: usize,
+    endpoints: Vec<String>,
+    copts: ClientOptions,
+) -> Result<Driver, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a driver runtime: {e}"))?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (client_tx, client_rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name(format!("loadgen-driver-{i}"))
+        .spawn(move || {
+            rt.block_on(async move {
+                let _ = client_tx.send(Client::connect(&endpoints, copts).await);
+                let _ = stop_rx.await;
+            });
+        })
+        .map_err(|e| format!("cannot start a driver thread: {e}"))?;
+    let mut driver = Driver {
+        client: None,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    };
+    // On an error the driver is dropped here, which stops its thread.
+    driver.client = Some(match client_rx.await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err("the driver thread stopped".into()),
+    });
+    Ok(driver)
 }
 
 /// A connected ringkv client plus the per-key causal contexts it has seen.
 pub struct RingkvTarget {
-    client: Client,
+    /// The client on the runner's thread (`driver_threads = 0`), else one per driver.
+    clients: Vec<Client>,
+    drivers: Vec<Driver>,
+    next: std::cell::Cell<usize>,
     consistency: Consistency,
     contexts: RefCell<Vec<Option<Bytes>>>,
     pids: Vec<u32>,
@@ -53,21 +134,32 @@ fn op_error(e: ClientError) -> OpError {
 impl RingkvTarget {
     /// Connects to the cluster.
     pub async fn connect(opts: &RingkvOptions) -> Result<RingkvTarget, String> {
-        let client = Client::connect(
-            &opts.endpoints,
-            ClientOptions {
-                timeout: opts.timeout,
-                token_aware: true,
-                connections: opts.connections.max(1),
-            },
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        let copts = ClientOptions {
+            timeout: opts.timeout,
+            token_aware: true,
+            connections: opts.connections.max(1),
+        };
+        let threads = opts.driver_threads.min(MAX_DRIVER_THREADS);
+        let mut drivers = Vec::with_capacity(threads);
+        for i in 0..threads {
+            drivers.push(start_driver(i, opts.endpoints.clone(), copts.clone()).await?);
+        }
+        let clients = if drivers.is_empty() {
+            vec![
+                Client::connect(&opts.endpoints, copts)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ]
+        } else {
+            drivers.iter().filter_map(|d| d.client.clone()).collect()
+        };
         let table = usize::try_from(opts.key_count)
             .unwrap_or(usize::MAX)
             .min(1 << 26);
         Ok(RingkvTarget {
-            client,
+            clients,
+            drivers,
+            next: std::cell::Cell::new(0),
             consistency: Consistency {
                 w: Some(opts.write_quorum),
                 r: Some(opts.read_quorum),
@@ -77,6 +169,20 @@ impl RingkvTarget {
             contexts: RefCell::new(vec![None; table]),
             pids: opts.pids.clone(),
         })
+    }
+
+    /// The client for the next request (round-robin over the drivers).
+    fn client(&self) -> &Client {
+        let i = self.next.get();
+        self.next.set(i.wrapping_add(1));
+        let n = self.clients.len().max(1);
+        // `clients` is never empty: `connect` fails instead.
+        &self.clients[i % n]
+    }
+
+    /// Driver threads running the sessions (0: the runner's thread).
+    pub fn driver_threads(&self) -> usize {
+        self.drivers.len()
     }
 
     fn context(&self, key: u64) -> Option<Bytes> {
@@ -111,13 +217,13 @@ impl Target for RingkvTarget {
         let c = &self.consistency;
         match op.kind {
             OpKind::Read => {
-                let r = self.client.get(key, c).await.map_err(op_error)?;
+                let r = self.client().get(key, c).await.map_err(op_error)?;
                 self.remember(op.key_index, r.context);
             }
             OpKind::Write => {
                 let ctx = self.context(op.key_index);
                 let r = self
-                    .client
+                    .client()
                     .put(key, value, ctx.as_deref(), c)
                     .await
                     .map_err(op_error)?;
@@ -126,17 +232,17 @@ impl Target for RingkvTarget {
             OpKind::Delete => {
                 let ctx = self.context(op.key_index);
                 let r = self
-                    .client
+                    .client()
                     .delete(key, ctx.as_deref(), c)
                     .await
                     .map_err(op_error)?;
                 self.remember(op.key_index, r.context);
             }
             OpKind::ReadModifyWrite => {
-                let got = self.client.get(key, c).await.map_err(op_error)?;
+                let got = self.client().get(key, c).await.map_err(op_error)?;
                 let ctx = (!got.context.is_empty()).then_some(got.context);
                 let r = self
-                    .client
+                    .client()
                     .put(key, value, ctx.as_deref(), c)
                     .await
                     .map_err(op_error)?;
