@@ -314,7 +314,9 @@ impl Coordinator {
         }
         let timestamp_ms = now_millis();
         let mut failures: Vec<String> = Vec::new();
-        let mut coordinated: Option<(usize, VersionSet)> = None;
+        // The coordinating replica's result: its index, the set, its encoding, and (when it
+        // is this node) the local write's durable acknowledgement, still to come.
+        let mut coordinated: Option<(usize, VersionSet, Bytes, Option<Pending>)> = None;
         for i in order {
             let Some(t) = targets.get(i) else { continue };
             let op = replica_request::Op::Coordinate(CoordinatePut {
@@ -326,17 +328,48 @@ impl Coordinator {
                 hint_for: t.hint_for.clone().unwrap_or_default(),
             });
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.cluster.send(&t.member, op, left).await {
-                Ok(resp) => match versions_of(&resp).map(|b| VersionSet::decode(&b)) {
-                    Some(Ok(set)) => {
-                        coordinated = Some((i, set));
-                        break;
-                    }
-                    _ => failures.push(format!(
-                        "{}: answered with unreadable versions",
-                        t.member.id
-                    )),
-                },
+            let result = if t.member.id == me && t.hint_for.is_none() {
+                // Local: hear the new set as soon as it is applied and send it to the other
+                // replicas while this node's fsync runs; its ack joins the others'.
+                self.cluster.coordinate_local(op, left).await.map(|m| {
+                    let target = t.clone();
+                    let peer = me.clone();
+                    let durable: Pending = Box::pin(async move {
+                        let r = match tokio::time::timeout_at(deadline, m.durable).await {
+                            Ok(Ok(resp)) => crate::cluster::peers::check_response(&peer, resp),
+                            Ok(Err(_)) => Err(PeerError::Disconnected(peer)),
+                            Err(_) => Err(PeerError::Timeout(peer)),
+                        };
+                        (target, r)
+                    });
+                    (m.set, m.encoded, Some(durable))
+                })
+            } else {
+                match self.cluster.send(&t.member, op, left).await {
+                    Ok(resp) => match versions_of(&resp) {
+                        Some(b) => match VersionSet::decode(&b) {
+                            Ok(set) => Ok((set, b, None)),
+                            Err(_) => {
+                                failures.push(format!(
+                                    "{}: answered with unreadable versions",
+                                    t.member.id
+                                ));
+                                continue;
+                            }
+                        },
+                        None => {
+                            failures.push(format!("{}: answered without versions", t.member.id));
+                            continue;
+                        }
+                    },
+                    Err(e) => Err(e),
+                }
+            };
+            match result {
+                Ok((set, encoded, durable)) => {
+                    coordinated = Some((i, set, encoded, durable));
+                    break;
+                }
                 Err(PeerError::Remote {
                     peer,
                     message,
@@ -350,7 +383,7 @@ impl Coordinator {
                 break;
             }
         }
-        let Some((coord_idx, set)) = coordinated else {
+        let Some((coord_idx, set, encoded, local_durable)) = coordinated else {
             self.stats
                 .write_quorum_failures
                 .fetch_add(1, Ordering::Relaxed);
@@ -360,11 +393,20 @@ impl Coordinator {
             self.stats.forwarded_writes.fetch_add(1, Ordering::Relaxed);
         }
         let context_out = set.clock().clone();
-        let mut acks: u32 = targets
-            .get(coord_idx)
-            .map_or(0, |t| u32::from(t.counts(sloppy)));
-        let encoded = Bytes::from(set.encode());
         let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
+        // A remote coordinating replica answered after its write was durable: it counts
+        // now. The local one counts when its durable answer arrives.
+        let mut acks: u32 = 0;
+        let mut primaries_acked = 0usize;
+        match local_durable {
+            Some(d) => pending.push(d),
+            None => {
+                if let Some(t) = targets.get(coord_idx) {
+                    acks += u32::from(t.counts(sloppy));
+                    primaries_acked += usize::from(t.is_primary());
+                }
+            }
+        }
         for (i, t) in targets.iter().enumerate() {
             if i == coord_idx {
                 continue;
@@ -382,9 +424,6 @@ impl Coordinator {
                 (t, r)
             }));
         }
-        let mut primaries_acked = targets
-            .get(coord_idx)
-            .map_or(0, |t| usize::from(t.is_primary()));
         while acks < w {
             let Some((t, result)) = pending.next().await else {
                 break;

@@ -9,6 +9,15 @@
 //! hint-free writes as one engine batch — one commit-log record and one
 //! fsync for the lot — before answering them. Under load this turns N
 //! thread hand-offs and N commit-log syncs into one each.
+//!
+//! The per-key locks are held only while a batch is applied (read, update,
+//! append to the log, insert into the memtable), never across the fsync. An
+//! applied batch goes to the executor's syncer thread, which waits until it
+//! is durable and answers it; the executor threads meanwhile apply the next
+//! batches and answer reads, so a read never queues behind an fsync, and
+//! every batch applied during one fsync shares the next. A coordinated write can also
+//! ask to hear its new version set as soon as it is applied ([`Minted`]), so
+//! the coordinator sends it to the other replicas while the local fsync runs.
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -28,9 +37,14 @@ const MAX_BATCH: usize = 256;
 /// Where an answer goes.
 pub type Reply = Box<dyn FnOnce(ReplicaResponse) + Send>;
 
+/// Told a coordinated write's resulting version set (and its encoding) once it is applied,
+/// before it is durable; the [`Reply`] still comes after the fsync.
+pub type Minted = Box<dyn FnOnce(&VersionSet, &Bytes) + Send>;
+
 struct Job {
     op: replica_request::Op,
     reply: Reply,
+    minted: Option<Minted>,
 }
 
 /// Operations queued or running at once; past it, submitters wait. This is
@@ -52,13 +66,22 @@ impl Executor {
     pub fn start(replica: Arc<Replica>, threads: usize) -> std::io::Result<Executor> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
+        let (stx, srx) = mpsc::channel::<Applied>();
+        {
+            let replica = replica.clone();
+            std::thread::Builder::new()
+                .name("ringkv-syncer".into())
+                .spawn(move || sync_loop(&replica, &srx))?;
+        }
         for i in 0..threads.max(1) {
             let rx = rx.clone();
             let replica = replica.clone();
+            let stx = stx.clone();
             std::thread::Builder::new()
                 .name(format!("ringkv-replica-{i}"))
-                .spawn(move || run(&replica, &rx))?;
+                .spawn(move || run(&replica, &rx, &stx))?;
         }
+        drop(stx);
         Ok(Executor {
             tx,
             permits: Arc::new(tokio::sync::Semaphore::new(MAX_QUEUED)),
@@ -68,6 +91,17 @@ impl Executor {
     /// Queue an operation once there is room; `reply` is called with the
     /// answer on an executor thread. Returns false if the executor stopped.
     pub async fn submit(&self, op: replica_request::Op, reply: Reply) -> bool {
+        self.submit_with(op, reply, None).await
+    }
+
+    /// As [`submit`](Self::submit); a coordinated write also calls `minted` as soon as its
+    /// new version set is applied (other operations never call it).
+    pub async fn submit_with(
+        &self,
+        op: replica_request::Op,
+        reply: Reply,
+        minted: Option<Minted>,
+    ) -> bool {
         let Ok(permit) = self.permits.clone().acquire_owned().await else {
             return false;
         };
@@ -75,11 +109,52 @@ impl Executor {
             drop(permit);
             reply(resp);
         });
-        self.tx.send(Job { op, reply }).is_ok()
+        self.tx.send(Job { op, reply, minted }).is_ok()
     }
 }
 
-fn run(replica: &Replica, rx: &Mutex<mpsc::Receiver<Job>>) {
+/// An applied batch waiting to be durable: the engine sequence number that covers it, and
+/// each write's answer.
+struct Applied {
+    seq: u64,
+    answers: Vec<(Reply, Bytes)>,
+}
+
+/// The syncer: takes every applied batch that has queued up, waits until the newest is
+/// durable (one fsync for all of them), and answers them.
+fn sync_loop(replica: &Replica, rx: &mpsc::Receiver<Applied>) {
+    while let Ok(first) = rx.recv() {
+        let mut batches = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batches.push(more);
+        }
+        let seq = batches.iter().map(|b| b.seq).max().unwrap_or(0);
+        answer_when_durable(replica, seq, batches.into_iter().flat_map(|b| b.answers));
+    }
+}
+
+/// Waits until `seq` is durable, then answers (or fails) every write it covers.
+fn answer_when_durable(
+    replica: &Replica,
+    seq: u64,
+    answers: impl IntoIterator<Item = (Reply, Bytes)>,
+) {
+    match replica.sync_through(seq) {
+        Ok(()) => {
+            for (reply, versions) in answers {
+                reply(respond(Ok(versions)));
+            }
+        }
+        Err(e) => {
+            let failed = respond(Err(ApplyError::from(e)));
+            for (reply, _) in answers {
+                reply(failed.clone());
+            }
+        }
+    }
+}
+
+fn run(replica: &Replica, rx: &Mutex<mpsc::Receiver<Job>>, syncer: &mpsc::Sender<Applied>) {
     loop {
         let jobs = {
             let rx = rx.lock();
@@ -95,14 +170,22 @@ fn run(replica: &Replica, rx: &Mutex<mpsc::Receiver<Job>>) {
             }
             jobs
         };
-        execute(replica, jobs);
+        execute(replica, jobs, syncer);
     }
 }
 
+/// A write of the batch waiting for its answer.
+struct Waiting {
+    reply: Reply,
+    /// A coordinated write returns its set; a merge only an ack.
+    wants_set: bool,
+    minted: Option<Minted>,
+}
+
 /// Answer reads and one-off operations at once; batch the plain writes.
-fn execute(replica: &Replica, jobs: Vec<Job>) {
+fn execute(replica: &Replica, jobs: Vec<Job>, syncer: &mpsc::Sender<Applied>) {
     let mut writes: Vec<LocalWrite> = Vec::new();
-    let mut waiting: Vec<(Reply, bool)> = Vec::new();
+    let mut waiting: Vec<Waiting> = Vec::new();
     for job in jobs {
         match job.op {
             replica_request::Op::Coordinate(c) if c.hint_for.is_empty() => {
@@ -114,7 +197,11 @@ fn execute(replica: &Replica, jobs: Vec<Job>) {
                             context,
                             timestamp_ms: c.timestamp_ms,
                         });
-                        waiting.push((job.reply, true));
+                        waiting.push(Waiting {
+                            reply: job.reply,
+                            wants_set: true,
+                            minted: job.minted,
+                        });
                     }
                     Err(e) => (job.reply)(respond(Err(e))),
                 }
@@ -126,7 +213,11 @@ fn execute(replica: &Replica, jobs: Vec<Job>) {
                             key: m.key,
                             incoming,
                         });
-                        waiting.push((job.reply, false));
+                        waiting.push(Waiting {
+                            reply: job.reply,
+                            wants_set: false,
+                            minted: None,
+                        });
                     }
                     Err(e) => (job.reply)(respond(Err(e))),
                 }
@@ -137,23 +228,31 @@ fn execute(replica: &Replica, jobs: Vec<Job>) {
     if writes.is_empty() {
         return;
     }
-    match replica.write_many(writes) {
-        Ok(sets) => {
-            for ((reply, wants_set), set) in waiting.into_iter().zip(sets) {
-                // A coordinated write returns its set; a merge only an ack.
-                let versions = if wants_set {
-                    Bytes::from(set.encode())
-                } else {
-                    Bytes::new()
-                };
-                reply(respond(Ok(versions)));
-            }
+    let failed = |e: crate::replica::ReplicaError, waiting: Vec<Waiting>| {
+        let failed = respond(Err(ApplyError::from(e)));
+        for w in waiting {
+            (w.reply)(failed.clone());
         }
-        Err(e) => {
-            let failed = respond(Err(ApplyError::from(e)));
-            for (reply, _) in waiting {
-                reply(failed.clone());
-            }
+    };
+    let (sets, seq) = match replica.apply_many(writes) {
+        Ok(applied) => applied,
+        Err(e) => return failed(e, waiting),
+    };
+    // Encode each coordinated write's set once: for the early `minted` call and the answer.
+    let mut answers: Vec<(Reply, Bytes)> = Vec::with_capacity(waiting.len());
+    for (w, set) in waiting.into_iter().zip(sets) {
+        let versions = if w.wants_set {
+            Bytes::from(set.encode())
+        } else {
+            Bytes::new()
+        };
+        if let Some(minted) = w.minted {
+            minted(&set, &versions);
         }
+        answers.push((w.reply, versions));
+    }
+    if let Err(mpsc::SendError(applied)) = syncer.send(Applied { seq, answers }) {
+        // The syncer stopped (only at shutdown): wait here instead.
+        answer_when_durable(replica, applied.seq, applied.answers);
     }
 }

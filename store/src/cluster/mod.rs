@@ -247,6 +247,69 @@ impl Cluster {
     }
 }
 
+/// A local coordinated write whose version set is applied but not yet durable.
+pub struct Minted {
+    /// The key's version set after the write.
+    pub set: VersionSet,
+    /// Its encoding, ready to send to the other replicas.
+    pub encoded: Bytes,
+    /// Answers once the write is durable locally (or failed).
+    pub durable: tokio::sync::oneshot::Receiver<ReplicaResponse>,
+}
+
+impl Cluster {
+    /// Coordinate a write on this node's replica, returning as soon as the new
+    /// version set is applied, so it can be sent to the other replicas while
+    /// the local fsync runs. `op` must be a hint-free `Coordinate`; anything
+    /// else is answered only when done, as an error.
+    pub async fn coordinate_local(
+        &self,
+        op: replica_request::Op,
+        timeout: Duration,
+    ) -> Result<Minted, PeerError> {
+        let (minted_tx, minted_rx) = tokio::sync::oneshot::channel::<(VersionSet, Bytes)>();
+        let (reply_tx, mut reply_rx) = tokio::sync::oneshot::channel::<ReplicaResponse>();
+        let stopped = || PeerError::Remote {
+            peer: self.me.clone(),
+            message: "the local replica executor has stopped".into(),
+            invalid: false,
+        };
+        let run = async {
+            let reply: executor::Reply = Box::new(move |resp| {
+                let _ = reply_tx.send(resp);
+            });
+            let minted: executor::Minted = Box::new(move |set, encoded| {
+                let _ = minted_tx.send((set.clone(), encoded.clone()));
+            });
+            if !self.executor.submit_with(op, reply, Some(minted)).await {
+                return Err(stopped());
+            }
+            match minted_rx.await {
+                Ok((set, encoded)) => Ok(Some((set, encoded))),
+                // Not applied: the answer says why.
+                Err(_) => match (&mut reply_rx).await {
+                    Ok(resp) => peers::check_response(&self.me, resp).map(|_| None),
+                    Err(_) => Err(stopped()),
+                },
+            }
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Err(_) => Err(PeerError::Timeout(self.me.clone())),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(Some((set, encoded)))) => Ok(Minted {
+                set,
+                encoded,
+                durable: reply_rx,
+            }),
+            Ok(Ok(None)) => Err(PeerError::Remote {
+                peer: self.me.clone(),
+                message: "the write was not applied".into(),
+                invalid: false,
+            }),
+        }
+    }
+}
+
 /// Apply one replica operation to the local replica (blocking: engine I/O).
 /// The server's pipeline handler and [`Cluster::send`] both use this.
 pub fn apply_local(replica: &Replica, op: replica_request::Op) -> ReplicaResponse {

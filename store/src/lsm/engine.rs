@@ -41,6 +41,8 @@ use crate::lsm::stats::{EngineStats, Stats};
 use crate::lsm::version::{NUM_LEVELS, SuperVersion, Version};
 use crate::lsm::wal::{self, WalWriter, wal_path};
 
+mod deferred;
+
 /// A manifest larger than this is rewritten as a fresh snapshot.
 const MANIFEST_ROLL_BYTES: u64 = 16 << 20;
 /// Batches (by encoded bytes) a leader takes into one group; the rest wait for the next.
@@ -155,6 +157,10 @@ struct Inner {
     cache: Arc<BlockCache>,
     next_file: AtomicU64,
     visible_seq: AtomicU64,
+    /// Under `SyncPolicy::Always`: every write up to here is fsynced (see [`deferred`]).
+    durable_seq: AtomicU64,
+    /// Held while [`Engine::sync_through`] syncs, so concurrent callers share one sync.
+    sync_lock: Mutex<()>,
     sv: RwLock<Arc<SuperVersion>>,
     commit: Mutex<CommitQueue>,
     writer: Mutex<Writer>,
@@ -613,6 +619,10 @@ impl Inner {
         }
         w.last_seq = seq;
         self.visible_seq.store(seq, Ordering::Release);
+        if self.opts.sync == SyncPolicy::Always {
+            // The group's sync covered every write before it, deferred ones included.
+            self.durable_seq.fetch_max(seq, Ordering::AcqRel);
+        }
         self.stats.add(&self.stats.user_bytes_written, user_bytes);
         self.stats.add(&self.stats.commit_groups, 1);
         Ok(lasts)
@@ -1255,6 +1265,8 @@ impl Recovery {
             cache,
             next_file,
             visible_seq: AtomicU64::new(last_seq),
+            durable_seq: AtomicU64::new(last_seq),
+            sync_lock: Mutex::new(()),
             sv: RwLock::new(Arc::new(sv)),
             commit: Mutex::new(CommitQueue::default()),
             writer: Mutex::new(Writer {

@@ -408,12 +408,30 @@ impl Replica {
         Ok(set)
     }
 
-    /// Apply many hint-free writes as one atomic engine batch: one commit-log
-    /// record and (under `Always`) one fsync for all of them. Keys are locked
-    /// in stripe order, so concurrent batches cannot deadlock. Each write sees
-    /// the effect of the earlier ones on the same key. Returns the resulting
-    /// set of each write, in order; an engine failure fails them all.
+    /// Apply many hint-free writes as one atomic engine batch and wait until
+    /// it is durable: [`apply_many`](Self::apply_many), then the engine's
+    /// `sync_through`.
     pub fn write_many(&self, writes: Vec<LocalWrite>) -> Result<Vec<VersionSet>> {
+        let (sets, seq) = self.apply_many(writes)?;
+        self.engine.sync_through(seq)?;
+        Ok(sets)
+    }
+
+    /// Wait until every write applied up to engine sequence number `seq` is
+    /// durable (see [`apply_many`](Self::apply_many)).
+    pub fn sync_through(&self, seq: u64) -> Result<()> {
+        Ok(self.engine.sync_through(seq)?)
+    }
+
+    /// Apply many hint-free writes as one atomic engine batch: one commit-log
+    /// record for all of them. Keys are locked in stripe order, so concurrent
+    /// batches cannot deadlock; the locks are released before durability is
+    /// awaited, so batches do not queue behind each other's fsync. Each write
+    /// sees the effect of the earlier ones on the same key. Returns the
+    /// resulting set of each write, in order, and the engine sequence number
+    /// to pass to [`sync_through`](Self::sync_through) before acknowledging
+    /// any of them; an engine failure fails them all.
+    pub fn apply_many(&self, writes: Vec<LocalWrite>) -> Result<(Vec<VersionSet>, u64)> {
         let mut stripes: Vec<usize> = writes.iter().map(|w| stripe_of(w.key())).collect();
         stripes.sort_unstable();
         stripes.dedup();
@@ -490,15 +508,16 @@ impl Replica {
                 encoded.push(None);
             }
         }
-        if !batch.is_empty() {
-            self.engine.write_batch(batch)?;
-        }
+        // Even a batch that changed nothing waits for earlier writes: a merge that found
+        // its set already applied (by a write not yet durable) must not be acknowledged
+        // before that write is.
+        let seq = self.engine.apply_batch(batch)?;
         for (t, new) in touched.iter().zip(encoded) {
             if let Some(new) = new {
                 self.account(t.pos, &t.key, t.old.as_deref(), Some(&new));
             }
         }
-        Ok(results)
+        Ok((results, seq))
     }
 
     /// The local version set of a key.

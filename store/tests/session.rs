@@ -1,0 +1,210 @@
+//! The multiplexed `Kv.Session` protocol against real nodes: out-of-order answers, thousands
+//! in flight, a bad request failing alone, and the client's failover when a node dies with
+//! requests in flight.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{client, spec, start, wr};
+use store::proto::kv_client::KvClient;
+use store::proto::{self as pb, session_request, session_response};
+use tokio_stream::StreamExt;
+
+fn put(id: u64, key: &str, w: u32) -> pb::SessionRequest {
+    pb::SessionRequest {
+        id,
+        op: Some(session_request::Op::Put(pb::PutRequest {
+            key: Bytes::from(key.to_string()),
+            value: Bytes::from(vec![7u8; 100]),
+            context: Bytes::new(),
+            consistency: Some(pb::Consistency {
+                w,
+                ..Default::default()
+            }),
+        })),
+    }
+}
+
+fn get(id: u64, key: &[u8]) -> pb::SessionRequest {
+    pb::SessionRequest {
+        id,
+        op: Some(session_request::Op::Get(pb::GetRequest {
+            key: Bytes::copy_from_slice(key),
+            consistency: None,
+        })),
+    }
+}
+
+/// Sends `requests` on one session and collects every answer, in arrival order.
+async fn exchange(address: &str, requests: Vec<pb::SessionRequest>) -> Vec<pb::SessionResponse> {
+    let n = requests.len();
+    let mut kv = KvClient::connect(format!("http://{address}"))
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    for r in requests {
+        tx.send(r).unwrap();
+    }
+    let mut answers = kv
+        .session(tokio_stream::wrappers::UnboundedReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = Vec::with_capacity(n);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while out.len() < n {
+        let next = tokio::time::timeout_at(deadline, answers.next())
+            .await
+            .expect("every request is answered within 60 s");
+        out.push(
+            next.expect("the session stays open")
+                .expect("no stream error"),
+        );
+    }
+    drop(tx);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_come_back_by_id_in_any_order_with_thousands_in_flight() {
+    let cluster = start(spec(3, 3, 2, 2)).await;
+    let address = cluster.nodes()[0].address.clone();
+    // A put with W = 3 needs every replica's fsync; an empty key is refused at once. Sent in
+    // that order on one session, the refusal must not wait behind the put.
+    let answers = exchange(&address, vec![put(1, "slow", 3), get(2, b"")]).await;
+    let ids: Vec<u64> = answers.iter().map(|a| a.id).collect();
+    assert_eq!(ids, vec![2, 1], "the quick answer overtakes the slow one");
+    match &answers[0].result {
+        Some(session_response::Result::Error(e)) => {
+            assert_eq!(e.code, tonic::Code::InvalidArgument as i32);
+            assert!(e.message.contains("empty"), "{}", e.message);
+        }
+        other => panic!("expected an error for the empty key, got {other:?}"),
+    }
+    assert!(matches!(
+        answers[1].result,
+        Some(session_response::Result::Put(_))
+    ));
+
+    // 3,000 requests in flight at once on one stream: every id is answered exactly once.
+    let n = 3000u64;
+    let requests = (0..n)
+        .map(|i| {
+            if i % 2 == 0 {
+                put(10 + i, &format!("k{}", i % 500), 2)
+            } else {
+                get(10 + i, format!("k{}", i % 500).as_bytes())
+            }
+        })
+        .collect();
+    let answers = exchange(&address, requests).await;
+    let mut seen = HashSet::new();
+    for a in &answers {
+        assert!(seen.insert(a.id), "id {} answered twice", a.id);
+        match &a.result {
+            Some(session_response::Result::Put(p)) => assert!(p.acks >= 2),
+            Some(session_response::Result::Get(_)) => {}
+            other => panic!("request {} failed: {other:?}", a.id),
+        }
+    }
+    assert_eq!(seen.len() as u64, n);
+    cluster.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_request_fails_alone_and_the_session_goes_on() {
+    let cluster = start(spec(1, 1, 1, 1)).await;
+    let address = cluster.nodes()[0].address.clone();
+    let no_op = pb::SessionRequest { id: 5, op: None };
+    let huge_key = vec![b'k'; store::config::MAX_KEY_BYTES + 1];
+    let answers = exchange(
+        &address,
+        vec![no_op, get(6, &huge_key), put(7, "fine", 1), get(8, b"fine")],
+    )
+    .await;
+    let by_id = |id: u64| answers.iter().find(|a| a.id == id).unwrap();
+    match &by_id(5).result {
+        Some(session_response::Result::Error(e)) => {
+            assert_eq!(e.code, tonic::Code::InvalidArgument as i32);
+            assert!(e.message.contains("without an operation"), "{}", e.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    match &by_id(6).result {
+        Some(session_response::Result::Error(e)) => {
+            assert!(e.message.contains("key is 1025 bytes"), "{}", e.message)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        by_id(7).result,
+        Some(session_response::Result::Put(_))
+    ));
+    assert!(matches!(
+        by_id(8).result,
+        Some(session_response::Result::Get(_))
+    ));
+    cluster.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_run_fails_only_writes_that_may_have_been_applied() {
+    let mut cluster = start(spec(3, 3, 2, 2)).await;
+    let c = client(&cluster).await;
+    let cons = wr(2, 2);
+    for i in 0..200 {
+        c.put(format!("k{i}").as_bytes(), b"v0", None, &cons)
+            .await
+            .unwrap();
+    }
+    // Many requests in flight on every node's session, then one node dies.
+    let mut running = tokio::task::JoinSet::new();
+    for i in 0..400u32 {
+        let c = c.clone();
+        running.spawn(async move {
+            let key = format!("k{}", i % 200);
+            if i % 2 == 0 {
+                (
+                    true,
+                    c.put(key.as_bytes(), b"v1", None, &wr(2, 2)).await.err(),
+                )
+            } else {
+                (false, c.get(key.as_bytes(), &wr(2, 2)).await.err())
+            }
+        });
+        if i == 100 {
+            cluster.kill_node(2).await.unwrap();
+        }
+    }
+    let mut read_errors = Vec::new();
+    let mut write_errors = Vec::new();
+    while let Some(r) = running.join_next().await {
+        let (write, err) = r.unwrap();
+        if let Some(e) = err {
+            if write {
+                write_errors.push(e);
+            } else {
+                read_errors.push(e);
+            }
+        }
+    }
+    assert!(
+        read_errors.is_empty(),
+        "reads go on at once on the other replicas: {read_errors:?}"
+    );
+    for e in &write_errors {
+        assert!(
+            e.is_indeterminate(),
+            "a write may fail only when it might have been applied: {e}"
+        );
+    }
+    // Every key still answers afterwards.
+    for i in 0..200 {
+        c.get(format!("k{i}").as_bytes(), &cons).await.unwrap();
+    }
+    cluster.stop().await.unwrap();
+}
