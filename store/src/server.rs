@@ -575,6 +575,7 @@ impl ReplicaRpc for Node {
         // the peer's driver bounds what it has in flight.
         let (tx, rx) = mpsc::unbounded_channel::<Result<pb::ReplicaResponse, Status>>();
         let executor = self.cluster.executor().clone();
+        let cluster = self.cluster.clone();
         tokio::spawn(async move {
             loop {
                 let msg = match inbound.message().await {
@@ -589,6 +590,11 @@ impl ReplicaRpc for Node {
                     continue;
                 };
                 let id = msg.id;
+                if let Some(mut resp) = cluster.fetch_from_memory(&op) {
+                    resp.id = id;
+                    let _ = tx.send(Ok(resp));
+                    continue;
+                }
                 let tx = tx.clone();
                 let queued = executor
                     .submit(

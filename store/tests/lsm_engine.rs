@@ -407,3 +407,30 @@ fn bounded_scans_see_every_key_while_it_is_rewritten() {
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
 }
+
+#[test]
+fn get_cached_answers_from_memory_and_declines_a_cold_table_block() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = Engine::open(dir.path(), Options::default()).unwrap();
+        engine.put(b"on-disk", b"1").unwrap();
+        engine.flush().unwrap();
+        engine.close().unwrap();
+    }
+    let engine = Engine::open(dir.path(), Options::default()).unwrap();
+    engine.put(b"in-memory", b"2").unwrap();
+    assert_eq!(
+        engine.get_cached(b"in-memory").unwrap(),
+        Some(Some(b"2".to_vec()))
+    );
+    // The table's block is not cached after a reopen: the caller must read from disk.
+    assert_eq!(engine.get_cached(b"on-disk").unwrap(), None);
+    assert_eq!(engine.get(b"on-disk").unwrap(), Some(b"1".to_vec()));
+    // Now it is.
+    assert_eq!(
+        engine.get_cached(b"on-disk").unwrap(),
+        Some(Some(b"1".to_vec()))
+    );
+    // A key the bloom filter and memtables rule out needs no block at all.
+    assert_eq!(engine.get_cached(b"never-written").unwrap(), Some(None));
+}

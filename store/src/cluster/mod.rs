@@ -215,6 +215,9 @@ impl Cluster {
         timeout: Duration,
     ) -> Result<ReplicaResponse, PeerError> {
         if member.id == self.me {
+            if let Some(resp) = self.fetch_from_memory(&op) {
+                return peers::check_response(&self.me, resp);
+            }
             let (tx, rx) = tokio::sync::oneshot::channel();
             let stopped = || PeerError::Remote {
                 peer: self.me.clone(),
@@ -306,6 +309,22 @@ impl Cluster {
                 message: "the write was not applied".into(),
                 invalid: false,
             }),
+        }
+    }
+}
+
+impl Cluster {
+    /// Answers a `Fetch` on the calling thread when the local replica has the key's set in
+    /// memory (memtables or block cache), skipping the executor; `None` otherwise (another
+    /// operation, or a read that needs the disk: the executor's threads do those).
+    pub fn fetch_from_memory(&self, op: &replica_request::Op) -> Option<ReplicaResponse> {
+        let replica_request::Op::Fetch(f) = op else {
+            return None;
+        };
+        match self.replica.fetch_raw_cached(&f.key) {
+            Ok(Some(raw)) => Some(respond(Ok(raw.map(Bytes::from).unwrap_or_default()))),
+            Ok(None) => None,
+            Err(e) => Some(respond(Err(ApplyError::from(e)))),
         }
     }
 }

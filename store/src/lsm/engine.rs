@@ -279,6 +279,37 @@ impl Engine {
         }
     }
 
+    /// As [`get`](Engine::get), but only from memory: `None` when the answer would need a
+    /// block read from a table file (the caller then reads on a thread that may block).
+    pub fn get_cached(&self, key: &[u8]) -> Result<Option<Option<Vec<u8>>>> {
+        let inner = &*self.inner;
+        let sv = inner.super_version();
+        let seq = inner.visible_seq.load(Ordering::Acquire);
+        for mem in std::iter::once(&sv.mem).chain(&sv.imms) {
+            match mem.get(key, seq) {
+                Lookup::Value(v) => {
+                    inner.stats.add(&inner.stats.gets, 1);
+                    return Ok(Some(Some(v)));
+                }
+                Lookup::Deleted => {
+                    inner.stats.add(&inner.stats.gets, 1);
+                    return Ok(Some(None));
+                }
+                Lookup::Absent => {}
+            }
+        }
+        let found = sv
+            .version
+            .get_with(key, hash_key(key), seq, &inner.stats, true)?;
+        if found.is_some() {
+            inner.stats.add(&inner.stats.gets, 1);
+        }
+        Ok(found.map(|l| match l {
+            Lookup::Value(v) => Some(v),
+            Lookup::Deleted | Lookup::Absent => None,
+        }))
+    }
+
     /// An ordered iterator over the keys in `range` and their newest values, as of now.
     /// Tombstones are skipped. The scan holds no lock: writes continue while it runs and do
     /// not show up in it.

@@ -27,6 +27,21 @@ impl Version {
     /// The newest version of `user` visible at `seq`, searching L0 newest first, then one
     /// table per deeper level.
     pub(crate) fn get(&self, user: &[u8], hash: u64, seq: u64, stats: &Stats) -> Result<Lookup> {
+        Ok(self
+            .get_with(user, hash, seq, stats, false)?
+            .unwrap_or(Lookup::Absent))
+    }
+
+    /// As [`get`](Self::get); with `cache_only`, `None` as soon as a table would have to
+    /// read a block from its file.
+    pub(crate) fn get_with(
+        &self,
+        user: &[u8],
+        hash: u64,
+        seq: u64,
+        stats: &Stats,
+        cache_only: bool,
+    ) -> Result<Option<Lookup>> {
         let mut levels = self.levels.iter();
         if let Some(l0) = levels.next() {
             for t in l0 {
@@ -34,8 +49,8 @@ impl Version {
                     stats.add(&stats.range_skips, 1);
                     continue;
                 }
-                match t.get(user, hash, seq)? {
-                    Lookup::Absent => {}
+                match t.get_with(user, hash, seq, cache_only)? {
+                    Some(Lookup::Absent) => {}
                     found => return Ok(found),
                 }
             }
@@ -46,14 +61,16 @@ impl Version {
             }
             let i = level.partition_point(|t| t.largest() < user);
             match level.get(i) {
-                Some(t) if t.smallest() <= user => match t.get(user, hash, seq)? {
-                    Lookup::Absent => {}
-                    found => return Ok(found),
-                },
+                Some(t) if t.smallest() <= user => {
+                    match t.get_with(user, hash, seq, cache_only)? {
+                        Some(Lookup::Absent) => {}
+                        found => return Ok(found),
+                    }
+                }
                 _ => stats.add(&stats.range_skips, 1),
             }
         }
-        Ok(Lookup::Absent)
+        Ok(Some(Lookup::Absent))
     }
 
     /// The version after `edit`. `added` holds the tables the edit creates; tables the edit

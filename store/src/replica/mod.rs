@@ -532,6 +532,17 @@ impl Replica {
         Ok(self.engine.get(&data_key(key))?)
     }
 
+    /// The local encoded version set of a key if it can be had from memory
+    /// (memtables and block cache): `None` when a table block would have to be
+    /// read from disk. Never blocks on I/O, so async code may call it.
+    pub fn fetch_raw_cached(&self, key: &[u8]) -> Result<Option<Option<Vec<u8>>>> {
+        let found = self.engine.get_cached(&data_key(key))?;
+        if found.is_some() {
+            self.stats.fetches.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(found)
+    }
+
     /// Remove a key's data if its set still encodes to `expected` (used to
     /// purge tombstones every replica has, and to drop data handed off to
     /// its owner). Returns whether it was removed.

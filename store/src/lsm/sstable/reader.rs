@@ -258,11 +258,7 @@ impl TableReader {
     /// Data block `i`, from the cache or the file.
     #[inline]
     fn data_block(&self, i: usize, fill_cache: bool) -> Result<Arc<Block>> {
-        let h = *self
-            .index
-            .handles
-            .get(i)
-            .ok_or_else(|| Error::corruption(&self.path, 0, "block index out of range"))?;
+        let h = self.handle(i)?;
         if fill_cache && let Some(c) = &self.cache {
             if let Some(b) = c.get((self.id, h.offset)) {
                 return Ok(b);
@@ -274,6 +270,21 @@ impl TableReader {
         }
         self.stats.add(&self.stats.block_reads, 1);
         Ok(Arc::new(self.read_block_uncached(h, self.size)?))
+    }
+
+    fn handle(&self, i: usize) -> Result<BlockHandle> {
+        self.index
+            .handles
+            .get(i)
+            .copied()
+            .ok_or_else(|| Error::corruption(&self.path, 0, "block index out of range"))
+    }
+
+    /// Data block `i` if it is in the block cache (no file read).
+    #[inline]
+    fn cached_block(&self, i: usize) -> Result<Option<Arc<Block>>> {
+        let h = self.handle(i)?;
+        Ok(self.cache.as_ref().and_then(|c| c.get((self.id, h.offset))))
     }
 
     /// Smallest user key.
@@ -294,17 +305,38 @@ impl TableReader {
 
     /// The newest version of `user` visible at `seq`. `hash` is `hash_key(user)`.
     pub(crate) fn get(&self, user: &[u8], hash: u64, seq: u64) -> Result<Lookup> {
+        Ok(self
+            .get_with(user, hash, seq, false)?
+            .unwrap_or(Lookup::Absent))
+    }
+
+    /// As [`get`](Self::get); with `cache_only`, `None` when the answer needs a block that is
+    /// not in the block cache (nothing is read from the file).
+    pub(crate) fn get_with(
+        &self,
+        user: &[u8],
+        hash: u64,
+        seq: u64,
+        cache_only: bool,
+    ) -> Result<Option<Lookup>> {
         if !self.bloom.may_contain(hash) {
             self.stats.add(&self.stats.bloom_negatives, 1);
-            return Ok(Lookup::Absent);
+            return Ok(Some(Lookup::Absent));
         }
         let trailer = key::seek_trailer(seq);
         let i = self.index.find(user, trailer);
         if i >= self.index.len() {
             self.stats.add(&self.stats.bloom_false_positives, 1);
-            return Ok(Lookup::Absent);
+            return Ok(Some(Lookup::Absent));
         }
-        let block = self.data_block(i, true)?;
+        let block = if cache_only {
+            match self.cached_block(i)? {
+                Some(b) => b,
+                None => return Ok(None),
+            }
+        } else {
+            self.data_block(i, true)?
+        };
         let found = SCRATCH.with_borrow_mut(|kbuf| -> Result<Lookup> {
             let v = block
                 .seek_entry(user, trailer, kbuf)
@@ -323,7 +355,7 @@ impl TableReader {
         if found == Lookup::Absent {
             self.stats.add(&self.stats.bloom_false_positives, 1);
         }
-        Ok(found)
+        Ok(Some(found))
     }
 
     /// Looks `user` up at the newest sequence number (for tools and benchmarks).
