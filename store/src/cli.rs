@@ -268,10 +268,7 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Environment variable a launcher sets to its own pid so that the node stops
-/// when the launcher is gone, even after a SIGKILL that left it no chance to
-/// stop its children (see [`crate::local_cluster`]).
-pub const EXIT_WITH_PARENT_ENV: &str = "RINGKV_EXIT_WITH_PARENT";
+pub use crate::local_cluster::EXIT_WITH_PARENT_ENV;
 
 /// Resolves once this process's parent is no longer `pid` (it died and the
 /// process was re-parented). Never resolves when `pid` is `None`.

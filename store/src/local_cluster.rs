@@ -19,6 +19,11 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 
 use crate::client::{Client, ClientOptions};
+
+/// Environment variable a launcher sets to its own pid so that the node stops
+/// when the launcher is gone, even after a SIGKILL that left it no chance to
+/// stop its children (the node side is in `cli`).
+pub const EXIT_WITH_PARENT_ENV: &str = "RINGKV_EXIT_WITH_PARENT";
 use crate::config::PeerSpec;
 
 /// Attempts at starting a cluster when a picked port is taken meanwhile.
@@ -311,10 +316,7 @@ impl LocalCluster {
         let child = Command::new(&launcher.program)
             .args(&launcher.args_prefix)
             .args(&node.args)
-            .env(
-                crate::cli::EXIT_WITH_PARENT_ENV,
-                std::process::id().to_string(),
-            )
+            .env(EXIT_WITH_PARENT_ENV, std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
