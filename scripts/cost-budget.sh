@@ -22,8 +22,8 @@ run=$!
 # Sample the middle of the measured window: the cluster starts (~3 s), 100k keys are
 # preloaded (~15 s), 5 s of warm-up, then 30 s measured. WAIT overrides the delay.
 sleep "${WAIT:-35}"
-lg=$(pgrep -f "$bin run workloads/capacity.yaml" | head -1)
-pids=$(pgrep -d, -f "$bin" || true)
+lg=$run
+pids="$lg,$(pgrep -d, -P "$lg")"   # the loadgen and its nodes
 perf record -F $freq -g -p "$pids" -o "$out/perf.data" -- sleep $secs >/dev/null 2>&1
 wait $run || true
 perf script -i "$out/perf.data" -F pid,comm,ip,sym 2>/dev/null | python3 scripts/cost-budget.py \
