@@ -37,7 +37,7 @@ mod local {
     use super::{NODE_SUBCOMMAND, cluster_spec_for_point};
     use crate::events::{EventHook, EventLog, run_schedule};
     use crate::report::PointSummary;
-    use crate::sweep::{Point, SweepError};
+    use crate::sweep::{NodeProbe, Point, RunCtx, SweepError};
     use crate::target::ringkv::{RingkvOptions, RingkvTarget};
     use crate::workload::Workload;
 
@@ -56,18 +56,26 @@ mod local {
         point: &Point,
         dir: &Path,
         quiet: bool,
+        ctx: &RunCtx,
     ) -> Result<PointSummary, SweepError> {
         let mut cluster = match cluster_spec_for_point(w, point) {
-            Some(spec) => {
+            Some(mut spec) => {
+                spec.extra_node_args
+                    .extend(ctx.nodes.node_args.iter().cloned());
                 if !quiet {
                     eprintln!("  starting {} local nodes", spec.nodes);
                 }
-                let program = std::env::current_exe().map_err(|e| {
-                    point_err(point, format!("cannot find the loadgen executable: {e}"))
-                })?;
-                let launcher = NodeLauncher {
-                    program,
-                    args_prefix: vec![NODE_SUBCOMMAND.to_string()],
+                let launcher = match &ctx.nodes.node_bin {
+                    Some(bin) => NodeLauncher {
+                        program: bin.clone(),
+                        args_prefix: vec!["node".to_string()],
+                    },
+                    None => NodeLauncher {
+                        program: std::env::current_exe().map_err(|e| {
+                            point_err(point, format!("cannot find the loadgen executable: {e}"))
+                        })?,
+                        args_prefix: vec![NODE_SUBCOMMAND.to_string()],
+                    },
                 };
                 Some(LocalCluster::start(&spec, &launcher).await.map_err(|e| {
                     point_err(point, format!("the local cluster did not start: {e}"))
@@ -89,6 +97,10 @@ mod local {
             key_count: w.keys.count,
             pids,
         };
+        let probe = cluster.as_ref().map(|c| NodeProbe {
+            endpoints: c.endpoints(),
+            data_dirs: c.nodes().iter().map(|n| n.data_dir.clone()).collect(),
+        });
         let result = match RingkvTarget::connect(&opts).await {
             Ok(target) => {
                 let events = match cluster.as_mut() {
@@ -107,7 +119,7 @@ mod local {
                     }
                     _ => None,
                 };
-                crate::sweep::run_point(&target, w, point, dir, quiet, events).await
+                crate::sweep::run_point(&target, w, point, dir, quiet, events, ctx, probe).await
             }
             Err(e) => Err(point_err(
                 point,

@@ -17,6 +17,7 @@
 //!
 //! `docs/loadgen.md` documents the workload schema and the results folder.
 
+pub mod ab;
 pub mod cluster;
 pub mod compare;
 pub mod events;
@@ -25,6 +26,7 @@ pub mod record;
 pub mod report;
 pub mod resources;
 pub mod run;
+pub mod stats;
 pub mod sweep;
 pub mod target;
 pub mod timer;

@@ -92,6 +92,10 @@ pub enum RunError {
 pub trait Progress {
     /// Updates the display.
     fn update(&self, phase: &str, measured: Duration, live: &Live);
+
+    /// Called once, before any request, with the instant the measured window will start, so
+    /// resource counters can be read exactly at that edge.
+    fn window(&self, _start: Instant) {}
 }
 
 /// A progress sink that shows nothing.
@@ -195,6 +199,7 @@ where
         }
     };
     let measure_start_wall = wall_start + measure_start.saturating_duration_since(start);
+    progress.window(measure_start);
     let shared = Shared {
         opgen: RefCell::new(opgen),
         pool,

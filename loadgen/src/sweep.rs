@@ -284,7 +284,7 @@ use crate::generator::{OpGen, OpKind, ValuePool};
 use crate::record::{Live, Recorder};
 use crate::report::summary::{self as summary_mod, PointFacts};
 use crate::report::{Manifest, ReportError, Summary, Tools};
-use crate::resources::Sampler;
+use crate::resources::{EngineCounters, Sampler, Snapshot, snapshot, snapshot_at};
 use crate::run::{Measure, Progress, RunError, RunSpec};
 use crate::target::Target;
 use crate::target::null::NullTarget;
@@ -294,6 +294,16 @@ use crate::workload::TargetKind;
 const PRELOAD_SEED_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
 /// Requests in flight while preloading.
 const PRELOAD_CONCURRENCY: u32 = 64;
+
+/// What starts the nodes of one side of a run: the program and the arguments each node gets on
+/// top of the workload's `cluster.node_args`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeSide {
+    /// Start nodes as `BIN node …` instead of re-executing the loadgen as `__node`.
+    pub node_bin: Option<PathBuf>,
+    /// Extra node arguments, after the workload's.
+    pub node_args: Vec<String>,
+}
 
 /// How `loadgen run` was asked to run.
 #[derive(Debug, Clone)]
@@ -306,6 +316,10 @@ pub struct RunOptions {
     pub quiet: bool,
     /// The command line (recorded in the manifest).
     pub command: Vec<String>,
+    /// Runs per point; `None` takes the workload's `repeat:` (default 1).
+    pub repeat: Option<u32>,
+    /// How nodes are started.
+    pub nodes: NodeSide,
 }
 
 /// Failures of a sweep run (exit code 1).
@@ -375,70 +389,223 @@ pub fn mix_kinds(mix: &crate::workload::Mix) -> Vec<OpKind> {
         .collect()
 }
 
-/// Runs every point of a validated workload and writes the results folder.
+/// One results folder being filled, run by run: `run_workload` drives one, `ab` two in turn.
+pub struct Session {
+    /// The results folder.
+    pub dir: PathBuf,
+    /// The workload.
+    workload: crate::workload::Workload,
+    /// How nodes start.
+    nodes: NodeSide,
+    quiet: bool,
+    /// Runs per point.
+    pub repeat: u32,
+    /// The points, in sweep order.
+    pub points: Vec<Point>,
+    summary: Summary,
+    pending: Vec<crate::report::PointSummary>,
+}
+
+impl Session {
+    /// Prepares the results folder and writes `manifest.json`.
+    pub fn begin(w: &crate::workload::Workload, opts: &RunOptions) -> Result<Session, SweepError> {
+        let points = expand(w).map_err(|p| SweepError::Results(p.to_string()))?;
+        let repeat = opts.repeat.unwrap_or_else(|| w.repeat_count()).max(1);
+        let started = SystemTime::now();
+        let dir = results_dir(w, opts, started)?;
+        let manifest = Manifest {
+            schema_version: summary_mod::SCHEMA_VERSION,
+            workload: w,
+            workload_file: opts.workload_file.display().to_string(),
+            seed: w.seed,
+            repeat,
+            git_revision: crate::report::git_revision(),
+            node_build: crate::report::NodeBuild::of(opts.nodes.node_bin.as_deref()),
+            node_args: w
+                .cluster
+                .node_args
+                .iter()
+                .chain(&opts.nodes.node_args)
+                .cloned()
+                .collect(),
+            tools: Tools::current(),
+            machine: crate::resources::machine(),
+            started: crate::report::utc_iso8601(started),
+            command: opts.command.clone(),
+            points: points.clone(),
+        };
+        crate::report::write_json(&dir.join("manifest.json"), &manifest)?;
+        let summary = Summary {
+            schema_version: summary_mod::SCHEMA_VERSION,
+            name: w.name.clone(),
+            target: match w.target {
+                TargetKind::Ringkv => "ringkv".into(),
+                TargetKind::Null => "null".into(),
+            },
+            started: manifest.started.clone(),
+            points: Vec::new(),
+        };
+        Ok(Session {
+            dir,
+            workload: w.clone(),
+            nodes: opts.nodes.clone(),
+            quiet: opts.quiet,
+            repeat,
+            points,
+            summary,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Runs `point` once more (run `run`, 1-based), on a fresh cluster.
+    pub async fn run_once(&mut self, point: &Point, run: u32) -> Result<(), SweepError> {
+        let ctx = RunCtx {
+            run,
+            runs: self.repeat,
+            nodes: self.nodes.clone(),
+        };
+        let w = &self.workload;
+        let p = match w.target {
+            TargetKind::Null => {
+                run_point(
+                    &NullTarget,
+                    w,
+                    point,
+                    &self.dir,
+                    self.quiet,
+                    None,
+                    &ctx,
+                    None,
+                )
+                .await
+            }
+            TargetKind::Ringkv => {
+                crate::cluster::run_ringkv_point(w, point, &self.dir, self.quiet, &ctx).await
+            }
+        }?;
+        self.pending.push(p);
+        Ok(())
+    }
+
+    /// Folds the runs of `point` into its summary and writes `summary.json` (after every point,
+    /// so an interrupted run keeps what finished).
+    pub fn finish_point(&mut self) -> Result<(), SweepError> {
+        let runs = std::mem::take(&mut self.pending);
+        if let Some(p) = summary_mod::aggregate(runs) {
+            self.summary.points.push(p);
+        }
+        crate::report::write_json(&self.dir.join("summary.json"), &self.summary)?;
+        Ok(())
+    }
+
+    /// Draws the charts and the report.
+    pub fn finish(self) -> Result<RunReport, SweepError> {
+        let charts = crate::report::render(&self.dir, &self.summary)?;
+        Ok(RunReport {
+            dir: self.dir,
+            summary: self.summary,
+            charts,
+        })
+    }
+
+    /// Prints the point header when not quiet.
+    pub fn announce(&self, point: &Point, run: u32, side: &str) {
+        if self.quiet {
+            return;
+        }
+        let runs = if self.repeat > 1 {
+            format!(" run {run}/{}", self.repeat)
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "[{}/{}] {side}{} {}{runs}",
+            point.index + 1,
+            self.points.len(),
+            point.id(),
+            point.label()
+        );
+    }
+}
+
+/// Which run of a point this is, and how its nodes start.
+#[derive(Debug, Clone)]
+pub struct RunCtx {
+    /// 1-based run number.
+    pub run: u32,
+    /// Runs per point.
+    pub runs: u32,
+    /// How nodes start.
+    pub nodes: NodeSide,
+}
+
+impl RunCtx {
+    /// The interval-log prefix: `p03`, or `p03-r02` with repeats.
+    pub fn log_prefix(&self, point: &Point) -> String {
+        if self.runs > 1 {
+            format!("{}-r{:02}", point.id(), self.run)
+        } else {
+            point.id()
+        }
+    }
+}
+
+/// Runs every point of a validated workload (each `repeat` times) and writes the results folder.
 pub async fn run_workload(
     w: &crate::workload::Workload,
     opts: &RunOptions,
 ) -> Result<RunReport, SweepError> {
-    let points = expand(w).map_err(|p| SweepError::Results(p.to_string()))?;
-    let started = SystemTime::now();
-    let dir = results_dir(w, opts, started)?;
-    let manifest = Manifest {
-        workload: w,
-        workload_file: opts.workload_file.display().to_string(),
-        seed: w.seed,
-        git_revision: crate::report::git_revision(),
-        tools: Tools::current(),
-        machine: crate::resources::machine(),
-        started: crate::report::utc_iso8601(started),
-        command: opts.command.clone(),
-        points: points.clone(),
-    };
-    crate::report::write_json(&dir.join("manifest.json"), &manifest)?;
-    let mut summary = Summary {
-        name: w.name.clone(),
-        target: match w.target {
-            TargetKind::Ringkv => "ringkv".into(),
-            TargetKind::Null => "null".into(),
-        },
-        started: manifest.started.clone(),
-        points: Vec::new(),
-    };
+    let mut session = Session::begin(w, opts)?;
+    let points = session.points.clone();
     for point in &points {
-        if !opts.quiet {
-            eprintln!(
-                "[{}/{}] {} {}",
-                point.index + 1,
-                points.len(),
-                point.id(),
-                point.label()
-            );
+        for run in 1..=session.repeat {
+            session.announce(point, run, "");
+            session.run_once(point, run).await?;
         }
-        let result = match w.target {
-            TargetKind::Null => run_point(&NullTarget, w, point, &dir, opts.quiet, None).await,
-            TargetKind::Ringkv => {
-                crate::cluster::run_ringkv_point(w, point, &dir, opts.quiet).await
-            }
-        };
-        let p = result?;
-        summary.points.push(p);
-        // Written after every point, so an interrupted run keeps what finished.
-        crate::report::write_json(&dir.join("summary.json"), &summary)?;
+        session.finish_point()?;
     }
-    let charts = crate::report::render(&dir, &summary)?;
-    Ok(RunReport {
-        dir,
-        summary,
-        charts,
-    })
+    session.finish()
+}
+
+/// A local cluster's nodes, for reading their engine counters and data size.
+pub struct NodeProbe {
+    /// Client endpoints, one per node.
+    pub endpoints: Vec<String>,
+    /// Data directories, one per node.
+    pub data_dirs: Vec<PathBuf>,
+}
+
+async fn engine_counters(client: &store::client::Client, n: usize) -> Option<EngineCounters> {
+    let mut c = EngineCounters::default();
+    for i in 0..n {
+        let status = client.status_of(i).await.ok()?;
+        c.fsyncs += status.stats.get("engine.fsyncs").copied().unwrap_or(0);
+        c.disk_bytes_written += status
+            .stats
+            .get("engine.disk_bytes_written")
+            .copied()
+            .unwrap_or(0);
+        c.nodes += 1;
+    }
+    Some(c)
 }
 
 struct Bar {
     bar: ProgressBar,
     total: Measure,
+    /// Start of the measured window, once the runner knows it.
+    window_start: std::cell::Cell<Option<Instant>>,
+    /// The counter read armed for that instant.
+    edge: std::cell::RefCell<Option<std::thread::JoinHandle<Snapshot>>>,
+    pids: Vec<u32>,
 }
 
 impl Progress for Bar {
+    fn window(&self, start: Instant) {
+        self.window_start.set(Some(start));
+        *self.edge.borrow_mut() = snapshot_at(self.pids.clone(), start);
+    }
+
     fn update(&self, phase: &str, measured: Duration, live: &Live) {
         match self.total {
             Measure::For(_) => self.bar.set_position(measured.as_millis() as u64),
@@ -477,7 +644,9 @@ fn progress_bar(measure: Measure, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// Preload, warm up, measure and summarise one point against `target`.
+/// Preload, warm up, measure and summarise one run of a point against `target`. `probe`
+/// names the local cluster's nodes, whose engine counters and data size are read.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_point<T: Target>(
     target: &T,
     w: &crate::workload::Workload,
@@ -485,6 +654,8 @@ pub async fn run_point<T: Target>(
     dir: &Path,
     quiet: bool,
     events: Option<crate::events::EventHook<'_>>,
+    ctx: &RunCtx,
+    probe: Option<NodeProbe>,
 ) -> Result<crate::report::PointSummary, SweepError> {
     let key_size = w.keys.size.0 as usize;
     let pool = ValuePool::new(w.seed);
@@ -542,12 +713,45 @@ pub async fn run_point<T: Target>(
     };
     let kinds = mix_kinds(&w.mix);
     let hdr_dir = dir.join("hdr");
-    let prefix = point.id();
+    let prefix = ctx.log_prefix(point);
     let opgen = OpGen::new(w.seed, &w.keys, &point.values, &w.mix);
+    let self_pid = std::process::id();
+    let mut pids = vec![self_pid];
+    pids.extend(target.pids());
     let sampler = Sampler::start(&target.pids());
     let bar = Bar {
         bar: progress_bar(measure, quiet),
         total: measure,
+        window_start: std::cell::Cell::new(None),
+        edge: std::cell::RefCell::new(None),
+        pids: pids.clone(),
+    };
+    let engine_client = match &probe {
+        Some(p) if !p.endpoints.is_empty() => store::client::Client::connect(
+            &p.endpoints,
+            store::client::ClientOptions {
+                token_aware: false,
+                ..store::client::ClientOptions::default()
+            },
+        )
+        .await
+        .ok(),
+        _ => None,
+    };
+    let probe_nodes = probe.as_ref().map(|p| p.endpoints.len()).unwrap_or(0);
+    // Reads the engine counters at the start of the measured window (a short Status call per
+    // node on the driver thread, once).
+    let engine_start = async {
+        let client = engine_client.as_ref()?;
+        // The runner announces the window before its first request; bounded wait regardless.
+        for _ in 0..10_000 {
+            if let Some(t) = bar.window_start.get() {
+                tokio::time::sleep_until(t.into()).await;
+                return engine_counters(client, probe_nodes).await;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        None
     };
     let drive = crate::run::drive(
         target,
@@ -558,28 +762,70 @@ pub async fn run_point<T: Target>(
         &bar,
     );
     // The event schedule runs alongside the load and is dropped when the load ends.
-    let (outcome, event_log) = match events {
-        Some(hook) => {
-            let mut schedule = hook.schedule;
-            let mut schedule_done = false;
-            tokio::pin!(drive);
-            let outcome = loop {
-                tokio::select! {
-                    r = &mut drive => break r,
-                    () = &mut schedule, if !schedule_done => schedule_done = true,
-                }
-            };
-            drop(schedule);
-            (outcome, Some(hook.log))
+    let with_events = async {
+        match events {
+            Some(hook) => {
+                let mut schedule = hook.schedule;
+                let mut schedule_done = false;
+                tokio::pin!(drive);
+                let outcome = loop {
+                    tokio::select! {
+                        r = &mut drive => break r,
+                        () = &mut schedule, if !schedule_done => schedule_done = true,
+                    }
+                };
+                drop(schedule);
+                (outcome, Some(hook.log))
+            }
+            None => (drive.await, None),
         }
-        None => (drive.await, None),
     };
+    let ((outcome, event_log), engine_at_start) = tokio::join!(with_events, engine_start);
+    let end_snapshot = snapshot(&pids);
+    let engine_at_end = match &engine_client {
+        Some(c) => engine_counters(c, probe_nodes).await,
+        None => None,
+    };
+    let start_snapshot = bar
+        .edge
+        .borrow_mut()
+        .take()
+        .and_then(|h| h.join().ok())
+        .unwrap_or_default();
     let outcome = outcome.map_err(|e: RunError| SweepError::Point {
         point: point.id(),
         message: e.to_string(),
     })?;
     bar.bar.finish_and_clear();
-    let processes = sampler.stop(outcome.measure_start, outcome.measure_end);
+    let mut processes = sampler.stop(outcome.measure_start, outcome.measure_end);
+    for (pid, pct) in crate::resources::cpu_pct_by_pid(&start_snapshot, &end_snapshot) {
+        if let Some(p) = processes.iter_mut().find(|p| p.pid == pid) {
+            p.cpu_pct = (pct * 10.0).round() / 10.0;
+        }
+    }
+    let completed: u64 = outcome.recorded.ops.iter().map(|h| h.response.len()).sum();
+    let disk_bytes_per_key = probe.as_ref().and_then(|p| {
+        let keys = w.keys.count;
+        if p.data_dirs.is_empty() || keys == 0 {
+            return None;
+        }
+        let bytes: u64 = p
+            .data_dirs
+            .iter()
+            .map(|d| crate::resources::dir_bytes(d))
+            .sum();
+        Some(bytes as f64 / keys as f64)
+    });
+    let resources = (!start_snapshot.procs.is_empty()).then(|| {
+        crate::resources::per_op(
+            &start_snapshot,
+            &end_snapshot,
+            self_pid,
+            completed,
+            engine_at_start.zip(engine_at_end),
+            disk_bytes_per_key,
+        )
+    });
     let logs = outcome
         .recorded
         .logs
@@ -600,6 +846,7 @@ pub async fn run_point<T: Target>(
         preload,
         logs,
         null_target: target.name() == "null",
+        resources,
     });
     if let Some(log) = event_log {
         summary.events = crate::events::records(&log, outcome.measure_start);

@@ -211,7 +211,13 @@ pub struct Workload {
     /// Changes to the local cluster during the measured phase of every point.
     #[serde(default)]
     pub events: Vec<Event>,
+    /// Runs of every point, each on a fresh cluster (default 1); `--repeat` replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<Spanned<u32>>,
 }
+
+/// The most runs `repeat:` or `--repeat` may ask for per point.
+pub const MAX_REPEAT: u32 = 100;
 
 /// What an event does to the local cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -432,6 +438,11 @@ impl Workload {
         Ok(self)
     }
 
+    /// Runs per point (`repeat:`, default 1).
+    pub fn repeat_count(&self) -> u32 {
+        self.repeat.as_ref().map(|r| r.value).unwrap_or(1)
+    }
+
     /// Measured phase length, when given as a duration.
     pub fn measure_duration(&self) -> Option<Duration> {
         self.duration.map(|d| d.0)
@@ -475,6 +486,14 @@ impl Workload {
                 "name `{}` must be letters, digits, `-`, `_` or `.` (it names the results folder)",
                 self.name
             )));
+        }
+        if let Some(r) = &self.repeat
+            && !(1..=MAX_REPEAT).contains(&r.value)
+        {
+            return Err(Problem::at(
+                r,
+                format!("repeat must be 1..={MAX_REPEAT} runs per point"),
+            ));
         }
         match (&self.duration, &self.ops) {
             (Some(_), Some(_)) => {

@@ -88,6 +88,8 @@ struct Chart {
     lines: Vec<Line>,
     /// Vertical markers at these x values, with labels (cluster events on timelines).
     marks: Vec<(f64, String)>,
+    /// Vertical interval bars: (x, low, high, colour).
+    bars: Vec<(f64, f64, f64, RGBColor)>,
 }
 
 fn log10_floor_ceil(min: f64, max: f64) -> (f64, f64) {
@@ -236,6 +238,12 @@ impl Chart {
                     .draw_series(pts.iter().map(|p| Circle::new(*p, 3, style.filled())))
                     .map_err(|x| e(&x))?;
             }
+        }
+        for (x, lo, hi, color) in &self.bars {
+            let style = ShapeStyle::from(*color).stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(vec![(*x, ty(*lo)), (*x, ty(*hi))], style))
+                .map_err(|x| e(&x))?;
         }
         let mark_style = ShapeStyle::from(RGBColor(150, 40, 40)).stroke_width(1);
         let shown = self.marks.iter().filter(|(x, _)| (x0..=x1).contains(x));
@@ -403,6 +411,7 @@ fn spectrum(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Chart> 
         x_axis: XAxis::Nines,
         lines,
         marks: Vec::new(),
+        bars: Vec::new(),
     })
 }
 
@@ -451,6 +460,7 @@ fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Figure>
             points: totals.values().copied().collect(),
         }],
         marks: marks.clone(),
+        bars: Vec::new(),
     };
     let mut lines = Vec::new();
     for (op, d) in data {
@@ -483,6 +493,7 @@ fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Figure>
         x_axis: XAxis::Time,
         lines,
         marks: marks.clone(),
+        bars: Vec::new(),
     };
     Some(Figure {
         panels: vec![throughput, p99],
@@ -644,6 +655,7 @@ fn versus(summary: &Summary, dim: Dim) -> Vec<(String, Chart)> {
                 x_axis: XAxis::Categories(distinct.iter().map(|k| dim.label(*k)).collect()),
                 lines,
                 marks: Vec::new(),
+                bars: Vec::new(),
             },
         ));
     }
@@ -704,6 +716,7 @@ fn capacity(summary: &Summary) -> Option<Chart> {
         x_axis: XAxis::Linear,
         lines,
         marks: Vec::new(),
+        bars: Vec::new(),
     })
 }
 
@@ -757,6 +770,100 @@ pub fn draw_all(dir: &Path, summary: &Summary) -> Result<Vec<PathBuf>, ReportErr
         }
     }
     Ok(written)
+}
+
+/// A median with its interval: (median, low, high).
+pub type Interval = (f64, f64, f64);
+
+/// One panel of an interval chart: per category, a median and its interval for each series.
+#[derive(Debug, Clone)]
+pub struct IntervalPanel {
+    /// Panel title.
+    pub title: String,
+    /// Y axis description.
+    pub y_desc: String,
+    /// One label per x position.
+    pub categories: Vec<String>,
+    /// (series label, one (median, low, high) per category).
+    pub series: Vec<(String, Vec<Interval>)>,
+}
+
+const SERIES_COLORS: [RGBColor; 2] = [RGBColor(90, 90, 90), RGBColor(200, 30, 40)];
+
+/// Draws panels of medians with interval bars (e.g. baseline against candidate) to `png` and an
+/// SVG beside it.
+pub fn draw_interval_chart(png: &Path, panels: &[IntervalPanel]) -> Result<(), ReportError> {
+    if !ensure_font() {
+        return Err(ReportError::Chart {
+            path: png.to_path_buf(),
+            message: "the embedded DejaVu font could not be loaded".into(),
+        });
+    }
+    let mut charts = Vec::new();
+    for panel in panels {
+        let n = panel.series.len().max(1) as f64;
+        let mut lines = Vec::new();
+        let mut bars = Vec::new();
+        for (k, (label, values)) in panel.series.iter().enumerate() {
+            let color = SERIES_COLORS
+                .get(k % SERIES_COLORS.len())
+                .copied()
+                .unwrap_or(BLACK);
+            let offset = (k as f64 - (n - 1.0) / 2.0) * 0.15;
+            let points: Vec<(f64, f64)> = values
+                .iter()
+                .enumerate()
+                .map(|(i, (m, _, _))| (i as f64 + offset, *m))
+                .collect();
+            for (i, (_, lo, hi)) in values.iter().enumerate() {
+                bars.push((i as f64 + offset, *lo, *hi, color));
+            }
+            // The interval ends count towards the axis range.
+            lines.push(Line {
+                label: label.clone(),
+                color,
+                stroke: Stroke::Solid(1),
+                markers: true,
+                points,
+            });
+        }
+        let top = bars.iter().map(|b| b.2).fold(0.0, f64::max);
+        charts.push(Chart {
+            title: panel.title.clone(),
+            x_desc: String::new(),
+            y_desc: panel.y_desc.clone(),
+            y_log: false,
+            x_axis: XAxis::Categories(panel.categories.clone()),
+            lines: {
+                // A zero-width line at the highest interval end keeps every bar in range.
+                let mut l = lines;
+                if top > 0.0 {
+                    l.push(Line {
+                        label: String::new(),
+                        color: WHITE,
+                        stroke: Stroke::Solid(0),
+                        markers: false,
+                        points: vec![(0.0, top)],
+                    });
+                }
+                l
+            },
+            marks: Vec::new(),
+            bars,
+        });
+    }
+    if charts.is_empty() {
+        return Ok(());
+    }
+    let figure = Figure { panels: charts };
+    let dir = png.parent().unwrap_or(Path::new("."));
+    let stem = png
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "compare".into());
+    std::fs::create_dir_all(dir).map_err(|e| super::io_err(dir, e))?;
+    figure.save(dir, &stem)?;
+    Ok(())
 }
 
 #[cfg(test)]
