@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod compare;
 pub mod events;
 pub mod generator;
+pub mod history;
 pub mod record;
 pub mod report;
 pub mod resources;

@@ -93,6 +93,25 @@ enum Command {
         #[command(flatten)]
         gate: GateArgs,
     },
+    /// Change points over a series of results folders (E-Divisive means with a t-test), ordered
+    /// by start time. Exits 3 when a change for the worse falls within the newest N folders.
+    History {
+        /// Results folders of one workload, in any order.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// How many of the newest folders the gate looks at.
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        recent: usize,
+        /// Largest p-value of a change point.
+        #[arg(long, value_name = "P", default_value_t = loadgen::history::DEFAULT_MAX_P)]
+        max_p: f64,
+        /// Write the series with their change points as a chart (PNG, and an SVG beside it).
+        #[arg(long, value_name = "FILE")]
+        chart: Option<PathBuf>,
+        /// Write the change points as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
     /// Redraw the charts, report.md and points.csv of a results folder.
     Plot {
         /// The results folder.
@@ -253,6 +272,13 @@ fn main() -> ExitCode {
             ab(&workload, &opts, &o, &gate)
         }
         Command::Plot { dir } => plot(&dir),
+        Command::History {
+            dirs,
+            recent,
+            max_p,
+            chart,
+            json,
+        } => history(&dirs, recent, max_p, chart.as_deref(), json.as_deref()),
         Command::Node(args) => store::cli::run_node_blocking(*args),
     }
 }
@@ -502,6 +528,45 @@ fn compare_with(
         );
     }
     if c.regressed() {
+        ExitCode::from(EXIT_REGRESSION)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn history(
+    dirs: &[PathBuf],
+    recent: usize,
+    max_p: f64,
+    chart: Option<&std::path::Path>,
+    json: Option<&std::path::Path>,
+) -> ExitCode {
+    if !(max_p > 0.0 && max_p < 1.0) {
+        eprintln!("error: --max-p must be between 0 and 1");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let h = match loadgen::history::analyse(dirs, recent, max_p) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    print!("{}", loadgen::history::render(&h));
+    if let Some(path) = chart
+        && let Err(e) = loadgen::history::draw_chart(path, &h)
+    {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_RUNTIME);
+    }
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&h).unwrap_or_default() + "\n";
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    }
+    if h.failing().next().is_some() {
         ExitCode::from(EXIT_REGRESSION)
     } else {
         ExitCode::SUCCESS
