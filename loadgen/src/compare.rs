@@ -1225,6 +1225,7 @@ mod tests {
                         max_us: p99 * 2000.0,
                     },
                     service: Latency::default(),
+                    failed: None,
                 },
             );
             ops

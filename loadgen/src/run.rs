@@ -279,6 +279,16 @@ where
     if let Some(e) = shared.error.borrow_mut().take() {
         return Err(e.into());
     }
+    // Ticks never sent: recorded at their intended time, completing now, so a target that stalls
+    // past the drain shows in p99 and max instead of vanishing from the histograms.
+    if let Some(s) = schedule {
+        let mut rec = shared.rec.borrow_mut();
+        let mut opgen = shared.opgen.borrow_mut();
+        for tick in shared.next.get().max(s.first_measured)..s.limit {
+            let kind = opgen.next_op().kind;
+            rec.record_missed(kind, s.intended(tick), measure_end);
+        }
+    }
     let recorded = shared.rec.into_inner().finish(measure_end)?;
     let (offered_rate, ticks_due, missed_ticks) = match schedule {
         Some(s) => {

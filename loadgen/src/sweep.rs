@@ -803,7 +803,7 @@ pub async fn run_point<T: Target>(
             p.cpu_pct = (pct * 10.0).round() / 10.0;
         }
     }
-    let completed: u64 = outcome.recorded.ops.iter().map(|h| h.response.len()).sum();
+    let completed: u64 = outcome.recorded.ops.iter().map(|h| h.completed()).sum();
     let disk_bytes_per_key = probe.as_ref().and_then(|p| {
         let keys = w.keys.count;
         if p.data_dirs.is_empty() || keys == 0 {

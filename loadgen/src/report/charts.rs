@@ -144,6 +144,8 @@ impl Chart {
         let Some((x0, x1, y0, y1)) = range_of(&self.lines) else {
             return Ok(());
         };
+        // Interval bars count towards the vertical range.
+        let y1 = self.bars.iter().map(|b| b.2).fold(y1, f64::max);
         let (x0, x1) = match &self.x_axis {
             XAxis::Categories(c) => (-0.5, c.len() as f64 - 0.5),
             XAxis::Nines => (0.0, x1.ceil().max(1.0)),
@@ -218,6 +220,16 @@ impl Chart {
             };
             let style = ShapeStyle::from(line.color).stroke_width(width);
             let dashed = line.stroke == Stroke::Dashed;
+            if width == 0 {
+                // Markers only (categories that a line would wrongly connect).
+                let marker = ShapeStyle::from(line.color).filled();
+                chart
+                    .draw_series(pts.iter().map(|p| Circle::new(*p, 5, marker)))
+                    .map_err(|x| e(&x))?
+                    .label(&line.label)
+                    .legend(move |(x, y)| Circle::new((x + 12, y), 5, marker));
+                continue;
+            }
             let anno = if dashed {
                 chart.draw_series(DashedLineSeries::new(pts.clone(), 7, 5, style))
             } else {
@@ -340,10 +352,12 @@ fn load_point(dir: &Path, p: &PointSummary) -> Result<BTreeMap<String, OpData>, 
     let mut out = BTreeMap::new();
     for (op, rel) in &p.logs {
         let path = dir.join(rel);
-        let intervals = read_log(&path).map_err(|e| ReportError::Io {
+        let mut intervals = read_log(&path).map_err(|e| ReportError::Io {
             path: path.clone(),
             message: e.to_string(),
         })?;
+        // Failed requests have their own histograms; the charts show answered requests.
+        intervals.retain(|i| !i.failed);
         let mut response = new_hist().map_err(|e| super::io_err(&path, e))?;
         let mut service = new_hist().map_err(|e| super::io_err(&path, e))?;
         for i in &intervals {
@@ -732,6 +746,7 @@ pub fn draw_all(dir: &Path, summary: &Summary) -> Result<Vec<PathBuf>, ReportErr
     let charts_dir = dir.join("charts");
     std::fs::create_dir_all(&charts_dir).map_err(|e| super::io_err(&charts_dir, e))?;
     let mut written = Vec::new();
+    let mut spreads = Vec::new();
     let mut push = |figure: Figure, stem: &str| -> Result<(), ReportError> {
         let png = figure.save(&charts_dir, stem)?;
         written.push(png.strip_prefix(dir).map(Path::to_path_buf).unwrap_or(png));
@@ -768,8 +783,88 @@ pub fn draw_all(dir: &Path, summary: &Summary) -> Result<Vec<PathBuf>, ReportErr
         if let Some(figure) = timeline(p, &data) {
             push(figure, &format!("timeline-{}", p.id))?;
         }
+        let panels = run_spread(p);
+        if !panels.is_empty() {
+            let png = charts_dir.join(format!("runs-{}.png", p.id));
+            draw_interval_chart(&png, &panels)?;
+            spreads.push(png.strip_prefix(dir).map(Path::to_path_buf).unwrap_or(png));
+        }
     }
+    written.extend(spreads);
     Ok(written)
+}
+
+/// With repeated runs: per operation, the median of p50 and p99 over runs with a bar from the
+/// fastest to the slowest run, and the same for CPU per operation.
+fn run_spread(p: &PointSummary) -> Vec<IntervalPanel> {
+    if p.runs.len() < 2 {
+        return Vec::new();
+    }
+    let spread = |xs: Vec<f64>| -> Interval {
+        let m = crate::stats::median(&xs).unwrap_or(0.0);
+        let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (
+            m,
+            if lo.is_finite() { lo } else { m },
+            if hi.is_finite() { hi } else { m },
+        )
+    };
+    let ops: Vec<String> = p.ops.keys().cloned().collect();
+    let label = format!("median, bar: fastest to slowest of {} runs", p.runs.len());
+    let mut panels = Vec::new();
+    for (name, get) in [
+        (
+            "p50",
+            (|o: &super::OpSummary| o.response.p50_us) as fn(&super::OpSummary) -> f64,
+        ),
+        ("p99", |o| o.response.p99_us),
+    ] {
+        let values: Vec<Interval> = ops
+            .iter()
+            .map(|op| {
+                spread(
+                    p.runs
+                        .iter()
+                        .filter_map(|r| r.ops.get(op).map(|o| get(o) / 1000.0))
+                        .collect(),
+                )
+            })
+            .collect();
+        panels.push(IntervalPanel {
+            title: format!("{} {name} response time over runs ({})", p.id, p.label),
+            y_desc: format!("{name} (ms)"),
+            categories: ops.clone(),
+            series: vec![(label.clone(), values)],
+        });
+    }
+    let cpu: Vec<(String, Vec<f64>)> = [
+        (
+            "node CPU",
+            (|r: &crate::resources::Resources| r.node_cpu_us_per_op)
+                as fn(&crate::resources::Resources) -> Option<f64>,
+        ),
+        ("loadgen CPU", |r| Some(r.loadgen_cpu_us_per_op)),
+    ]
+    .into_iter()
+    .filter_map(|(name, get)| {
+        let xs: Option<Vec<f64>> = p
+            .runs
+            .iter()
+            .map(|r| r.resources.as_ref().and_then(get))
+            .collect();
+        xs.map(|xs| (name.to_string(), xs))
+    })
+    .collect();
+    if !cpu.is_empty() {
+        panels.push(IntervalPanel {
+            title: format!("{} CPU per operation over runs", p.id),
+            y_desc: "µs per operation".into(),
+            categories: cpu.iter().map(|(n, _)| n.clone()).collect(),
+            series: vec![(label, cpu.into_iter().map(|(_, xs)| spread(xs)).collect())],
+        });
+    }
+    panels
 }
 
 /// A median with its interval: (median, low, high).
@@ -818,36 +913,21 @@ pub fn draw_interval_chart(png: &Path, panels: &[IntervalPanel]) -> Result<(), R
             for (i, (_, lo, hi)) in values.iter().enumerate() {
                 bars.push((i as f64 + offset, *lo, *hi, color));
             }
-            // The interval ends count towards the axis range.
             lines.push(Line {
                 label: label.clone(),
                 color,
-                stroke: Stroke::Solid(1),
+                stroke: Stroke::Solid(0),
                 markers: true,
                 points,
             });
         }
-        let top = bars.iter().map(|b| b.2).fold(0.0, f64::max);
         charts.push(Chart {
             title: panel.title.clone(),
             x_desc: String::new(),
             y_desc: panel.y_desc.clone(),
             y_log: false,
             x_axis: XAxis::Categories(panel.categories.clone()),
-            lines: {
-                // A zero-width line at the highest interval end keeps every bar in range.
-                let mut l = lines;
-                if top > 0.0 {
-                    l.push(Line {
-                        label: String::new(),
-                        color: WHITE,
-                        stroke: Stroke::Solid(0),
-                        markers: false,
-                        points: vec![(0.0, top)],
-                    });
-                }
-                l
-            },
+            lines,
             marks: Vec::new(),
             bars,
         });

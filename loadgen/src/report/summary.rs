@@ -70,6 +70,10 @@ pub struct OpSummary {
     pub response: Latency,
     /// Service time (from the actual send).
     pub service: Latency,
+    /// Response time of failed requests, kept apart from the figures above; absent when none
+    /// failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<Latency>,
 }
 
 /// The parameters of a point.
@@ -316,7 +320,7 @@ pub fn summarise_point(f: PointFacts<'_>) -> PointSummary {
             continue;
         };
         ops.insert(kind.name().to_string(), op_summary(h, secs));
-        completed += h.response.len();
+        completed += h.completed();
     }
     let achieved_rate = completed as f64 / secs;
     let loadgen_cpu_pct = f
@@ -403,13 +407,14 @@ pub fn summarise_point(f: PointFacts<'_>) -> PointSummary {
 }
 
 fn op_summary(h: &OpHistograms, secs: f64) -> OpSummary {
-    let count = h.response.len();
+    let succeeded = h.response.len().saturating_sub(h.missed);
     OpSummary {
-        count,
+        count: h.completed() + h.missed,
         errors: h.errors,
-        throughput_ops_s: ((count.saturating_sub(h.errors)) as f64 / secs * 10.0).round() / 10.0,
+        throughput_ops_s: (succeeded as f64 / secs * 10.0).round() / 10.0,
         response: Latency::of(&h.response),
         service: Latency::of(&h.service),
+        failed: (!h.failed.is_empty()).then(|| Latency::of(&h.failed)),
     }
 }
 
