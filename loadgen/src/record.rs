@@ -388,7 +388,7 @@ fn write_header(out: &mut impl Write, start: SystemTime, kind: OpKind) -> std::i
     writeln!(
         out,
         "#[StartTime: {t:.3} (seconds since epoch), {}]",
-        crate::report::utc_iso8601(start)
+        crate::workload::units::utc_iso8601(start)
     )?;
     writeln!(out, "#[BaseTime: {t:.3} (seconds since epoch)]")?;
     writeln!(

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::future::join_all;
 
 use crate::generator::{OpGen, ValuePool, write_key};
+use crate::plan::Load;
 use crate::record::{INTERVAL, Live, RecordError, Recorded, Recorder};
-use crate::sweep::Load;
 use crate::target::Target;
 use crate::timer::PreciseTimer;
 

@@ -1,277 +1,9 @@
-//! The cartesian sweep: one [`Point`] per combination of the `sweep:` lists, each checked before
-//! anything starts.
+//! The orchestrator: runs every point of the plan (each `repeat` times, each on a fresh cluster
+//! for ringkv), reads the resource counters at the edges of each measured window, and writes the
+//! results folder.
 
-use serde::Serialize;
-
-use crate::workload::{
-    DEFAULT_NODES, MAX_CONCURRENCY, MAX_LOCAL_NODES, Problem, Quorum, SizeSpec, Workload,
-};
-
-/// How a point drives load.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Load {
-    /// Open loop: requests arrive at `rate` ops/s whatever the target does.
-    Open {
-        /// Intended arrival rate, ops/s.
-        rate: f64,
-    },
-    /// Closed loop: `concurrency` workers, each sending its next request when the last returns.
-    Closed {
-        /// Worker count.
-        concurrency: u32,
-    },
-}
-
-/// One run of the sweep: the parameters that vary between points.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Point {
-    /// 0-based position in the sweep.
-    pub index: usize,
-    /// Nodes in the cluster.
-    pub nodes: u32,
-    /// Replication factor N.
-    pub replication: u32,
-    /// Write quorum W.
-    pub write_quorum: u32,
-    /// Read quorum R.
-    pub read_quorum: u32,
-    /// Value sizes.
-    pub values: SizeSpec,
-    /// Open or closed loop.
-    pub load: Load,
-    /// The target has no cluster (`null`): the cluster parameters are only labels.
-    #[serde(skip)]
-    pub no_cluster: bool,
-}
-
-impl Point {
-    /// A short human label, e.g. `n3 N3 W2 R2 1KB rate=5000`.
-    pub fn label(&self) -> String {
-        let load = match self.load {
-            Load::Open { rate } => format!("rate={}", fmt_rate(rate)),
-            Load::Closed { concurrency } => format!("conc={concurrency}"),
-        };
-        if self.no_cluster {
-            return format!("value={} {load}", self.values);
-        }
-        format!(
-            "nodes={} N={} W={} R={} value={} {load}",
-            self.nodes, self.replication, self.write_quorum, self.read_quorum, self.values
-        )
-    }
-
-    /// A file-name-safe id, e.g. `p03`.
-    pub fn id(&self) -> String {
-        format!("p{:02}", self.index)
-    }
-}
-
-/// `5000` rather than `5000.0`, but `12.5` stays.
-pub fn fmt_rate(rate: f64) -> String {
-    if rate.fract() == 0.0 {
-        format!("{}", rate as u64)
-    } else {
-        format!("{rate}")
-    }
-}
-
-/// A default majority quorum for replication factor `n`.
-pub fn majority(n: u32) -> u32 {
-    n / 2 + 1
-}
-
-/// The points of a workload, in sweep order (a validated workload always expands).
-pub fn points(w: &Workload) -> Result<Vec<Point>, String> {
-    expand(w).map_err(|p| p.to_string())
-}
-
-/// Expands the sweep into points, refusing an impossible one (W > N, N > nodes, …) by naming it.
-pub(crate) fn expand(w: &Workload) -> Result<Vec<Point>, Problem> {
-    let c = &w.cluster;
-    let base_nodes = c.nodes.as_ref().map(|s| s.value).unwrap_or(DEFAULT_NODES);
-    let nodes_list: Vec<(u32, Option<&serde_saphyr::Spanned<u32>>)> = if w.sweep.nodes.is_empty() {
-        vec![(base_nodes, c.nodes.as_ref())]
-    } else {
-        w.sweep.nodes.iter().map(|s| (s.value, Some(s))).collect()
-    };
-    let repl_list: Vec<(Option<u32>, Option<&serde_saphyr::Spanned<u32>>)> =
-        if w.sweep.replication.is_empty() {
-            vec![(
-                c.replication.as_ref().map(|s| s.value),
-                c.replication.as_ref(),
-            )]
-        } else {
-            w.sweep
-                .replication
-                .iter()
-                .map(|s| (Some(s.value), Some(s)))
-                .collect()
-        };
-    let quorum_list: Vec<(Option<Quorum>, Option<&serde_saphyr::Spanned<Quorum>>)> =
-        if w.sweep.quorum.is_empty() {
-            vec![(None, None)]
-        } else {
-            w.sweep
-                .quorum
-                .iter()
-                .map(|s| (Some(s.value), Some(s)))
-                .collect()
-        };
-    let values_list: Vec<SizeSpec> = if w.sweep.value_size.is_empty() {
-        vec![w.values.size.value.clone()]
-    } else {
-        w.sweep
-            .value_size
-            .iter()
-            .map(|s| SizeSpec::Fixed(s.value))
-            .collect()
-    };
-    let load_list = load_list(w)?;
-
-    let mut points = Vec::new();
-    for &(nodes, nodes_at) in &nodes_list {
-        if nodes == 0 || nodes > MAX_LOCAL_NODES {
-            let msg = format!("nodes = {nodes}: a local cluster has 1..={MAX_LOCAL_NODES} nodes");
-            return Err(match nodes_at {
-                Some(s) => Problem::at(s, msg),
-                None => Problem::new(msg),
-            });
-        }
-        for &(repl, repl_at) in &repl_list {
-            let replication = repl.unwrap_or(nodes.min(3));
-            for &(quorum, quorum_at) in &quorum_list {
-                let write_quorum = quorum
-                    .map(|q| q.w)
-                    .or(c.write_quorum.as_ref().map(|s| s.value))
-                    .unwrap_or(majority(replication));
-                let read_quorum = quorum
-                    .map(|q| q.r)
-                    .or(c.read_quorum.as_ref().map(|s| s.value))
-                    .unwrap_or(majority(replication));
-                for values in &values_list {
-                    for &load in &load_list {
-                        let point = Point {
-                            index: points.len(),
-                            nodes,
-                            replication,
-                            write_quorum,
-                            read_quorum,
-                            values: values.clone(),
-                            load,
-                            no_cluster: w.target == crate::workload::TargetKind::Null,
-                        };
-                        check_point(w, &point, repl_at, quorum_at)?;
-                        points.push(point);
-                    }
-                }
-            }
-        }
-    }
-    Ok(points)
-}
-
-fn load_list(w: &Workload) -> Result<Vec<Load>, Problem> {
-    let mut out = Vec::new();
-    if !w.sweep.rate.is_empty() {
-        for r in &w.sweep.rate {
-            out.push(check_rate(r)?);
-        }
-    } else if let Some(r) = &w.rate {
-        out.push(check_rate(r)?);
-    } else if !w.sweep.concurrency.is_empty() {
-        for c in &w.sweep.concurrency {
-            out.push(check_concurrency(c)?);
-        }
-    } else if let Some(c) = &w.concurrency {
-        out.push(check_concurrency(c)?);
-    }
-    Ok(out)
-}
-
-fn check_rate(r: &serde_saphyr::Spanned<f64>) -> Result<Load, Problem> {
-    if !(r.value.is_finite() && r.value > 0.0 && r.value <= 1e9) {
-        return Err(Problem::at(
-            r,
-            format!("rate {} must be between 0 and 1e9 ops/s", r.value),
-        ));
-    }
-    Ok(Load::Open { rate: r.value })
-}
-
-fn check_concurrency(c: &serde_saphyr::Spanned<u32>) -> Result<Load, Problem> {
-    if !(1..=MAX_CONCURRENCY).contains(&c.value) {
-        return Err(Problem::at(
-            c,
-            format!("concurrency must be 1..={MAX_CONCURRENCY}"),
-        ));
-    }
-    Ok(Load::Closed {
-        concurrency: c.value,
-    })
-}
-
-fn check_point(
-    w: &Workload,
-    p: &Point,
-    repl_at: Option<&serde_saphyr::Spanned<u32>>,
-    quorum_at: Option<&serde_saphyr::Spanned<crate::workload::Quorum>>,
-) -> Result<(), Problem> {
-    let name = format!("sweep point {} ({})", p.index, p.label());
-    let local = w.cluster.endpoints.is_empty();
-    let problem_at_repl = |msg: String| match repl_at {
-        Some(s) => Problem::at(s, msg),
-        None => Problem::new(msg),
-    };
-    if p.replication == 0 {
-        return Err(problem_at_repl(format!(
-            "{name}: replication N must be at least 1"
-        )));
-    }
-    if local && p.replication > p.nodes {
-        return Err(problem_at_repl(format!(
-            "{name}: replication N={} needs at least {} nodes, the cluster has {}; raise \
-             `nodes` or lower `replication`",
-            p.replication, p.replication, p.nodes
-        )));
-    }
-    for (q, label, field) in [
-        (p.write_quorum, "write", "write_quorum"),
-        (p.read_quorum, "read", "read_quorum"),
-    ] {
-        let letter = if label == "write" { "W" } else { "R" };
-        let msg = if q == 0 {
-            Some(format!(
-                "{name}: {label} quorum {letter} must be at least 1"
-            ))
-        } else if q > p.replication {
-            Some(format!(
-                "{name}: {label} quorum {letter}={q} is larger than the replication factor \
-                 N={}, so every {label} would fail; use {letter} <= N",
-                p.replication
-            ))
-        } else {
-            None
-        };
-        if let Some(msg) = msg {
-            return Err(match quorum_at {
-                Some(s) => Problem::at(s, msg),
-                None => {
-                    let spanned = if label == "write" {
-                        w.cluster.write_quorum.as_ref()
-                    } else {
-                        w.cluster.read_quorum.as_ref()
-                    };
-                    match spanned {
-                        Some(s) => Problem::at(s, msg),
-                        None => Problem::new(format!("{msg} (set `cluster.{field}`)")),
-                    }
-                }
-            });
-        }
-    }
-    Ok(())
-}
+use crate::plan::expand;
+pub use crate::plan::{Load, Point, fmt_rate, majority, points};
 
 // ------------------------------------------------------------------ running the sweep
 
@@ -479,9 +211,7 @@ impl Session {
                 )
                 .await
             }
-            TargetKind::Ringkv => {
-                crate::cluster::run_ringkv_point(w, point, &self.dir, self.quiet, &ctx).await
-            }
+            TargetKind::Ringkv => run_ringkv_point(w, point, &self.dir, self.quiet, &ctx).await,
         }?;
         self.pending.push(p);
         Ok(())
@@ -874,3 +604,113 @@ fn print_point_line(p: &crate::report::PointSummary) {
     }
     eprintln!("{}", parts.join(", "));
 }
+
+// ------------------------------------------------------------------ a ringkv point
+
+mod local {
+    use std::path::Path;
+
+    use store::local_cluster::{LocalCluster, NodeLauncher};
+
+    use crate::cluster::{NODE_SUBCOMMAND, cluster_spec_for_point};
+    use crate::events::{EventHook, EventLog, run_schedule};
+    use crate::report::PointSummary;
+    use crate::sweep::{NodeProbe, Point, RunCtx, SweepError};
+    use crate::target::ringkv::{RingkvOptions, RingkvTarget};
+    use crate::workload::Workload;
+
+    fn point_err(p: &Point, message: String) -> SweepError {
+        SweepError::Point {
+            point: p.id(),
+            message,
+        }
+    }
+
+    /// Starts the point's cluster (unless the workload names `cluster.endpoints`), runs the
+    /// point against it, and stops it. The cluster is also killed if this future is dropped
+    /// (Ctrl-C) or the run fails: `LocalCluster` kills its nodes on drop.
+    pub async fn run_ringkv_point(
+        w: &Workload,
+        point: &Point,
+        dir: &Path,
+        quiet: bool,
+        ctx: &RunCtx,
+    ) -> Result<PointSummary, SweepError> {
+        let mut cluster = match cluster_spec_for_point(w, point) {
+            Some(mut spec) => {
+                spec.extra_node_args
+                    .extend(ctx.nodes.node_args.iter().cloned());
+                if !quiet {
+                    eprintln!("  starting {} local nodes", spec.nodes);
+                }
+                let launcher = match &ctx.nodes.node_bin {
+                    Some(bin) => NodeLauncher {
+                        program: bin.clone(),
+                        args_prefix: vec!["node".to_string()],
+                    },
+                    None => NodeLauncher {
+                        program: std::env::current_exe().map_err(|e| {
+                            point_err(point, format!("cannot find the loadgen executable: {e}"))
+                        })?,
+                        args_prefix: vec![NODE_SUBCOMMAND.to_string()],
+                    },
+                };
+                Some(LocalCluster::start(&spec, &launcher).await.map_err(|e| {
+                    point_err(point, format!("the local cluster did not start: {e}"))
+                })?)
+            }
+            None => None,
+        };
+        let (endpoints, pids) = match &cluster {
+            Some(c) => (c.endpoints(), c.pids()),
+            None => (w.cluster.endpoints.clone(), Vec::new()),
+        };
+        let opts = RingkvOptions {
+            endpoints,
+            timeout: w.request_timeout(),
+            connections: w.connection_count() as usize,
+            write_quorum: point.write_quorum,
+            read_quorum: point.read_quorum,
+            sloppy: w.cluster.sloppy,
+            key_count: w.keys.count,
+            pids,
+        };
+        let probe = cluster.as_ref().map(|c| NodeProbe {
+            endpoints: c.endpoints(),
+            data_dirs: c.nodes().iter().map(|n| n.data_dir.clone()).collect(),
+        });
+        let result = match RingkvTarget::connect(&opts).await {
+            Ok(target) => {
+                let events = match cluster.as_mut() {
+                    Some(c) if !w.events.is_empty() => {
+                        let log = EventLog::default();
+                        let schedule = run_schedule(
+                            c,
+                            w.events_in_order().into_iter().cloned().collect(),
+                            w.warmup_duration(),
+                            log.clone(),
+                        );
+                        Some(EventHook {
+                            schedule: Box::pin(schedule),
+                            log,
+                        })
+                    }
+                    _ => None,
+                };
+                crate::sweep::run_point(&target, w, point, dir, quiet, events, ctx, probe).await
+            }
+            Err(e) => Err(point_err(
+                point,
+                format!("cannot connect to the cluster: {e}"),
+            )),
+        };
+        if let Some(c) = cluster
+            && let Err(e) = c.stop().await
+        {
+            eprintln!("warning: point {}: stopping the cluster: {e}", point.id());
+        }
+        result
+    }
+}
+
+use local::run_ringkv_point;

@@ -587,7 +587,7 @@ fn rest_key(p: &PointSummary, dim: Option<Dim>) -> String {
     }
     if dim.is_some() {
         if let Some(r) = q.rate {
-            parts.push(format!("rate={}", crate::sweep::fmt_rate(r)));
+            parts.push(format!("rate={}", crate::plan::fmt_rate(r)));
         }
         if let Some(c) = q.concurrency {
             parts.push(format!("conc={c}"));

@@ -41,7 +41,7 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
     let _ = writeln!(s, "|{}", "---|".repeat(20));
     for p in &summary.points {
         let load = match (p.params.rate, p.params.concurrency) {
-            (Some(r), _) => format!("rate {}", crate::sweep::fmt_rate(r)),
+            (Some(r), _) => format!("rate {}", crate::plan::fmt_rate(r)),
             (_, Some(c)) => format!("conc {c} (uncorrected)"),
             _ => String::new(),
         };

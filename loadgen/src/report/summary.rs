@@ -7,10 +7,10 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::generator::OpKind;
+use crate::plan::{Load, Point};
 use crate::record::OpHistograms;
 use crate::resources::{ProcessStats, Resources};
 use crate::run::Outcome;
-use crate::sweep::{Load, Point};
 
 /// The load generator counts as the bottleneck when its process used at least this much CPU
 /// (percent of one core: the driver is one thread)…
