@@ -493,15 +493,15 @@ fn sample_test(base: &[f64], cand: &[f64], higher: bool, alpha: f64) -> (Option<
     }
 }
 
-fn collect(b: &PointSummary, c: &PointSummary, opts: &Options) -> Vec<Candidate> {
+fn collect(
+    b: &PointSummary,
+    c: &PointSummary,
+    null_target: bool,
+    opts: &Options,
+) -> Vec<Candidate> {
     let br = runs_of(b);
     let cr = runs_of(c);
     let client_bound = br.iter().chain(&cr).any(|r| r.client_bound);
-    let null_target = b
-        .self_check
-        .reasons
-        .iter()
-        .any(|r| r.contains("null target"));
     let closed = b.params.concurrency.is_some();
     let mut out = Vec::new();
     // Latency and throughput of a client-bound point measure the load generator: advisory.
@@ -770,7 +770,7 @@ pub fn compare_summaries(
                 missing.push(format!("{} operation {op}", b.id));
             }
         }
-        cands.extend(collect(b, c, opts));
+        cands.extend(collect(b, c, base.target == "null", opts));
     }
     if !missing.is_empty() {
         return Err(CompareError::Incomparable(format!(

@@ -524,6 +524,8 @@ pub fn aggregate(runs: Vec<PointSummary>) -> Option<PointSummary> {
         o.throughput_ops_s = med(each.iter().map(|s| s.throughput_ops_s));
         o.response = med_latency(&each.iter().map(|s| &s.response).collect::<Vec<_>>());
         o.service = med_latency(&each.iter().map(|s| &s.service).collect::<Vec<_>>());
+        let failed: Vec<&Latency> = each.iter().filter_map(|s| s.failed.as_ref()).collect();
+        o.failed = (!failed.is_empty()).then(|| med_latency(&failed));
         for (field, get) in [
             (
                 "throughput_ops_s",
