@@ -1120,6 +1120,7 @@ pub fn draw_chart(png: &Path, c: &Comparison) -> Result<(), crate::report::Repor
                         side(|r| (r.candidate, r.candidate_interval)),
                     ),
                 ],
+                marks: Vec::new(),
             }
         })
         .collect();

@@ -293,12 +293,27 @@ pub fn draw_chart(png: &Path, h: &History) -> Result<(), crate::report::ReportEr
         let Some((_, values)) = h.series.get(k) else {
             continue;
         };
-        let mut cuts: Vec<usize> = h
+        let here: Vec<&Change> = h
             .changes
             .iter()
             .filter(|c| c.point == k.0 && c.op == k.1 && c.metric == k.2)
-            .map(|c| c.index)
             .collect();
+        let marks = here
+            .iter()
+            .map(|c| {
+                let rev = c
+                    .entry
+                    .revision
+                    .as_deref()
+                    .map(|r| r.get(..7).unwrap_or(r))
+                    .unwrap_or("");
+                (
+                    c.index as f64 - 0.5,
+                    format!("{:+.0}% {rev} (p {:.0e})", c.change * 100.0, c.p_value),
+                )
+            })
+            .collect();
+        let mut cuts: Vec<usize> = here.iter().map(|c| c.index).collect();
         cuts.push(0);
         cuts.push(values.len());
         cuts.sort_unstable();
@@ -329,7 +344,13 @@ pub fn draw_chart(png: &Path, h: &History) -> Result<(), crate::report::ReportEr
             .collect();
         panels.push(crate::report::charts::IntervalPanel {
             title: format!("{} {} {} (segment means: change points)", k.0, k.1, k.2),
-            y_desc: k.2.clone(),
+            y_desc: match k.2.as_str() {
+                "p99" => "p99 response time (ms)".into(),
+                "cpu_us_per_op" => "node CPU (µs per operation)".into(),
+                "throughput" => "throughput (ops/s)".into(),
+                "error_rate" => "errors per operation".into(),
+                other => other.to_string(),
+            },
             categories: categories.clone(),
             series: vec![
                 ("value".into(), vals),
@@ -338,6 +359,7 @@ pub fn draw_chart(png: &Path, h: &History) -> Result<(), crate::report::ReportEr
                     means.iter().map(|m| (*m, *m, *m)).collect(),
                 ),
             ],
+            marks,
         });
     }
     crate::report::charts::draw_interval_chart(png, &panels)

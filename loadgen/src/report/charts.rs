@@ -836,6 +836,7 @@ fn run_spread(p: &PointSummary) -> Vec<IntervalPanel> {
             y_desc: format!("{name} (ms)"),
             categories: ops.clone(),
             series: vec![(label.clone(), values)],
+            marks: Vec::new(),
         });
     }
     let cpu: Vec<(String, Vec<f64>)> = [
@@ -862,6 +863,7 @@ fn run_spread(p: &PointSummary) -> Vec<IntervalPanel> {
             y_desc: "µs per operation".into(),
             categories: cpu.iter().map(|(n, _)| n.clone()).collect(),
             series: vec![(label, cpu.into_iter().map(|(_, xs)| spread(xs)).collect())],
+            marks: Vec::new(),
         });
     }
     panels
@@ -881,6 +883,8 @@ pub struct IntervalPanel {
     pub categories: Vec<String>,
     /// (series label, one (median, low, high) per category).
     pub series: Vec<(String, Vec<Interval>)>,
+    /// Vertical markers between categories (x in category units), with labels.
+    pub marks: Vec<(f64, String)>,
 }
 
 const SERIES_COLORS: [RGBColor; 2] = [RGBColor(90, 90, 90), RGBColor(200, 30, 40)];
@@ -928,7 +932,7 @@ pub fn draw_interval_chart(png: &Path, panels: &[IntervalPanel]) -> Result<(), R
             y_log: false,
             x_axis: XAxis::Categories(panel.categories.clone()),
             lines,
-            marks: Vec::new(),
+            marks: panel.marks.clone(),
             bars,
         });
     }
