@@ -1,11 +1,12 @@
 //! The local ringkv cluster a point runs against: its shape, derived from the workload and the
 //! point. Starting and stopping the nodes is `store::local_cluster`'s job (one implementation
-//! shared with `ringkv cluster up`); the loadgen starts them by re-executing itself with the
-//! hidden `__node` subcommand, so `cargo run -p loadgen` needs no other binary.
+//! shared with `ringkv cluster up`), driven by the orchestrator (`sweep`); the loadgen starts
+//! them by re-executing itself with the hidden `__node` subcommand, so `cargo run -p loadgen`
+//! needs no other binary.
 
 use store::local_cluster::ClusterSpec;
 
-use crate::sweep::Point;
+use crate::plan::Point;
 use crate::workload::{DEFAULT_TOKENS_PER_NODE, Workload};
 
 /// The hidden subcommand that runs one node (`loadgen __node ARGS`).
@@ -28,103 +29,3 @@ pub fn cluster_spec_for_point(w: &Workload, p: &Point) -> Option<ClusterSpec> {
         extra_node_args: w.cluster.node_args.clone(),
     })
 }
-
-mod local {
-    use std::path::Path;
-
-    use store::local_cluster::{LocalCluster, NodeLauncher};
-
-    use super::{NODE_SUBCOMMAND, cluster_spec_for_point};
-    use crate::events::{EventHook, EventLog, run_schedule};
-    use crate::report::PointSummary;
-    use crate::sweep::{Point, SweepError};
-    use crate::target::ringkv::{RingkvOptions, RingkvTarget};
-    use crate::workload::Workload;
-
-    fn point_err(p: &Point, message: String) -> SweepError {
-        SweepError::Point {
-            point: p.id(),
-            message,
-        }
-    }
-
-    /// Starts the point's cluster (unless the workload names `cluster.endpoints`), runs the
-    /// point against it, and stops it. The cluster is also killed if this future is dropped
-    /// (Ctrl-C) or the run fails: `LocalCluster` kills its nodes on drop.
-    pub async fn run_ringkv_point(
-        w: &Workload,
-        point: &Point,
-        dir: &Path,
-        quiet: bool,
-    ) -> Result<PointSummary, SweepError> {
-        let mut cluster = match cluster_spec_for_point(w, point) {
-            Some(spec) => {
-                if !quiet {
-                    eprintln!("  starting {} local nodes", spec.nodes);
-                }
-                let program = std::env::current_exe().map_err(|e| {
-                    point_err(point, format!("cannot find the loadgen executable: {e}"))
-                })?;
-                let launcher = NodeLauncher {
-                    program,
-                    args_prefix: vec![NODE_SUBCOMMAND.to_string()],
-                };
-                Some(LocalCluster::start(&spec, &launcher).await.map_err(|e| {
-                    point_err(point, format!("the local cluster did not start: {e}"))
-                })?)
-            }
-            None => None,
-        };
-        let (endpoints, pids) = match &cluster {
-            Some(c) => (c.endpoints(), c.pids()),
-            None => (w.cluster.endpoints.clone(), Vec::new()),
-        };
-        let opts = RingkvOptions {
-            endpoints,
-            timeout: w.request_timeout(),
-            connections: w.connection_count() as usize,
-            write_quorum: point.write_quorum,
-            read_quorum: point.read_quorum,
-            sloppy: w.cluster.sloppy,
-            key_count: w.keys.count,
-            pids,
-            driver_threads: crate::target::ringkv::driver_threads_for(match point.load {
-                crate::sweep::Load::Open { rate } => Some(rate),
-                crate::sweep::Load::Closed { .. } => None,
-            }),
-        };
-        let result = match RingkvTarget::connect(&opts).await {
-            Ok(target) => {
-                let events = match cluster.as_mut() {
-                    Some(c) if !w.events.is_empty() => {
-                        let log = EventLog::default();
-                        let schedule = run_schedule(
-                            c,
-                            w.events_in_order().into_iter().cloned().collect(),
-                            w.warmup_duration(),
-                            log.clone(),
-                        );
-                        Some(EventHook {
-                            schedule: Box::pin(schedule),
-                            log,
-                        })
-                    }
-                    _ => None,
-                };
-                crate::sweep::run_point(&target, w, point, dir, quiet, events).await
-            }
-            Err(e) => Err(point_err(
-                point,
-                format!("cannot connect to the cluster: {e}"),
-            )),
-        };
-        if let Some(c) = cluster
-            && let Err(e) = c.stop().await
-        {
-            eprintln!("warning: point {}: stopping the cluster: {e}", point.id());
-        }
-        result
-    }
-}
-
-pub use local::run_ringkv_point;

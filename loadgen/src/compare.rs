@@ -1,266 +1,1021 @@
-//! Baseline vs candidate: the CI gate.
+//! Baseline vs candidate: the CI gate, a statistical verdict that fails closed.
 //!
-//! Points are matched by their parameters. For every operation both runs have, throughput may
-//! not fall, and p50 and p99 response time may not rise, by more than the allowed regression.
-//! Throughput carries a 95% interval from the per-second samples in the interval logs (when the
-//! folders have them), so a change inside the noise is marked as such.
+//! Two results folders are comparable only when they ran the same workload (a hash of the
+//! parsed workload from `manifest.json`, leaving out node binary, node arguments, `repeat` and
+//! output paths) and the candidate has every baseline point. Then, per point, operation and
+//! metric, the runs of each side are compared:
+//!
+//! - **sample metrics** (p99, throughput, CPU µs/op, …): the effect is the ratio of the
+//!   medians over runs; significance comes from a one-sided Welch t-test on the logarithms of the
+//!   run figures, in the direction of "worse";
+//! - **count metrics** (errors, missed ticks): a one-sided conditional binomial test on the
+//!   totals over runs, which decides even with one run a side.
+//!
+//! Only **primary** metrics gate: node CPU µs/op (the loadgen's for the `null` target), p99, the
+//! error count, missed ticks, and throughput for closed loops. Their p-values are adjusted
+//! together with Holm–Bonferroni, so the chance of any false alarm across all primary metrics
+//! and points stays at 1 − confidence. A primary metric is a **regression** when its adjusted
+//! p-value is at most 1 − confidence *and* it is worse by more than its minimum effect. The rest
+//! are advisory. `docs/loadgen.md` explains the choice.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::record::read_log;
-use crate::report::{PointSummary, ReportError, Summary, read_summary};
+use serde::Serialize;
 
-/// Metrics the gate checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Metric {
-    /// Successful operations per second (higher is better).
-    Throughput,
-    /// Median response time (lower is better).
-    P50,
-    /// 99th-percentile response time (lower is better).
-    P99,
+use crate::report::summary::{OpSummary, RunSummary, ScheduleCheck};
+use crate::report::{PointSummary, Summary, read_summary};
+use crate::resources::Resources;
+use crate::stats;
+
+/// Default confidence of a verdict.
+pub const DEFAULT_CONFIDENCE: f64 = 0.99;
+/// Default minimum effect: smaller changes are never a regression.
+pub const DEFAULT_MIN_EFFECT: f64 = 0.05;
+/// Fewer runs than this on a side leave a sample metric inconclusive.
+pub const MIN_RUNS: usize = 3;
+
+/// How `compare` decides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Confidence, e.g. 0.99: the family-wise false-alarm rate is 1 − confidence.
+    pub confidence: f64,
+    /// Minimum effect for metrics not named in `min_effect`, as a fraction.
+    pub default_min_effect: f64,
+    /// Minimum effect per metric name (`p99`, `cpu_us_per_op`, …).
+    pub min_effect: BTreeMap<String, f64>,
 }
 
-impl Metric {
-    const ALL: [Metric; 3] = [Metric::Throughput, Metric::P50, Metric::P99];
-
-    fn name(self) -> &'static str {
-        match self {
-            Metric::Throughput => "ops/s",
-            Metric::P50 => "p50 ms",
-            Metric::P99 => "p99 ms",
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            confidence: DEFAULT_CONFIDENCE,
+            default_min_effect: DEFAULT_MIN_EFFECT,
+            min_effect: BTreeMap::new(),
         }
     }
+}
 
-    fn higher_is_better(self) -> bool {
-        self == Metric::Throughput
+impl Options {
+    fn min_effect_of(&self, metric: &str) -> f64 {
+        self.min_effect
+            .get(metric)
+            .copied()
+            .unwrap_or(self.default_min_effect)
+    }
+
+    /// Applies one `--min-effect [METRIC=]PCT` argument.
+    pub fn set_min_effect(&mut self, arg: &str) -> Result<(), String> {
+        match arg.split_once('=') {
+            Some((metric, pct)) => {
+                let metric = metric.trim();
+                if !METRIC_NAMES.contains(&metric) {
+                    return Err(format!(
+                        "--min-effect: unknown metric `{metric}`; known: {}",
+                        METRIC_NAMES.join(", ")
+                    ));
+                }
+                self.min_effect
+                    .insert(metric.to_string(), parse_percent(pct)?);
+            }
+            None => self.default_min_effect = parse_percent(arg)?,
+        }
+        Ok(())
     }
 }
 
-/// One compared figure.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    /// Candidate point id.
-    pub point: String,
-    /// Operation.
-    pub op: String,
-    /// What is compared.
-    pub metric: Metric,
-    /// Baseline value (ops/s or ms).
-    pub baseline: f64,
-    /// Candidate value.
-    pub candidate: f64,
-    /// Relative change, candidate over baseline minus one.
-    pub change: f64,
-    /// Half-width of the 95% interval of the difference, when known (throughput only).
-    pub noise: Option<f64>,
-    /// Worse by more than allowed.
-    pub regression: bool,
-}
-
-/// The comparison of two results folders.
-#[derive(Debug, Clone)]
-pub struct Comparison {
-    /// Every compared figure.
-    pub rows: Vec<Row>,
-    /// Candidate points with no baseline counterpart.
-    pub unmatched: Vec<String>,
-    /// Warnings (client-bound points, errors).
-    pub notes: Vec<String>,
-    /// The allowed regression, as a fraction.
-    pub max_regression: f64,
-}
-
-impl Comparison {
-    /// True when any figure regressed beyond the allowance.
-    pub fn regressed(&self) -> bool {
-        self.rows.iter().any(|r| r.regression)
-    }
-}
-
-/// Parses an allowed regression written in percent: `10%` or `10`.
+/// Parses a percentage: `10%` or `10`, 0 to 1000.
 pub fn parse_percent(text: &str) -> Result<f64, String> {
     let t = text.trim().trim_end_matches('%').trim();
     let v: f64 = t
         .parse()
-        .map_err(|_| format!("`{text}` is not a percentage; write e.g. --max-regression 10%"))?;
+        .map_err(|_| format!("`{text}` is not a percentage; write e.g. 5%"))?;
     if !(0.0..=1000.0).contains(&v) {
-        return Err(format!(
-            "`{text}`: the allowed regression must be 0% to 1000%"
-        ));
+        return Err(format!("`{text}`: a percentage here must be 0% to 1000%"));
     }
     Ok(v / 100.0)
+}
+
+/// Parses a confidence in percent, strictly between 50 and 100.
+pub fn parse_confidence(text: &str) -> Result<f64, String> {
+    let v = parse_percent(text)?;
+    if !(v > 0.5 && v < 1.0) {
+        return Err(format!(
+            "`{text}`: the confidence must be above 50% and below 100%, e.g. 99"
+        ));
+    }
+    Ok(v)
+}
+
+/// Every metric name `compare` knows (for `--min-effect METRIC=PCT`).
+pub const METRIC_NAMES: &[&str] = &[
+    "throughput",
+    "p50",
+    "p99",
+    "p999",
+    "errors",
+    "missed_ticks",
+    "cpu_us_per_op",
+    "loadgen_cpu_us_per_op",
+    "voluntary_ctx_per_op",
+    "involuntary_ctx_per_op",
+    "read_bytes_per_op",
+    "write_bytes_per_op",
+    "syscall_read_bytes_per_op",
+    "syscall_write_bytes_per_op",
+    "fsyncs_per_op",
+    "engine_bytes_per_op",
+    "disk_bytes_per_key",
+];
+
+/// The verdict on one metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Significantly worse by more than the minimum effect (primary: fails the gate).
+    Regression,
+    /// Worse by more than the minimum effect but not significant, or too few runs to test.
+    Inconclusive,
+    /// Not worse by more than the minimum effect.
+    Ok,
+    /// An advisory metric that would have been a regression (does not fail the gate).
+    Worse,
+}
+
+impl Verdict {
+    fn text(self) -> &'static str {
+        match self {
+            Verdict::Regression => "REGRESSION",
+            Verdict::Inconclusive => "inconclusive",
+            Verdict::Ok => "ok",
+            Verdict::Worse => "worse (advisory)",
+        }
+    }
+}
+
+/// One compared figure.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    /// Point id (the baseline's).
+    pub point: String,
+    /// Point label.
+    pub label: String,
+    /// Operation, or `all` for per-point figures (resources, missed ticks).
+    pub op: String,
+    /// Metric name (see [`METRIC_NAMES`]).
+    pub metric: String,
+    /// Unit of the values.
+    pub unit: String,
+    /// Gates the verdict (primary) or is reported only (advisory).
+    pub primary: bool,
+    /// Higher values are better (throughput).
+    pub higher_is_better: bool,
+    /// Baseline: median over runs (count metrics: total over runs).
+    pub baseline: f64,
+    /// Candidate: the same.
+    pub candidate: f64,
+    /// Baseline 95% interval of the median (bootstrap over runs), when there are runs to do it.
+    pub baseline_interval: Option<[f64; 2]>,
+    /// Candidate interval.
+    pub candidate_interval: Option<[f64; 2]>,
+    /// How much worse the candidate is, as a fraction (negative: better). For sample metrics
+    /// the ratio of medians; for counts, the ratio of rates per exposure.
+    pub worse_by: f64,
+    /// Runs on each side.
+    pub runs: [usize; 2],
+    /// One-sided p-value that the candidate is worse (none when it cannot be tested).
+    pub p_value: Option<f64>,
+    /// The p-value after the Holm–Bonferroni adjustment (primary metrics only).
+    pub p_adjusted: Option<f64>,
+    /// The minimum effect applied.
+    pub min_effect: f64,
+    /// The smallest worsening these runs could call significant, as a fraction (sample metrics
+    /// with at least two runs a side).
+    pub detectable: Option<f64>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why, when it is not plain.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// The comparison of two results folders.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    /// The baseline folder.
+    pub baseline: String,
+    /// The candidate folder.
+    pub candidate: String,
+    /// Confidence used.
+    pub confidence: f64,
+    /// Tests in the Holm family (primary metrics that could reach a verdict).
+    pub family_size: usize,
+    /// Every compared figure.
+    pub rows: Vec<Row>,
+    /// Warnings: client-bound points, differences in node build or arguments, new points.
+    pub notes: Vec<String>,
+}
+
+impl Comparison {
+    /// Primary metrics that regressed.
+    pub fn regressions(&self) -> impl Iterator<Item = &Row> {
+        self.rows
+            .iter()
+            .filter(|r| r.primary && r.verdict == Verdict::Regression)
+    }
+
+    /// True when any primary metric regressed.
+    pub fn regressed(&self) -> bool {
+        self.regressions().next().is_some()
+    }
+
+    /// Primary metrics left inconclusive.
+    pub fn inconclusive(&self) -> impl Iterator<Item = &Row> {
+        self.rows
+            .iter()
+            .filter(|r| r.primary && r.verdict == Verdict::Inconclusive)
+    }
+}
+
+/// Why two folders cannot be compared (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    /// A folder or one of its files could not be read.
+    #[error("{0}")]
+    Unreadable(String),
+    /// The folders are not runs of the same workload, or the candidate lacks a point.
+    #[error("not comparable: {0}")]
+    Incomparable(String),
+}
+
+// ------------------------------------------------------------------ reading folders
+
+/// The folder of a path that may name `summary.json` itself.
+fn folder_of(path: &Path) -> PathBuf {
+    if path.is_file() {
+        path.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// Reads `manifest.json` of a results folder as JSON.
+pub fn read_manifest(dir: &Path) -> Result<serde_json::Value, CompareError> {
+    let path = folder_of(dir).join("manifest.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        CompareError::Unreadable(format!(
+            "{}: {e}; a results folder holds manifest.json and summary.json",
+            path.display()
+        ))
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| CompareError::Unreadable(format!("{}: not JSON: {e}", path.display())))
+}
+
+/// The workload of a manifest with what may differ between comparable runs removed: the node
+/// arguments and `repeat`. (Output paths and the node binary are not part of the workload.)
+pub fn comparable_workload(manifest: &serde_json::Value) -> serde_json::Value {
+    let mut w = manifest
+        .get("workload")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    if let Some(obj) = w.as_object_mut() {
+        obj.remove("repeat");
+        if let Some(cluster) = obj.get_mut("cluster").and_then(|c| c.as_object_mut()) {
+            cluster.remove("node_args");
+        }
+    }
+    w
+}
+
+/// FNV-1a 64 of the canonical JSON of the comparable workload (object keys sorted).
+pub fn workload_hash(manifest: &serde_json::Value) -> String {
+    let text = serde_json::to_string(&comparable_workload(manifest)).unwrap_or_default();
+    format!("{:016x}", crate::report::fnv64(text.as_bytes()))
+}
+
+fn json_diff(a: &serde_json::Value, b: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    match (a, b) {
+        (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let null = serde_json::Value::Null;
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                json_diff(
+                    x.get(k).unwrap_or(&null),
+                    y.get(k).unwrap_or(&null),
+                    &p,
+                    out,
+                );
+            }
+        }
+        _ if a != b => out.push(format!("{path}: {a} vs {b}")),
+        _ => {}
+    }
+}
+
+// ------------------------------------------------------------------ run figures
+
+/// The figures of one run that the gate reads, from a `runs[]` entry or (old folders, one run)
+/// from the point itself.
+struct RunView<'a> {
+    ops: &'a BTreeMap<String, OpSummary>,
+    schedule: &'a ScheduleCheck,
+    resources: Option<Resources>,
+    client_bound: bool,
+}
+
+fn legacy_resources(p: &PointSummary) -> Option<Resources> {
+    // Before exact counters: CPU from the sampled CPU percent (10 ms ticks), nodes summed.
+    let ops: u64 = p.ops.values().map(|o| o.count).sum();
+    if ops == 0 {
+        return None;
+    }
+    let per = |pct: f64| pct / 100.0 * p.duration_s * 1e6 / ops as f64;
+    let nodes: Vec<f64> = p
+        .processes
+        .iter()
+        .filter(|x| x.role == "node")
+        .map(|x| x.cpu_pct)
+        .collect();
+    Some(Resources {
+        ops,
+        window_s: p.duration_s,
+        node_cpu_us_per_op: (!nodes.is_empty()).then(|| per(nodes.iter().sum())),
+        loadgen_cpu_us_per_op: p.self_check.cpu_us_per_op,
+        ..Resources::default()
+    })
+}
+
+fn runs_of(p: &PointSummary) -> Vec<RunView<'_>> {
+    if p.runs.is_empty() {
+        return vec![RunView {
+            ops: &p.ops,
+            schedule: &p.schedule,
+            resources: p.resources.clone().or_else(|| legacy_resources(p)),
+            client_bound: p.client_bound,
+        }];
+    }
+    p.runs
+        .iter()
+        .map(|r: &RunSummary| RunView {
+            ops: &r.ops,
+            schedule: &r.schedule,
+            resources: r.resources.clone(),
+            client_bound: r.client_bound,
+        })
+        .collect()
 }
 
 fn key(p: &PointSummary) -> String {
     serde_json::to_string(&p.params).unwrap_or_default()
 }
 
-/// Mean and standard error of the per-interval throughput of `op` in a point, from its log.
-fn interval_rate(dir: &Path, p: &PointSummary, op: &str) -> Option<(f64, f64)> {
-    let rel = p.logs.get(op)?;
-    let base = if dir.is_file() { dir.parent()? } else { dir };
-    let intervals = read_log(&base.join(rel)).ok()?;
-    let rates: Vec<f64> = intervals
-        .iter()
-        .filter(|i| !i.service && i.length_s > 0.5)
-        .map(|i| i.hist.len() as f64 / i.length_s)
-        .collect();
-    if rates.len() < 3 {
-        return None;
-    }
-    let n = rates.len() as f64;
-    let mean = rates.iter().sum::<f64>() / n;
-    let var = rates.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    Some((mean, (var / n).sqrt()))
+// ------------------------------------------------------------------ the tests
+
+/// What kind of test a metric gets.
+enum Test {
+    /// Per-run samples.
+    Samples { base: Vec<f64>, cand: Vec<f64> },
+    /// Totals of events over exposures.
+    Count {
+        base: u64,
+        base_exposure: f64,
+        cand: u64,
+        cand_exposure: f64,
+    },
 }
 
-/// Compares two results folders (or `summary.json` files).
+struct Candidate {
+    row: Row,
+    test: Test,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sample_row(
+    b: &PointSummary,
+    op: &str,
+    metric: &str,
+    unit: &str,
+    primary: bool,
+    higher_is_better: bool,
+    base: Vec<f64>,
+    cand: Vec<f64>,
+    opts: &Options,
+) -> Option<Candidate> {
+    if base.is_empty() || cand.is_empty() {
+        return None;
+    }
+    let (bm, cm) = (stats::median(&base)?, stats::median(&cand)?);
+    let worse_by = if higher_is_better {
+        if cm > 0.0 {
+            bm / cm - 1.0
+        } else {
+            f64::INFINITY
+        }
+    } else if bm > 0.0 {
+        cm / bm - 1.0
+    } else if cm > 0.0 {
+        f64::INFINITY
+    } else {
+        0.0
+    };
+    let ci = |xs: &[f64]| {
+        (xs.len() >= 2)
+            .then(|| stats::bootstrap_median_ci(xs, 0.95, 0x5eed))
+            .flatten()
+            .map(|(lo, hi)| [lo, hi])
+    };
+    Some(Candidate {
+        row: Row {
+            point: b.id.clone(),
+            label: b.label.clone(),
+            op: op.to_string(),
+            metric: metric.to_string(),
+            unit: unit.to_string(),
+            primary,
+            higher_is_better,
+            baseline: bm,
+            candidate: cm,
+            baseline_interval: ci(&base),
+            candidate_interval: ci(&cand),
+            worse_by,
+            runs: [base.len(), cand.len()],
+            p_value: None,
+            p_adjusted: None,
+            min_effect: opts.min_effect_of(metric),
+            detectable: None,
+            verdict: Verdict::Ok,
+            note: String::new(),
+        },
+        test: Test::Samples { base, cand },
+    })
+}
+
+/// Logs of the run figures, signed so that larger means worse; `None` when a value is not
+/// positive (then the raw values are tested).
+fn worse_logs(xs: &[f64], higher_is_better: bool) -> Option<Vec<f64>> {
+    xs.iter()
+        .map(|x| {
+            (*x > 0.0 && x.is_finite()).then(|| if higher_is_better { -x.ln() } else { x.ln() })
+        })
+        .collect()
+}
+
+/// One-sided p-value and the smallest detectable worsening for a sample metric at `alpha`.
+fn sample_test(base: &[f64], cand: &[f64], higher: bool, alpha: f64) -> (Option<f64>, Option<f64>) {
+    if base.len() < MIN_RUNS || cand.len() < MIN_RUNS {
+        return (None, None);
+    }
+    if base == cand || (base.iter().chain(cand).all(|x| *x == base[0])) {
+        return (Some(1.0), None);
+    }
+    match (worse_logs(base, higher), worse_logs(cand, higher)) {
+        (Some(lb), Some(lc)) => {
+            let Some((t, df, se)) = stats::welch(&lb, &lc) else {
+                return (None, None);
+            };
+            let p = stats::student_t_sf(t, df);
+            let detectable = (se > 0.0).then(|| (stats::student_t_isf(alpha, df) * se).exp() - 1.0);
+            (Some(p), detectable)
+        }
+        _ => {
+            let sign = if higher { -1.0 } else { 1.0 };
+            let rb: Vec<f64> = base.iter().map(|x| sign * x).collect();
+            let rc: Vec<f64> = cand.iter().map(|x| sign * x).collect();
+            (stats::welch_greater_p(&rb, &rc), None)
+        }
+    }
+}
+
+fn collect(
+    b: &PointSummary,
+    c: &PointSummary,
+    null_target: bool,
+    opts: &Options,
+) -> Vec<Candidate> {
+    let br = runs_of(b);
+    let cr = runs_of(c);
+    let client_bound = br.iter().chain(&cr).any(|r| r.client_bound);
+    let closed = b.params.concurrency.is_some();
+    let mut out = Vec::new();
+    // Latency and throughput of a client-bound point measure the load generator: advisory.
+    let gate_latency = !client_bound;
+    for op in b.ops.keys() {
+        let vals = |runs: &[RunView], f: &dyn Fn(&OpSummary) -> f64| -> Vec<f64> {
+            runs.iter().filter_map(|r| r.ops.get(op).map(f)).collect()
+        };
+        type Spec<'f> = (&'f str, &'f str, bool, bool, &'f dyn Fn(&OpSummary) -> f64);
+        let specs: [Spec; 4] = [
+            ("throughput", "ops/s", closed && gate_latency, true, &|o| {
+                o.throughput_ops_s
+            }),
+            ("p50", "ms", false, false, &|o| o.response.p50_us / 1000.0),
+            ("p99", "ms", gate_latency, false, &|o| {
+                o.response.p99_us / 1000.0
+            }),
+            ("p999", "ms", false, false, &|o| o.response.p999_us / 1000.0),
+        ];
+        for (metric, unit, primary, higher, f) in specs {
+            if let Some(cand) = sample_row(
+                b,
+                op,
+                metric,
+                unit,
+                primary,
+                higher,
+                vals(&br, f),
+                vals(&cr, f),
+                opts,
+            ) {
+                out.push(cand);
+            }
+        }
+        let total = |runs: &[RunView], f: &dyn Fn(&OpSummary) -> u64| -> u64 {
+            runs.iter().filter_map(|r| r.ops.get(op).map(f)).sum()
+        };
+        let (be, bn) = (total(&br, &|o| o.errors), total(&br, &|o| o.count));
+        let (ce, cn) = (total(&cr, &|o| o.errors), total(&cr, &|o| o.count));
+        out.push(count_row(
+            b,
+            op,
+            "errors",
+            (be, bn as f64),
+            (ce, cn as f64),
+            [br.len(), cr.len()],
+            opts,
+        ));
+    }
+    if b.params.rate.is_some() {
+        let missed = |runs: &[RunView]| -> (u64, f64) {
+            (
+                runs.iter().map(|r| r.schedule.missed_ticks).sum(),
+                runs.iter().map(|r| r.schedule.ticks_due as f64).sum(),
+            )
+        };
+        out.push(count_row(
+            b,
+            "all",
+            "missed_ticks",
+            missed(&br),
+            missed(&cr),
+            [br.len(), cr.len()],
+            opts,
+        ));
+    }
+    // Per-operation resource counters.
+    type Get = fn(&Resources) -> Option<f64>;
+    let node_cpu: Get = |r| r.node_cpu_us_per_op;
+    let res_specs: [(&str, &str, bool, Get); 11] = [
+        ("cpu_us_per_op", "µs", true, node_cpu),
+        ("loadgen_cpu_us_per_op", "µs", false, |r| {
+            Some(r.loadgen_cpu_us_per_op)
+        }),
+        ("voluntary_ctx_per_op", "", false, |r| {
+            r.node_voluntary_ctx_per_op
+        }),
+        ("involuntary_ctx_per_op", "", false, |r| {
+            r.node_involuntary_ctx_per_op
+        }),
+        ("read_bytes_per_op", "B", false, |r| {
+            r.node_read_bytes_per_op
+        }),
+        ("write_bytes_per_op", "B", false, |r| {
+            r.node_write_bytes_per_op
+        }),
+        ("syscall_read_bytes_per_op", "B", false, |r| {
+            r.node_syscall_read_bytes_per_op
+        }),
+        ("syscall_write_bytes_per_op", "B", false, |r| {
+            r.node_syscall_write_bytes_per_op
+        }),
+        ("fsyncs_per_op", "", false, |r| r.fsyncs_per_op),
+        ("engine_bytes_per_op", "B", false, |r| r.engine_bytes_per_op),
+        ("disk_bytes_per_key", "B", false, |r| r.disk_bytes_per_key),
+    ];
+    let all_have = |runs: &[RunView], g: Get| -> Option<Vec<f64>> {
+        runs.iter()
+            .map(|r| r.resources.as_ref().and_then(g))
+            .collect()
+    };
+    let has_nodes = all_have(&br, node_cpu).is_some() && all_have(&cr, node_cpu).is_some();
+    for (metric, unit, primary, g) in res_specs {
+        // Without nodes (the null target) the loadgen is the system under test: its CPU gates.
+        let (g, primary, note) = if metric == "cpu_us_per_op" && !has_nodes {
+            if !null_target {
+                continue;
+            }
+            let lg: Get = |r| Some(r.loadgen_cpu_us_per_op);
+            (lg, true, "the loadgen's own (null target)")
+        } else {
+            (g, primary, "")
+        };
+        if let (Some(bv), Some(cv)) = (all_have(&br, g), all_have(&cr, g))
+            && let Some(mut cand) = sample_row(b, "all", metric, unit, primary, false, bv, cv, opts)
+        {
+            cand.row.note = note.to_string();
+            out.push(cand);
+        }
+    }
+    if client_bound {
+        for cand in &mut out {
+            if matches!(cand.row.metric.as_str(), "p99" | "throughput") && cand.row.note.is_empty()
+            {
+                cand.row.note = "advisory: client-bound point".into();
+            }
+        }
+    }
+    out
+}
+
+fn count_row(
+    b: &PointSummary,
+    op: &str,
+    metric: &str,
+    (base, base_exposure): (u64, f64),
+    (cand, cand_exposure): (u64, f64),
+    runs: [usize; 2],
+    opts: &Options,
+) -> Candidate {
+    let rate = |n: u64, e: f64| if e > 0.0 { n as f64 / e } else { 0.0 };
+    let (rb, rc) = (rate(base, base_exposure), rate(cand, cand_exposure));
+    let worse_by = if rb > 0.0 {
+        rc / rb - 1.0
+    } else if rc > 0.0 {
+        f64::INFINITY
+    } else {
+        0.0
+    };
+    Candidate {
+        row: Row {
+            point: b.id.clone(),
+            label: b.label.clone(),
+            op: op.to_string(),
+            metric: metric.to_string(),
+            unit: "count".into(),
+            primary: true,
+            higher_is_better: false,
+            baseline: base as f64,
+            candidate: cand as f64,
+            baseline_interval: None,
+            candidate_interval: None,
+            worse_by,
+            runs,
+            p_value: None,
+            p_adjusted: None,
+            min_effect: opts.min_effect_of(metric),
+            detectable: None,
+            verdict: Verdict::Ok,
+            note: String::new(),
+        },
+        test: Test::Count {
+            base,
+            base_exposure,
+            cand,
+            cand_exposure,
+        },
+    }
+}
+
+/// Compares two results folders (or their `summary.json` files). Fails closed: unreadable
+/// folders, different workloads and missing baseline points are errors.
 pub fn compare(
     baseline: &Path,
     candidate: &Path,
-    max_regression: f64,
-) -> Result<Comparison, ReportError> {
-    let base = read_summary(baseline)?;
-    let cand = read_summary(candidate)?;
-    Ok(compare_summaries(
-        &base,
-        &cand,
-        max_regression,
-        Some((baseline, candidate)),
-    ))
+    opts: &Options,
+) -> Result<Comparison, CompareError> {
+    let read = |p: &Path| read_summary(p).map_err(|e| CompareError::Unreadable(e.to_string()));
+    let (base, cand) = (read(baseline)?, read(candidate)?);
+    let (bm, cm) = (read_manifest(baseline)?, read_manifest(candidate)?);
+    let mut notes = Vec::new();
+    if workload_hash(&bm) != workload_hash(&cm) {
+        let mut diffs = Vec::new();
+        json_diff(
+            &comparable_workload(&bm),
+            &comparable_workload(&cm),
+            "workload",
+            &mut diffs,
+        );
+        return Err(CompareError::Incomparable(format!(
+            "the workloads differ (hash {} vs {}): {}; compare runs of the same workload",
+            workload_hash(&bm),
+            workload_hash(&cm),
+            diffs.join("; ")
+        )));
+    }
+    if base.target != cand.target {
+        return Err(CompareError::Incomparable(format!(
+            "the targets differ: {} vs {}",
+            base.target, cand.target
+        )));
+    }
+    for field in ["node_build", "node_args", "repeat"] {
+        let (x, y) = (bm.get(field), cm.get(field));
+        if x != y {
+            let show = |v: Option<&serde_json::Value>| {
+                v.map(|v| v.to_string()).unwrap_or_else(|| "—".into())
+            };
+            let mut diffs = Vec::new();
+            if let (Some(x), Some(y)) = (x, y) {
+                json_diff(x, y, field, &mut diffs);
+            }
+            notes.push(if diffs.is_empty() {
+                format!("{field} differs: {} vs {}", show(x), show(y))
+            } else {
+                format!("differs (not part of the workload): {}", diffs.join("; "))
+            });
+        }
+    }
+    let mut c = compare_summaries(&base, &cand, opts)?;
+    c.baseline = baseline.display().to_string();
+    c.candidate = candidate.display().to_string();
+    notes.append(&mut c.notes);
+    c.notes = notes;
+    Ok(c)
 }
 
-/// Compares two summaries; `dirs` lets throughput carry its noise from the interval logs.
+/// Compares two summaries of the same workload.
 pub fn compare_summaries(
     base: &Summary,
     cand: &Summary,
-    max_regression: f64,
-    dirs: Option<(&Path, &Path)>,
-) -> Comparison {
-    let by_key: BTreeMap<String, &PointSummary> = base.points.iter().map(|p| (key(p), p)).collect();
-    let mut rows = Vec::new();
-    let mut unmatched = Vec::new();
+    opts: &Options,
+) -> Result<Comparison, CompareError> {
+    let alpha = 1.0 - opts.confidence;
+    let by_key: BTreeMap<String, &PointSummary> = cand.points.iter().map(|p| (key(p), p)).collect();
+    let base_keys: std::collections::BTreeSet<String> = base.points.iter().map(key).collect();
     let mut notes = Vec::new();
-    for c in &cand.points {
-        let Some(b) = by_key.get(&key(c)) else {
-            unmatched.push(format!("{} ({})", c.id, c.label));
+    let mut missing = Vec::new();
+    let mut cands = Vec::new();
+    for b in &base.points {
+        let Some(c) = by_key.get(&key(b)) else {
+            missing.push(format!("{} ({})", b.id, b.label));
             continue;
         };
-        for (side, p) in [("baseline", *b), ("candidate", c)] {
+        for (side, p) in [("baseline", b), ("candidate", *c)] {
             if p.client_bound {
                 notes.push(format!(
-                    "{side} {} was client-bound ({}): its figures measure the load generator",
+                    "{side} {} was client-bound ({}): its latency figures are advisory",
                     p.id,
                     p.self_check.reasons.join("; ")
                 ));
             }
         }
-        for (op, co) in &c.ops {
-            let Some(bo) = b.ops.get(op) else { continue };
-            if co.errors > bo.errors {
-                notes.push(format!(
-                    "{} {op}: {} errors (baseline {})",
-                    c.id, co.errors, bo.errors
-                ));
-            }
-            for metric in Metric::ALL {
-                let (bv, cv) = match metric {
-                    Metric::Throughput => (bo.throughput_ops_s, co.throughput_ops_s),
-                    Metric::P50 => (bo.response.p50_us / 1000.0, co.response.p50_us / 1000.0),
-                    Metric::P99 => (bo.response.p99_us / 1000.0, co.response.p99_us / 1000.0),
-                };
-                let change = if bv > 0.0 { cv / bv - 1.0 } else { 0.0 };
-                let worse = if metric.higher_is_better() {
-                    -change
-                } else {
-                    change
-                };
-                let noise = match (metric, dirs) {
-                    (Metric::Throughput, Some((bd, cd))) => {
-                        match (interval_rate(bd, b, op), interval_rate(cd, c, op)) {
-                            (Some((_, bse)), Some((_, cse))) => {
-                                Some(1.96 * (bse * bse + cse * cse).sqrt())
-                            }
-                            _ => None,
-                        }
-                    }
-                    _ => None,
-                };
-                let beyond_noise = noise.is_none_or(|n| (cv - bv).abs() > n);
-                rows.push(Row {
-                    point: c.id.clone(),
-                    op: op.clone(),
-                    metric,
-                    baseline: bv,
-                    candidate: cv,
-                    change,
-                    noise,
-                    regression: worse > max_regression && beyond_noise,
-                });
+        for op in b.ops.keys() {
+            if !c.ops.contains_key(op) {
+                missing.push(format!("{} operation {op}", b.id));
             }
         }
+        cands.extend(collect(b, c, base.target == "null", opts));
     }
-    Comparison {
-        rows,
-        unmatched,
+    if !missing.is_empty() {
+        return Err(CompareError::Incomparable(format!(
+            "baseline point(s) missing from the candidate: {}",
+            missing.join(", ")
+        )));
+    }
+    for c in &cand.points {
+        if !base_keys.contains(&key(c)) {
+            notes.push(format!(
+                "candidate point {} ({}) has no baseline; not compared",
+                c.id, c.label
+            ));
+        }
+    }
+    // The Holm family: primary tests that can reach a verdict. A count test with no events on
+    // either side can never reject, so it is left out (Tarone's refinement); so is a sample test
+    // with too few runs.
+    let mut family: Vec<usize> = Vec::new();
+    let mut raw = Vec::new();
+    for (i, cand) in cands.iter().enumerate() {
+        let p = match &cand.test {
+            Test::Count {
+                base,
+                base_exposure,
+                cand: c,
+                cand_exposure,
+            } => (base + c > 0)
+                .then(|| stats::count_greater_p(*base, *base_exposure, *c, *cand_exposure)),
+            Test::Samples { base, cand: cs } => {
+                if base.len() < MIN_RUNS || cs.len() < MIN_RUNS {
+                    None
+                } else {
+                    Some(1.0) // placeholder, computed below with the family size known
+                }
+            }
+        };
+        if cand.row.primary && p.is_some() {
+            family.push(i);
+        }
+        raw.push(p);
+    }
+    let m = family.len().max(1);
+    let family_alpha = alpha / m as f64;
+    for (i, cand) in cands.iter_mut().enumerate() {
+        if let Test::Samples { base, cand: cs } = &cand.test {
+            let level = if cand.row.primary {
+                family_alpha
+            } else {
+                alpha
+            };
+            let (p, detectable) = sample_test(base, cs, cand.row.higher_is_better, level);
+            cand.row.p_value = p;
+            cand.row.detectable = detectable.map(|d| d.max(cand.row.min_effect));
+            if let Some(r) = raw.get_mut(i) {
+                *r = p;
+            }
+        } else if let Some(r) = raw.get(i) {
+            cand.row.p_value = *r;
+        }
+    }
+    let family_ps: Vec<f64> = family
+        .iter()
+        .map(|i| raw.get(*i).copied().flatten().unwrap_or(1.0))
+        .collect();
+    let adjusted = stats::holm(&family_ps);
+    for (k, i) in family.iter().enumerate() {
+        if let (Some(cand), Some(adj)) = (cands.get_mut(*i), adjusted.get(k)) {
+            cand.row.p_adjusted = Some(*adj);
+        }
+    }
+    for cand in &mut cands {
+        let r = &mut cand.row;
+        let big = r.worse_by > r.min_effect;
+        let is_count = matches!(cand.test, Test::Count { .. });
+        let significant = if r.primary {
+            r.p_adjusted.is_some_and(|p| p <= alpha)
+        } else {
+            r.p_value.is_some_and(|p| p <= alpha)
+        };
+        r.verdict = if significant && big {
+            if r.primary {
+                Verdict::Regression
+            } else {
+                Verdict::Worse
+            }
+        } else if !r.primary {
+            Verdict::Ok
+        } else if is_count {
+            // A count test always decides.
+            Verdict::Ok
+        } else if r.p_value.is_none() && r.runs.iter().any(|n| *n < MIN_RUNS) {
+            if r.note.is_empty() {
+                r.note = format!("fewer than {MIN_RUNS} runs a side");
+            }
+            Verdict::Inconclusive
+        } else if big {
+            if r.note.is_empty() {
+                r.note = "worse, but not significant".into();
+            }
+            Verdict::Inconclusive
+        } else {
+            Verdict::Ok
+        };
+    }
+    Ok(Comparison {
+        baseline: String::new(),
+        candidate: String::new(),
+        confidence: opts.confidence,
+        family_size: family.len(),
+        rows: cands.into_iter().map(|c| c.row).collect(),
         notes,
-        max_regression,
+    })
+}
+
+// ------------------------------------------------------------------ output
+
+fn fmt_value(v: f64, unit: &str) -> String {
+    match unit {
+        "count" | "ops/s" => format!("{v:.0}"),
+        _ if v.abs() >= 1000.0 => format!("{v:.0}"),
+        _ if v.abs() >= 10.0 => format!("{v:.1}"),
+        _ => format!("{v:.3}"),
     }
 }
 
-fn fmt_value(metric: Metric, v: f64) -> String {
-    match metric {
-        Metric::Throughput => format!("{v:.0}"),
-        _ => format!("{v:.3}"),
+fn fmt_pct(f: f64) -> String {
+    if f.is_infinite() {
+        "new".into()
+    } else {
+        format!("{:+.1}%", f * 100.0)
     }
+}
+
+fn fmt_p(p: Option<f64>) -> String {
+    match p {
+        None => "—".into(),
+        Some(p) if p < 1e-4 => "<0.0001".into(),
+        Some(p) => format!("{p:.4}"),
+    }
+}
+
+fn cells(r: &Row) -> [String; 11] {
+    let interval = |i: Option<[f64; 2]>| {
+        i.map(|[a, b]| format!("{}–{}", fmt_value(a, &r.unit), fmt_value(b, &r.unit)))
+            .unwrap_or_else(|| "—".into())
+    };
+    [
+        r.point.clone(),
+        r.op.clone(),
+        format!(
+            "{}{}",
+            r.metric,
+            if r.unit.is_empty() || r.unit == "count" {
+                String::new()
+            } else {
+                format!(" ({})", r.unit)
+            }
+        ),
+        if r.primary { "primary" } else { "advisory" }.into(),
+        format!(
+            "{} [{}]",
+            fmt_value(r.baseline, &r.unit),
+            interval(r.baseline_interval)
+        ),
+        format!(
+            "{} [{}]",
+            fmt_value(r.candidate, &r.unit),
+            interval(r.candidate_interval)
+        ),
+        fmt_pct(r.worse_by),
+        fmt_p(r.p_adjusted.or(r.p_value)),
+        r.detectable
+            .map(|d| format!("{:.1}%", d * 100.0))
+            .unwrap_or_else(|| "—".into()),
+        r.verdict.text().into(),
+        r.note.clone(),
+    ]
+}
+
+const HEADER: [&str; 11] = [
+    "point",
+    "op",
+    "metric",
+    "gate",
+    "baseline [95% CI]",
+    "candidate [95% CI]",
+    "worse by",
+    "p (adj.)",
+    "detectable",
+    "verdict",
+    "note",
+];
+
+fn verdict_line(c: &Comparison) -> String {
+    let regressions = c.regressions().count();
+    let inconclusive = c.inconclusive().count();
+    if regressions > 0 {
+        format!(
+            "FAIL: {regressions} primary metric(s) regressed (confidence {:.1}%, Holm over {} \
+             primary tests)",
+            c.confidence * 100.0,
+            c.family_size
+        )
+    } else if inconclusive > 0 {
+        format!(
+            "PASS (inconclusive): no regression found, but {inconclusive} primary metric(s) could \
+             not be decided; add runs (--repeat) to decide them"
+        )
+    } else {
+        format!(
+            "PASS: no primary metric regressed (confidence {:.1}%, {} rows, {} primary tests)",
+            c.confidence * 100.0,
+            c.rows.len(),
+            c.family_size
+        )
+    }
+}
+
+fn detectable_line(c: &Comparison) -> Option<String> {
+    let mut worst: BTreeMap<String, f64> = BTreeMap::new();
+    for r in c.rows.iter().filter(|r| r.primary) {
+        if let Some(d) = r.detectable {
+            let e = worst.entry(r.metric.clone()).or_insert(0.0);
+            *e = e.max(d);
+        }
+    }
+    (!worst.is_empty()).then(|| {
+        let parts: Vec<String> = worst
+            .iter()
+            .map(|(m, d)| format!("{m} {:.1}%", d * 100.0))
+            .collect();
+        format!(
+            "smallest worsening these runs can detect (largest over points): {}",
+            parts.join(", ")
+        )
+    })
 }
 
 /// The table `loadgen compare` prints.
 pub fn render(c: &Comparison) -> String {
     let mut s = String::new();
-    let header = [
-        "point",
-        "op",
-        "metric",
-        "baseline",
-        "candidate",
-        "change",
-        "±95%",
-        "verdict",
-    ];
-    let mut table: Vec<[String; 8]> = vec![header.map(String::from)];
-    for r in &c.rows {
-        let verdict = if r.regression {
-            "REGRESSION".to_string()
-        } else {
-            let worse = if r.metric.higher_is_better() {
-                -r.change
-            } else {
-                r.change
-            };
-            if worse > c.max_regression {
-                "within noise".into()
-            } else {
-                "ok".into()
-            }
-        };
-        table.push([
-            r.point.clone(),
-            r.op.clone(),
-            r.metric.name().into(),
-            fmt_value(r.metric, r.baseline),
-            fmt_value(r.metric, r.candidate),
-            format!("{:+.1}%", r.change * 100.0),
-            r.noise
-                .map(|n| fmt_value(r.metric, n))
-                .unwrap_or_else(|| "—".into()),
-            verdict,
-        ]);
-    }
-    let mut widths = [0usize; 8];
+    let mut table: Vec<[String; 11]> = vec![HEADER.map(String::from)];
+    table.extend(c.rows.iter().map(cells));
+    let mut widths = [0usize; 11];
     for row in &table {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -270,33 +1025,407 @@ pub fn render(c: &Comparison) -> String {
         let line: Vec<String> = row
             .iter()
             .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
+            .map(|(cell, w)| {
+                let pad = w.saturating_sub(cell.chars().count());
+                format!("{cell}{}", " ".repeat(pad))
+            })
             .collect();
         let _ = writeln!(s, "{}", line.join("  ").trim_end());
-    }
-    for u in &c.unmatched {
-        let _ = writeln!(
-            s,
-            "note: candidate point {u} has no baseline point with the same parameters"
-        );
     }
     for n in &c.notes {
         let _ = writeln!(s, "note: {n}");
     }
-    let regressions = c.rows.iter().filter(|r| r.regression).count();
-    if regressions > 0 {
-        let _ = writeln!(
-            s,
-            "FAIL: {regressions} figure(s) regressed by more than {:.1}%",
-            c.max_regression * 100.0
-        );
-    } else {
-        let _ = writeln!(
-            s,
-            "OK: no figure regressed by more than {:.1}% ({} compared)",
-            c.max_regression * 100.0,
-            c.rows.len()
-        );
+    if let Some(d) = detectable_line(c) {
+        let _ = writeln!(s, "{d}");
+    }
+    let _ = writeln!(s, "{}", verdict_line(c));
+    s
+}
+
+/// A Markdown block for a pull-request comment: the verdict, then the primary rows and any
+/// advisory row that got worse.
+pub fn markdown(c: &Comparison) -> String {
+    let mut s = String::new();
+    let icon = if c.regressed() { "❌" } else { "✅" };
+    let _ = writeln!(s, "### {icon} loadgen performance gate\n");
+    let _ = writeln!(s, "{}\n", verdict_line(c));
+    let _ = writeln!(s, "| {} |", HEADER.join(" | "));
+    let _ = writeln!(s, "|{}", "---|".repeat(HEADER.len()));
+    for r in c
+        .rows
+        .iter()
+        .filter(|r| r.primary || r.verdict == Verdict::Worse)
+    {
+        let row = cells(r).map(|x| x.replace('|', "\\|"));
+        let _ = writeln!(s, "| {} |", row.join(" | "));
+    }
+    if let Some(d) = detectable_line(c) {
+        let _ = writeln!(s, "\n{d}");
+    }
+    for n in &c.notes {
+        let _ = writeln!(s, "\n> note: {n}");
     }
     s
+}
+
+/// Draws baseline against candidate, one panel per metric that has a primary row (and any
+/// advisory metric that got worse), each point and operation with its median and 95% interval.
+pub fn draw_chart(png: &Path, c: &Comparison) -> Result<(), crate::report::ReportError> {
+    let mut metrics: Vec<&str> = Vec::new();
+    for r in &c.rows {
+        let show = (r.primary || r.verdict == Verdict::Worse) && r.unit != "count";
+        if show && !metrics.contains(&r.metric.as_str()) {
+            metrics.push(&r.metric);
+        }
+    }
+    let panels: Vec<crate::report::charts::IntervalPanel> = metrics
+        .iter()
+        .map(|m| {
+            let rows: Vec<&Row> = c.rows.iter().filter(|r| r.metric == *m).collect();
+            let unit = rows.first().map(|r| r.unit.clone()).unwrap_or_default();
+            let side = |v: fn(&Row) -> (f64, Option<[f64; 2]>)| -> Vec<(f64, f64, f64)> {
+                rows.iter()
+                    .map(|r| {
+                        let (m, i) = v(r);
+                        let [lo, hi] = i.unwrap_or([m, m]);
+                        (m, lo, hi)
+                    })
+                    .collect()
+            };
+            crate::report::charts::IntervalPanel {
+                title: format!("{m}: baseline vs candidate (median, 95% interval over runs)"),
+                y_desc: if unit.is_empty() {
+                    m.to_string()
+                } else {
+                    format!("{m} ({unit})")
+                },
+                categories: rows
+                    .iter()
+                    .map(|r| {
+                        let verdict = if r.verdict == Verdict::Regression {
+                            " !"
+                        } else {
+                            ""
+                        };
+                        format!("{} {}{verdict}", r.point, r.op)
+                    })
+                    .collect(),
+                series: vec![
+                    (
+                        "baseline".into(),
+                        side(|r| (r.baseline, r.baseline_interval)),
+                    ),
+                    (
+                        "candidate".into(),
+                        side(|r| (r.candidate, r.candidate_interval)),
+                    ),
+                ],
+                marks: Vec::new(),
+            }
+        })
+        .collect();
+    crate::report::charts::draw_interval_chart(png, &panels)
+}
+
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// JUnit XML: one test case per primary row (a regression is a failure, an inconclusive one
+/// is skipped), advisory rows as passing cases with their figures in `system-out`.
+pub fn junit(c: &Comparison) -> String {
+    let mut s = String::new();
+    let failures = c.regressions().count();
+    let skipped = c.inconclusive().count();
+    let _ = writeln!(s, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+    let _ = writeln!(
+        s,
+        "<testsuites name=\"loadgen compare\" tests=\"{}\" failures=\"{failures}\" \
+         skipped=\"{skipped}\">",
+        c.rows.len()
+    );
+    let _ = writeln!(
+        s,
+        "  <testsuite name=\"performance gate\" tests=\"{}\" failures=\"{failures}\" \
+         skipped=\"{skipped}\">",
+        c.rows.len()
+    );
+    for r in &c.rows {
+        let name = format!("{} {} {}", r.point, r.op, r.metric);
+        let detail = format!(
+            "baseline {} candidate {} worse by {} p {} (adjusted {}) min effect {:.1}% {}",
+            fmt_value(r.baseline, &r.unit),
+            fmt_value(r.candidate, &r.unit),
+            fmt_pct(r.worse_by),
+            fmt_p(r.p_value),
+            fmt_p(r.p_adjusted),
+            r.min_effect * 100.0,
+            r.note
+        );
+        let class = if r.primary { "primary" } else { "advisory" };
+        let _ = write!(
+            s,
+            "    <testcase classname=\"loadgen.{class}\" name=\"{}\">",
+            xml_escape(&name)
+        );
+        match (r.primary, r.verdict) {
+            (true, Verdict::Regression) => {
+                let _ = write!(
+                    s,
+                    "<failure message=\"{}\">{}</failure>",
+                    xml_escape(&format!("regression: {}", fmt_pct(r.worse_by))),
+                    xml_escape(&detail)
+                );
+            }
+            (true, Verdict::Inconclusive) => {
+                let _ = write!(s, "<skipped message=\"{}\"/>", xml_escape(&detail));
+            }
+            _ => {
+                let _ = write!(s, "<system-out>{}</system-out>", xml_escape(&detail));
+            }
+        }
+        let _ = writeln!(s, "</testcase>");
+    }
+    let _ = writeln!(s, "  </testsuite>");
+    let _ = writeln!(s, "</testsuites>");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::summary::{Latency, Params, Preload, SelfCheck};
+
+    fn point(runs: &[(f64, f64, u64)]) -> PointSummary {
+        // (p99 ms, node cpu µs/op, errors) per run.
+        let mk_ops = |p99: f64, errors: u64| {
+            let mut ops = BTreeMap::new();
+            ops.insert(
+                "read".to_string(),
+                OpSummary {
+                    count: 10_000,
+                    errors,
+                    throughput_ops_s: 1000.0,
+                    response: Latency {
+                        p50_us: p99 * 500.0,
+                        p90_us: p99 * 800.0,
+                        p99_us: p99 * 1000.0,
+                        p999_us: p99 * 1500.0,
+                        max_us: p99 * 2000.0,
+                    },
+                    service: Latency::default(),
+                    failed: None,
+                },
+            );
+            ops
+        };
+        let run_list: Vec<RunSummary> = runs
+            .iter()
+            .enumerate()
+            .map(|(i, (p99, cpu, errors))| RunSummary {
+                run: i + 1,
+                ops: mk_ops(*p99, *errors),
+                achieved_rate: 1000.0,
+                client_bound: false,
+                duration_s: 10.0,
+                schedule: ScheduleCheck {
+                    ticks_due: 10_000,
+                    ..ScheduleCheck::default()
+                },
+                self_check: SelfCheck::default(),
+                processes: Vec::new(),
+                resources: Some(Resources {
+                    ops: 10_000,
+                    node_cpu_us_per_op: Some(*cpu),
+                    ..Resources::default()
+                }),
+                first_error: None,
+                logs: BTreeMap::new(),
+            })
+            .collect();
+        PointSummary {
+            index: 0,
+            id: "p00".into(),
+            label: "rate=1000".into(),
+            params: Params {
+                value_bytes: 100,
+                values: "100B".into(),
+                replication: 3,
+                write_quorum: 2,
+                read_quorum: 2,
+                nodes: 3,
+                rate: Some(1000.0),
+                concurrency: None,
+            },
+            ops: mk_ops(runs[0].0, runs[0].2),
+            offered_rate: Some(1000.0),
+            achieved_rate: 1000.0,
+            client_bound: false,
+            duration_s: 10.0,
+            warmup_ops: 0,
+            preload: Preload::default(),
+            schedule: ScheduleCheck::default(),
+            self_check: SelfCheck::default(),
+            processes: Vec::new(),
+            first_error: None,
+            logs: BTreeMap::new(),
+            events: Vec::new(),
+            response_time: "corrected".into(),
+            resources: None,
+            intervals: BTreeMap::new(),
+            runs: run_list,
+        }
+    }
+
+    fn summary(points: Vec<PointSummary>) -> Summary {
+        Summary {
+            schema_version: 2,
+            name: "t".into(),
+            target: "ringkv".into(),
+            started: String::new(),
+            points,
+        }
+    }
+
+    fn verdict(c: &Comparison, metric: &str) -> Verdict {
+        c.rows.iter().find(|r| r.metric == metric).unwrap().verdict
+    }
+
+    const BASE: [(f64, f64, u64); 5] = [
+        (2.0, 100.0, 0),
+        (2.1, 101.0, 0),
+        (1.9, 99.0, 0),
+        (2.05, 100.5, 0),
+        (1.95, 99.5, 0),
+    ];
+
+    #[test]
+    fn equal_samples_pass() {
+        let b = summary(vec![point(&BASE)]);
+        let shuffled = [BASE[3], BASE[0], BASE[4], BASE[1], BASE[2]];
+        let c = summary(vec![point(&shuffled)]);
+        let cmp = compare_summaries(&b, &c, &Options::default()).unwrap();
+        assert!(!cmp.regressed(), "{}", render(&cmp));
+        assert_eq!(cmp.inconclusive().count(), 0, "{}", render(&cmp));
+        assert_eq!(verdict(&cmp, "p99"), Verdict::Ok);
+    }
+
+    #[test]
+    fn a_clear_cpu_shift_fails_at_five_runs() {
+        let b = summary(vec![point(&BASE)]);
+        let worse: Vec<(f64, f64, u64)> = BASE.iter().map(|(p, c, e)| (*p, c * 1.3, *e)).collect();
+        let cmp =
+            compare_summaries(&b, &summary(vec![point(&worse)]), &Options::default()).unwrap();
+        assert!(cmp.regressed(), "{}", render(&cmp));
+        assert_eq!(verdict(&cmp, "cpu_us_per_op"), Verdict::Regression);
+        assert_eq!(verdict(&cmp, "p99"), Verdict::Ok);
+        // A smaller shift than the minimum effect is never a regression.
+        let slight: Vec<(f64, f64, u64)> =
+            BASE.iter().map(|(p, c, e)| (*p, c * 1.03, *e)).collect();
+        let cmp =
+            compare_summaries(&b, &summary(vec![point(&slight)]), &Options::default()).unwrap();
+        assert!(!cmp.regressed(), "{}", render(&cmp));
+    }
+
+    #[test]
+    fn two_runs_a_side_are_inconclusive() {
+        let b = summary(vec![point(&BASE[..2])]);
+        let worse: Vec<(f64, f64, u64)> = BASE[..2]
+            .iter()
+            .map(|(p, c, e)| (p * 1.5, c * 1.5, *e))
+            .collect();
+        let cmp =
+            compare_summaries(&b, &summary(vec![point(&worse)]), &Options::default()).unwrap();
+        assert!(!cmp.regressed());
+        assert_eq!(verdict(&cmp, "p99"), Verdict::Inconclusive);
+        assert_eq!(verdict(&cmp, "cpu_us_per_op"), Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn more_errors_regress_even_with_one_run_a_side() {
+        let b = summary(vec![point(&[(2.0, 100.0, 0)])]);
+        let c = summary(vec![point(&[(2.0, 100.0, 40)])]);
+        let cmp = compare_summaries(&b, &c, &Options::default()).unwrap();
+        assert_eq!(
+            verdict(&cmp, "errors"),
+            Verdict::Regression,
+            "{}",
+            render(&cmp)
+        );
+        assert_eq!(verdict(&cmp, "p99"), Verdict::Inconclusive);
+        // One stray error is not significant, and never inconclusive.
+        let c = summary(vec![point(&[(2.0, 100.0, 1)])]);
+        let cmp = compare_summaries(&b, &c, &Options::default()).unwrap();
+        assert_eq!(verdict(&cmp, "errors"), Verdict::Ok);
+    }
+
+    #[test]
+    fn a_missing_baseline_point_is_incomparable() {
+        let mut other = point(&BASE);
+        other.params.rate = Some(2000.0);
+        let b = summary(vec![point(&BASE), other]);
+        let c = summary(vec![point(&BASE)]);
+        let err = compare_summaries(&b, &c, &Options::default()).unwrap_err();
+        assert!(matches!(err, CompareError::Incomparable(_)), "{err}");
+        assert!(err.to_string().contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn workload_hash_ignores_node_args_and_repeat_only() {
+        let m = |args: &str, repeat: u32, rate: f64| {
+            serde_json::json!({
+                "workload": { "name": "x", "rate": rate, "repeat": repeat,
+                              "cluster": { "nodes": 3, "node_args": [args] } },
+                "repeat": repeat,
+            })
+        };
+        assert_eq!(
+            workload_hash(&m("--a", 1, 100.0)),
+            workload_hash(&m("--b", 5, 100.0))
+        );
+        assert_ne!(
+            workload_hash(&m("--a", 1, 100.0)),
+            workload_hash(&m("--a", 1, 200.0))
+        );
+    }
+
+    #[test]
+    fn min_effect_flags_parse() {
+        let mut o = Options::default();
+        o.set_min_effect("10%").unwrap();
+        o.set_min_effect("p99=20").unwrap();
+        assert!((o.min_effect_of("cpu_us_per_op") - 0.10).abs() < 1e-12);
+        assert!((o.min_effect_of("p99") - 0.20).abs() < 1e-12);
+        assert!(o.set_min_effect("nope=5%").is_err());
+        assert!(o.set_min_effect("five").is_err());
+        assert!(parse_confidence("100").is_err());
+        assert!((parse_confidence("99").unwrap() - 0.99).abs() < 1e-12);
+    }
+
+    #[test]
+    fn junit_escapes_and_counts_failures() {
+        let b = summary(vec![point(&BASE)]);
+        let worse: Vec<(f64, f64, u64)> = BASE.iter().map(|(p, c, e)| (*p, c * 1.3, *e)).collect();
+        let cmp =
+            compare_summaries(&b, &summary(vec![point(&worse)]), &Options::default()).unwrap();
+        let x = junit(&cmp);
+        assert!(x.contains("failures=\"1\""), "{x}");
+        assert!(
+            x.contains("<failure message=\"regression: +30.0%\">"),
+            "{x}"
+        );
+        assert_eq!(xml_escape("a<b&\"c\""), "a&lt;b&amp;&quot;c&quot;");
+    }
 }

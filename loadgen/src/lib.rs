@@ -2,29 +2,41 @@
 //! size, replication, quorums, rate or concurrency and cluster size, and leaves a
 //! self-describing results folder with HdrHistogram logs, a report and charts.
 //!
-//! - [`workload`]  — the YAML schema (serde) and its validation (line and column on errors)
-//! - [`sweep`]     — the cartesian sweep of points, and running each one
+//! The modules are layers; each uses only those above it in this list (`tests/layers.rs`
+//! checks it):
+//!
+//! - [`workload`]  — spec: the YAML schema (serde) and its validation; `units` (sizes, durations,
+//!   timestamps)
+//! - [`stats`]     — small-sample statistics for the gate (hand-written; a leaf)
+//! - [`timer`]     — sub-millisecond waits (timerfd) for the open-loop pacer (a leaf)
+//! - [`plan`]      — the cartesian sweep of points; loading a workload file
 //! - [`generator`] — seeded key distributions, value sizes and the operation mix
 //! - [`target`]    — the `Target` trait; drivers: ringkv, null, and a stall target for tests
-//! - [`run`]       — open-loop (coordinated-omission corrected) and closed-loop runners
-//! - [`timer`]     — sub-millisecond waits (timerfd) for the open-loop pacer
-//! - [`record`]    — HdrHistogram recording and 1-second interval logs
-//! - [`resources`] — sysinfo sampling of the loadgen and node processes; the machine
-//! - [`cluster`]   — start and stop a local ringkv cluster per point (`__node` re-exec)
+//! - [`cluster`]   — the shape of a point's local ringkv cluster (`__node` re-exec)
 //! - [`events`]    — kill, restart, pause, add or remove nodes on a schedule during a point
-//! - [`report`]    — summary.json, points.csv, report.md and charts (plotters)
-//! - [`compare`]   — baseline vs candidate, the CI gate
+//! - [`resources`] — /proc counters at the window's edges, RSS samples, the machine
+//! - [`record`]    — HdrHistogram recording and 1-second interval logs
+//! - [`run`]       — open-loop (coordinated-omission corrected) and closed-loop runners
+//! - [`report`]    — summary.json (medians over runs), points.csv, report.md and charts
+//! - [`sweep`]     — the orchestrator: every point, `repeat` times, on fresh clusters
+//! - [`ab`]        — interleaved A/B runs of two node builds or argument sets
+//! - [`compare`]   — baseline vs candidate: the statistical, fail-closed CI gate
+//! - [`history`]   — change points over a series of results folders, the nightly gate
 //!
 //! `docs/loadgen.md` documents the workload schema and the results folder.
 
+pub mod ab;
 pub mod cluster;
 pub mod compare;
 pub mod events;
 pub mod generator;
+pub mod history;
+pub mod plan;
 pub mod record;
 pub mod report;
 pub mod resources;
 pub mod run;
+pub mod stats;
 pub mod sweep;
 pub mod target;
 pub mod timer;

@@ -32,6 +32,9 @@ pub const HIST_SIGFIG: u8 = 3;
 pub const LATE_TICK_THRESHOLD: Duration = Duration::from_millis(2);
 /// The tag service-time histograms carry in the interval logs (response time is untagged).
 pub const SERVICE_TAG: &str = "service";
+/// The tag of failed requests' response times in the interval logs: failures are kept apart so
+/// fast failures cannot pull the percentiles of real answers down.
+pub const FAILED_TAG: &str = "failed";
 
 /// What can go wrong while recording or reading logs.
 #[derive(Debug, thiserror::Error)]
@@ -57,15 +60,21 @@ pub fn new_hist() -> Result<Histogram<u64>, RecordError> {
     Histogram::new_with_bounds(1, HIST_MAX_NS, HIST_SIGFIG).map_err(RecordError::Create)
 }
 
-/// Response and service time of one operation kind, plus its error count.
+/// Response and service time of one operation kind, failed requests apart, plus counts.
 #[derive(Debug, Clone)]
 pub struct OpHistograms {
-    /// From the intended start (open loop) or the send (closed loop) to the answer, ns.
+    /// Successful requests (and open-loop ticks never sent, see `missed`): from the intended
+    /// start (open loop) or the send (closed loop) to the answer, ns.
     pub response: Histogram<u64>,
-    /// From the actual send to the answer, ns.
+    /// Successful requests: from the actual send to the answer, ns.
     pub service: Histogram<u64>,
-    /// Operations that failed (their latencies are recorded too).
+    /// Failed requests: from the intended start (or send) to the failure, ns.
+    pub failed: Histogram<u64>,
+    /// Operations that failed (`failed.len()`).
     pub errors: u64,
+    /// Open-loop ticks never sent by the end of the drain, recorded in `response` at their
+    /// intended time with the end of the run as their completion.
+    pub missed: u64,
 }
 
 impl OpHistograms {
@@ -73,21 +82,32 @@ impl OpHistograms {
         Ok(OpHistograms {
             response: new_hist()?,
             service: new_hist()?,
+            failed: new_hist()?,
             errors: 0,
+            missed: 0,
         })
     }
 
     fn reset(&mut self) {
         self.response.reset();
         self.service.reset();
+        self.failed.reset();
         self.errors = 0;
+        self.missed = 0;
     }
 
     fn add(&mut self, other: &OpHistograms) {
         // Same bounds on both sides, so addition cannot fail.
         let _ = self.response.add(&other.response);
         let _ = self.service.add(&other.service);
+        let _ = self.failed.add(&other.failed);
         self.errors += other.errors;
+        self.missed += other.missed;
+    }
+
+    /// Requests answered, successfully or not (never-sent ticks excluded).
+    pub fn completed(&self) -> u64 {
+        self.response.len().saturating_sub(self.missed) + self.failed.len()
     }
 }
 
@@ -243,17 +263,34 @@ impl Recorder {
         }
         self.schedule_lag.saturating_record(ns(lag));
         if let Some(slot) = self.current.ops.get_mut(kind.index()) {
-            slot.response
-                .saturating_record(ns(done.saturating_duration_since(intended)));
-            slot.service
-                .saturating_record(ns(done.saturating_duration_since(sent)));
-            if !ok {
+            let response = ns(done.saturating_duration_since(intended));
+            if ok {
+                slot.response.saturating_record(response);
+                slot.service
+                    .saturating_record(ns(done.saturating_duration_since(sent)));
+            } else {
+                slot.failed.saturating_record(response);
                 slot.errors += 1;
                 self.live.errors += 1;
             }
         }
         self.live.ops += 1;
         self.interval_ops += 1;
+    }
+
+    /// Records an open-loop tick that was never sent: at its intended time, completing at `end`
+    /// (the end of the run), so it shows in the percentiles and the maximum. Only
+    /// measured-phase ticks count.
+    #[inline]
+    pub fn record_missed(&mut self, kind: OpKind, intended: Instant, end: Instant) {
+        if intended < self.measure_start {
+            return;
+        }
+        if let Some(slot) = self.current.ops.get_mut(kind.index()) {
+            slot.response
+                .saturating_record(ns(end.saturating_duration_since(intended)));
+            slot.missed += 1;
+        }
     }
 
     /// Notes how late the driver woke for a tick it was sleeping towards; `ticks` requests fell
@@ -344,13 +381,14 @@ fn write_header(out: &mut impl Write, start: SystemTime, kind: OpKind) -> std::i
     )?;
     writeln!(
         out,
-        "#[Values are nanoseconds. Untagged: response time; Tag=service: service time]"
+        "#[Values are nanoseconds. Untagged: response time of answered requests and of ticks \
+         never sent; Tag=service: service time; Tag=failed: response time of failed requests]"
     )?;
     writeln!(out, "#[Histogram log format version 1.3]")?;
     writeln!(
         out,
         "#[StartTime: {t:.3} (seconds since epoch), {}]",
-        crate::report::utc_iso8601(start)
+        crate::workload::units::utc_iso8601(start)
     )?;
     writeln!(out, "#[BaseTime: {t:.3} (seconds since epoch)]")?;
     writeln!(
@@ -392,6 +430,7 @@ fn write_logs(
         );
     }
     let service_tag = Tag::new(SERVICE_TAG);
+    let failed_tag = Tag::new(FAILED_TAG);
     while let Ok(mut set) = from_driver.recv() {
         for (writer, (kind, path)) in writers.iter_mut().zip(&logs) {
             let Some(slot) = set.ops.get(kind.index()) else {
@@ -403,6 +442,11 @@ fn write_logs(
             writer
                 .write_histogram(&slot.service, set.start, set.length, service_tag)
                 .map_err(|e| log_err(path, &e))?;
+            if !slot.failed.is_empty() {
+                writer
+                    .write_histogram(&slot.failed, set.start, set.length, failed_tag)
+                    .map_err(|e| log_err(path, &e))?;
+            }
         }
         for (total, slot) in totals.iter_mut().zip(&mut set.ops) {
             total.add(slot);
@@ -427,6 +471,8 @@ pub struct LoggedInterval {
     pub length_s: f64,
     /// Response-time (`false`) or service-time (`true`) histogram.
     pub service: bool,
+    /// A histogram of failed requests (tag `failed`).
+    pub failed: bool,
     /// The histogram, ns.
     pub hist: Histogram<u64>,
 }
@@ -454,6 +500,7 @@ pub fn read_log(path: &Path) -> Result<Vec<LoggedInterval>, RecordError> {
             start_s: h.start_timestamp().as_secs_f64(),
             length_s: h.duration().as_secs_f64(),
             service: h.tag().map(|t| t.as_str() == SERVICE_TAG).unwrap_or(false),
+            failed: h.tag().map(|t| t.as_str() == FAILED_TAG).unwrap_or(false),
             hist,
         });
     }
@@ -527,8 +574,11 @@ mod tests {
         rec.record(OpKind::Read, t, t, t + Duration::from_millis(3), false);
         let done = rec.finish(start + Duration::from_secs(2)).unwrap();
         assert_eq!(done.intervals, 2);
-        assert_eq!(done.ops[0].response.len(), 1001);
+        // The failure has a histogram of its own, so it cannot pull the percentiles down.
+        assert_eq!(done.ops[0].response.len(), 1000);
+        assert_eq!(done.ops[0].failed.len(), 1);
         assert_eq!(done.ops[0].errors, 1);
+        assert_eq!(done.ops[0].completed(), 1001);
 
         let path = dir.path().join("p00-read.hlog");
         let text = std::fs::read_to_string(&path).unwrap();
@@ -536,14 +586,18 @@ mod tests {
         assert!(text.contains("#[StartTime: "));
         assert!(text.contains("\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\""));
         assert!(text.contains("Tag=service,"));
+        assert!(text.contains("Tag=failed,"));
         let intervals = read_log(&path).unwrap();
-        assert_eq!(intervals.len(), 4);
+        assert_eq!(intervals.len(), 5);
         let responses: u64 = intervals
             .iter()
-            .filter(|i| !i.service)
+            .filter(|i| !i.service && !i.failed)
             .map(|i| i.hist.len())
             .sum();
-        assert_eq!(responses, 1001);
+        assert_eq!(responses, 1000);
+        let failed: Vec<&LoggedInterval> = intervals.iter().filter(|i| i.failed).collect();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].hist.max() / 1_000_000, 3);
         assert!((intervals[2].start_s - 1.0).abs() < 1e-3);
     }
 }

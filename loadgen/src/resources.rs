@@ -1,5 +1,11 @@
-//! Resource sampling with sysinfo: the CPU and RSS of the load generator itself and of every
-//! node process, twice a second, on a thread of its own; and a description of the machine.
+//! Resources of the load generator and of every node process:
+//!
+//! - exact counters read at the two edges of the measured window ([`ProcCounters`]): CPU time
+//!   with nanosecond resolution (`/proc/PID/task/*/schedstat`), context switches
+//!   (`/proc/PID/task/*/status`) and I/O bytes (`/proc/PID/io`), turned into per-operation
+//!   figures ([`Resources`]);
+//! - RSS sampled with sysinfo twice a second on a thread of its own;
+//! - a description of the machine.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -198,5 +204,309 @@ pub fn machine() -> Machine {
         kernel: System::kernel_version().unwrap_or_default(),
         arch: System::cpu_arch(),
         hostname: System::host_name().unwrap_or_default(),
+    }
+}
+
+// ------------------------------------------------------------------ exact window counters
+
+/// Counters of one process at one instant, read from `/proc`. Fields that could not be read are
+/// zero and the matching `has_*` flag is false.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcCounters {
+    /// The process.
+    pub pid: u32,
+    /// CPU time on the CPU (user + system) summed over live threads, ns (`schedstat`).
+    pub cpu_ns: u64,
+    /// Voluntary context switches summed over live threads.
+    pub voluntary_ctx: u64,
+    /// Involuntary context switches summed over live threads.
+    pub involuntary_ctx: u64,
+    /// Bytes the process caused to be read from storage (`read_bytes`).
+    pub read_bytes: u64,
+    /// Bytes the process caused to be written to storage (`write_bytes`).
+    pub write_bytes: u64,
+    /// Bytes passed to read-like syscalls, sockets included (`rchar`).
+    pub rchar: u64,
+    /// Bytes passed to write-like syscalls, sockets included (`wchar`).
+    pub wchar: u64,
+    /// `/proc/PID/io` was readable.
+    pub has_io: bool,
+}
+
+fn parse_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|rest| rest.trim_start_matches(':').trim().parse().ok())
+}
+
+/// Reads the counters of `pid`; `None` when the process is gone or `/proc` is not there.
+/// Threads that exited before the read are not in the CPU and context-switch sums; a node's
+/// threads live as long as the node, so over a measured window this loses nothing that matters.
+pub fn read_counters(pid: u32) -> Option<ProcCounters> {
+    let base = std::path::PathBuf::from(format!("/proc/{pid}"));
+    let mut c = ProcCounters {
+        pid,
+        ..ProcCounters::default()
+    };
+    let tasks = std::fs::read_dir(base.join("task")).ok()?;
+    let mut any = false;
+    for t in tasks.flatten() {
+        let dir = t.path();
+        if let Ok(text) = std::fs::read_to_string(dir.join("schedstat"))
+            && let Some(ns) = text
+                .split_whitespace()
+                .next()
+                .and_then(|f| f.parse::<u64>().ok())
+        {
+            c.cpu_ns += ns;
+            any = true;
+        }
+        if let Ok(text) = std::fs::read_to_string(dir.join("status")) {
+            c.voluntary_ctx += parse_field(&text, "voluntary_ctxt_switches").unwrap_or(0);
+            c.involuntary_ctx += parse_field(&text, "nonvoluntary_ctxt_switches").unwrap_or(0);
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string(base.join("io")) {
+        c.read_bytes = parse_field(&text, "read_bytes").unwrap_or(0);
+        c.write_bytes = parse_field(&text, "write_bytes").unwrap_or(0);
+        c.rchar = parse_field(&text, "rchar").unwrap_or(0);
+        c.wchar = parse_field(&text, "wchar").unwrap_or(0);
+        c.has_io = true;
+    }
+    any.then_some(c)
+}
+
+/// Counters of several processes at one instant.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// When the snapshot was taken.
+    pub at: Option<Instant>,
+    /// One entry per process that could be read.
+    pub procs: Vec<ProcCounters>,
+}
+
+/// Reads every pid now.
+pub fn snapshot(pids: &[u32]) -> Snapshot {
+    let procs = pids.iter().filter_map(|p| read_counters(*p)).collect();
+    Snapshot {
+        at: Some(Instant::now()),
+        procs,
+    }
+}
+
+/// Reads `pids` on a thread of its own at `at` (the start of the measured window), so the
+/// driver thread is not delayed; join the handle after the window.
+pub fn snapshot_at(pids: Vec<u32>, at: Instant) -> Option<JoinHandle<Snapshot>> {
+    std::thread::Builder::new()
+        .name("window-edge".into())
+        .spawn(move || {
+            // Sleep to within 2 ms, then spin: a read exactly at the edge matters more here
+            // than 2 ms of one core.
+            let now = Instant::now();
+            if at > now + Duration::from_millis(2) {
+                std::thread::sleep(at - now - Duration::from_millis(2));
+            }
+            while Instant::now() < at {
+                std::hint::spin_loop();
+            }
+            snapshot(&pids)
+        })
+        .ok()
+}
+
+/// Engine counters of the nodes (from their `Status` RPC), summed over nodes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EngineCounters {
+    /// `engine.fsyncs`.
+    pub fsyncs: u64,
+    /// `engine.disk_bytes_written`.
+    pub disk_bytes_written: u64,
+    /// Nodes that answered.
+    pub nodes: usize,
+}
+
+/// Per-operation resource figures of one run of a point, from the counters at the edges of the
+/// measured window. "Node" figures are summed over the nodes the point started with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Operations completed in the measured window (the divisor).
+    pub ops: u64,
+    /// Length of the window between the two counter reads, seconds.
+    pub window_s: f64,
+    /// Node CPU (user + system), µs per operation; absent without nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_cpu_us_per_op: Option<f64>,
+    /// Node voluntary context switches per operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_voluntary_ctx_per_op: Option<f64>,
+    /// Node involuntary context switches per operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_involuntary_ctx_per_op: Option<f64>,
+    /// Node storage reads, bytes per operation (`/proc/PID/io` `read_bytes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_read_bytes_per_op: Option<f64>,
+    /// Node storage writes, bytes per operation (`write_bytes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_write_bytes_per_op: Option<f64>,
+    /// Node bytes through read-like syscalls per operation, network included (`rchar`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_syscall_read_bytes_per_op: Option<f64>,
+    /// Node bytes through write-like syscalls per operation, network included (`wchar`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_syscall_write_bytes_per_op: Option<f64>,
+    /// Engine fsyncs per operation (`engine.fsyncs` from each node's `Status`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fsyncs_per_op: Option<f64>,
+    /// Engine bytes written to disk per operation (`engine.disk_bytes_written`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_bytes_per_op: Option<f64>,
+    /// Bytes of the nodes' data directories per stored key, at the end of the point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes_per_key: Option<f64>,
+    /// The load generator's own CPU, µs per operation.
+    pub loadgen_cpu_us_per_op: f64,
+    /// The load generator's context switches (both kinds) per operation.
+    pub loadgen_ctx_per_op: f64,
+}
+
+/// Exact CPU percent of each process over the window, by pid.
+pub fn cpu_pct_by_pid(start: &Snapshot, end: &Snapshot) -> Vec<(u32, f64)> {
+    let window = match (start.at, end.at) {
+        (Some(a), Some(b)) if b > a => b.duration_since(a).as_secs_f64(),
+        _ => return Vec::new(),
+    };
+    end.procs
+        .iter()
+        .filter_map(|e| {
+            let s = start.procs.iter().find(|s| s.pid == e.pid)?;
+            let ns = e.cpu_ns.saturating_sub(s.cpu_ns) as f64;
+            Some((e.pid, ns / 1e9 / window * 100.0))
+        })
+        .collect()
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Per-operation figures from the two snapshots. `self_pid` is the load generator; every other
+/// pid counts as a node. `engine` holds the engine counters at both edges, when read.
+pub fn per_op(
+    start: &Snapshot,
+    end: &Snapshot,
+    self_pid: u32,
+    ops: u64,
+    engine: Option<(EngineCounters, EngineCounters)>,
+    disk_bytes_per_key: Option<f64>,
+) -> Resources {
+    let window_s = match (start.at, end.at) {
+        (Some(a), Some(b)) if b > a => b.duration_since(a).as_secs_f64(),
+        _ => 0.0,
+    };
+    let per = |x: u64| -> f64 {
+        if ops == 0 {
+            0.0
+        } else {
+            round3(x as f64 / ops as f64)
+        }
+    };
+    let mut node = ProcCounters::default();
+    let mut node_count = 0;
+    let mut node_io = true;
+    let mut me = ProcCounters::default();
+    for e in &end.procs {
+        let Some(s) = start.procs.iter().find(|s| s.pid == e.pid) else {
+            continue;
+        };
+        let d = ProcCounters {
+            pid: e.pid,
+            cpu_ns: e.cpu_ns.saturating_sub(s.cpu_ns),
+            voluntary_ctx: e.voluntary_ctx.saturating_sub(s.voluntary_ctx),
+            involuntary_ctx: e.involuntary_ctx.saturating_sub(s.involuntary_ctx),
+            read_bytes: e.read_bytes.saturating_sub(s.read_bytes),
+            write_bytes: e.write_bytes.saturating_sub(s.write_bytes),
+            rchar: e.rchar.saturating_sub(s.rchar),
+            wchar: e.wchar.saturating_sub(s.wchar),
+            has_io: e.has_io && s.has_io,
+        };
+        if e.pid == self_pid {
+            me = d;
+        } else {
+            node_count += 1;
+            node_io &= d.has_io;
+            node.cpu_ns += d.cpu_ns;
+            node.voluntary_ctx += d.voluntary_ctx;
+            node.involuntary_ctx += d.involuntary_ctx;
+            node.read_bytes += d.read_bytes;
+            node.write_bytes += d.write_bytes;
+            node.rchar += d.rchar;
+            node.wchar += d.wchar;
+        }
+    }
+    let nodes = node_count > 0;
+    let io = nodes && node_io;
+    let engine = engine.filter(|(s, e)| s.nodes > 0 && s.nodes == e.nodes);
+    Resources {
+        ops,
+        window_s: round3(window_s),
+        node_cpu_us_per_op: nodes.then(|| per(node.cpu_ns) / 1000.0).map(round3),
+        node_voluntary_ctx_per_op: nodes.then(|| per(node.voluntary_ctx)),
+        node_involuntary_ctx_per_op: nodes.then(|| per(node.involuntary_ctx)),
+        node_read_bytes_per_op: io.then(|| per(node.read_bytes)),
+        node_write_bytes_per_op: io.then(|| per(node.write_bytes)),
+        node_syscall_read_bytes_per_op: io.then(|| per(node.rchar)),
+        node_syscall_write_bytes_per_op: io.then(|| per(node.wchar)),
+        fsyncs_per_op: engine.map(|(s, e)| per(e.fsyncs.saturating_sub(s.fsyncs))),
+        engine_bytes_per_op: engine
+            .map(|(s, e)| per(e.disk_bytes_written.saturating_sub(s.disk_bytes_written))),
+        disk_bytes_per_key: disk_bytes_per_key.map(round3),
+        loadgen_cpu_us_per_op: round3(per(me.cpu_ns) / 1000.0),
+        loadgen_ctx_per_op: per(me.voluntary_ctx + me.involuntary_ctx),
+    }
+}
+
+/// Total size of the regular files under `dir`, bytes (bounded depth; symlinks not followed).
+pub fn dir_bytes(dir: &std::path::Path) -> u64 {
+    fn walk(dir: &std::path::Path, depth: u32) -> u64 {
+        if depth > 8 {
+            return 0;
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        let mut total = 0;
+        for e in entries.flatten() {
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_file() {
+                total += meta.len();
+            } else if meta.is_dir() {
+                total += walk(&e.path(), depth + 1);
+            }
+        }
+        total
+    }
+    walk(dir, 0)
+}
+
+#[cfg(test)]
+mod counter_tests {
+    use super::*;
+
+    #[test]
+    fn own_counters_grow_with_work() {
+        let pid = std::process::id();
+        let a = snapshot(&[pid]);
+        // Busy for 50 ms (schedstat advances at ticks and context switches).
+        let until = Instant::now() + Duration::from_millis(50);
+        let mut x = 0u64;
+        while Instant::now() < until {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+        }
+        let b = snapshot(&[pid]);
+        let r = per_op(&a, &b, pid, 1000, None, None);
+        assert!(r.loadgen_cpu_us_per_op > 0.0, "{r:?}");
+        assert!(r.node_cpu_us_per_op.is_none());
+        let pct = cpu_pct_by_pid(&a, &b);
+        assert_eq!(pct.len(), 1);
     }
 }

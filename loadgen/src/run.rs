@@ -19,8 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::future::join_all;
 
 use crate::generator::{OpGen, ValuePool, write_key};
+use crate::plan::Load;
 use crate::record::{INTERVAL, Live, RecordError, Recorded, Recorder};
-use crate::sweep::Load;
 use crate::target::Target;
 use crate::timer::PreciseTimer;
 
@@ -92,6 +92,10 @@ pub enum RunError {
 pub trait Progress {
     /// Updates the display.
     fn update(&self, phase: &str, measured: Duration, live: &Live);
+
+    /// Called once, before any request, with the instant the measured window will start, so
+    /// resource counters can be read exactly at that edge.
+    fn window(&self, _start: Instant) {}
 }
 
 /// A progress sink that shows nothing.
@@ -195,6 +199,7 @@ where
         }
     };
     let measure_start_wall = wall_start + measure_start.saturating_duration_since(start);
+    progress.window(measure_start);
     let shared = Shared {
         opgen: RefCell::new(opgen),
         pool,
@@ -273,6 +278,16 @@ where
     let measure_end = Instant::now();
     if let Some(e) = shared.error.borrow_mut().take() {
         return Err(e.into());
+    }
+    // Ticks never sent: recorded at their intended time, completing now, so a target that stalls
+    // past the drain shows in p99 and max instead of vanishing from the histograms.
+    if let Some(s) = schedule {
+        let mut rec = shared.rec.borrow_mut();
+        let mut opgen = shared.opgen.borrow_mut();
+        for tick in shared.next.get().max(s.first_measured)..s.limit {
+            let kind = opgen.next_op().kind;
+            rec.record_missed(kind, s.intended(tick), measure_end);
+        }
     }
     let recorded = shared.rec.into_inner().finish(measure_end)?;
     let (offered_rate, ticks_due, missed_ticks) = match schedule {

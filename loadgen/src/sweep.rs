@@ -1,277 +1,9 @@
-//! The cartesian sweep: one [`Point`] per combination of the `sweep:` lists, each checked before
-//! anything starts.
+//! The orchestrator: runs every point of the plan (each `repeat` times, each on a fresh cluster
+//! for ringkv), reads the resource counters at the edges of each measured window, and writes the
+//! results folder.
 
-use serde::Serialize;
-
-use crate::workload::{
-    DEFAULT_NODES, MAX_CONCURRENCY, MAX_LOCAL_NODES, Problem, Quorum, SizeSpec, Workload,
-};
-
-/// How a point drives load.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Load {
-    /// Open loop: requests arrive at `rate` ops/s whatever the target does.
-    Open {
-        /// Intended arrival rate, ops/s.
-        rate: f64,
-    },
-    /// Closed loop: `concurrency` workers, each sending its next request when the last returns.
-    Closed {
-        /// Worker count.
-        concurrency: u32,
-    },
-}
-
-/// One run of the sweep: the parameters that vary between points.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Point {
-    /// 0-based position in the sweep.
-    pub index: usize,
-    /// Nodes in the cluster.
-    pub nodes: u32,
-    /// Replication factor N.
-    pub replication: u32,
-    /// Write quorum W.
-    pub write_quorum: u32,
-    /// Read quorum R.
-    pub read_quorum: u32,
-    /// Value sizes.
-    pub values: SizeSpec,
-    /// Open or closed loop.
-    pub load: Load,
-    /// The target has no cluster (`null`): the cluster parameters are only labels.
-    #[serde(skip)]
-    pub no_cluster: bool,
-}
-
-impl Point {
-    /// A short human label, e.g. `n3 N3 W2 R2 1KB rate=5000`.
-    pub fn label(&self) -> String {
-        let load = match self.load {
-            Load::Open { rate } => format!("rate={}", fmt_rate(rate)),
-            Load::Closed { concurrency } => format!("conc={concurrency}"),
-        };
-        if self.no_cluster {
-            return format!("value={} {load}", self.values);
-        }
-        format!(
-            "nodes={} N={} W={} R={} value={} {load}",
-            self.nodes, self.replication, self.write_quorum, self.read_quorum, self.values
-        )
-    }
-
-    /// A file-name-safe id, e.g. `p03`.
-    pub fn id(&self) -> String {
-        format!("p{:02}", self.index)
-    }
-}
-
-/// `5000` rather than `5000.0`, but `12.5` stays.
-pub fn fmt_rate(rate: f64) -> String {
-    if rate.fract() == 0.0 {
-        format!("{}", rate as u64)
-    } else {
-        format!("{rate}")
-    }
-}
-
-/// A default majority quorum for replication factor `n`.
-pub fn majority(n: u32) -> u32 {
-    n / 2 + 1
-}
-
-/// The points of a workload, in sweep order (a validated workload always expands).
-pub fn points(w: &Workload) -> Result<Vec<Point>, String> {
-    expand(w).map_err(|p| p.to_string())
-}
-
-/// Expands the sweep into points, refusing an impossible one (W > N, N > nodes, …) by naming it.
-pub(crate) fn expand(w: &Workload) -> Result<Vec<Point>, Problem> {
-    let c = &w.cluster;
-    let base_nodes = c.nodes.as_ref().map(|s| s.value).unwrap_or(DEFAULT_NODES);
-    let nodes_list: Vec<(u32, Option<&serde_saphyr::Spanned<u32>>)> = if w.sweep.nodes.is_empty() {
-        vec![(base_nodes, c.nodes.as_ref())]
-    } else {
-        w.sweep.nodes.iter().map(|s| (s.value, Some(s))).collect()
-    };
-    let repl_list: Vec<(Option<u32>, Option<&serde_saphyr::Spanned<u32>>)> =
-        if w.sweep.replication.is_empty() {
-            vec![(
-                c.replication.as_ref().map(|s| s.value),
-                c.replication.as_ref(),
-            )]
-        } else {
-            w.sweep
-                .replication
-                .iter()
-                .map(|s| (Some(s.value), Some(s)))
-                .collect()
-        };
-    let quorum_list: Vec<(Option<Quorum>, Option<&serde_saphyr::Spanned<Quorum>>)> =
-        if w.sweep.quorum.is_empty() {
-            vec![(None, None)]
-        } else {
-            w.sweep
-                .quorum
-                .iter()
-                .map(|s| (Some(s.value), Some(s)))
-                .collect()
-        };
-    let values_list: Vec<SizeSpec> = if w.sweep.value_size.is_empty() {
-        vec![w.values.size.value.clone()]
-    } else {
-        w.sweep
-            .value_size
-            .iter()
-            .map(|s| SizeSpec::Fixed(s.value))
-            .collect()
-    };
-    let load_list = load_list(w)?;
-
-    let mut points = Vec::new();
-    for &(nodes, nodes_at) in &nodes_list {
-        if nodes == 0 || nodes > MAX_LOCAL_NODES {
-            let msg = format!("nodes = {nodes}: a local cluster has 1..={MAX_LOCAL_NODES} nodes");
-            return Err(match nodes_at {
-                Some(s) => Problem::at(s, msg),
-                None => Problem::new(msg),
-            });
-        }
-        for &(repl, repl_at) in &repl_list {
-            let replication = repl.unwrap_or(nodes.min(3));
-            for &(quorum, quorum_at) in &quorum_list {
-                let write_quorum = quorum
-                    .map(|q| q.w)
-                    .or(c.write_quorum.as_ref().map(|s| s.value))
-                    .unwrap_or(majority(replication));
-                let read_quorum = quorum
-                    .map(|q| q.r)
-                    .or(c.read_quorum.as_ref().map(|s| s.value))
-                    .unwrap_or(majority(replication));
-                for values in &values_list {
-                    for &load in &load_list {
-                        let point = Point {
-                            index: points.len(),
-                            nodes,
-                            replication,
-                            write_quorum,
-                            read_quorum,
-                            values: values.clone(),
-                            load,
-                            no_cluster: w.target == crate::workload::TargetKind::Null,
-                        };
-                        check_point(w, &point, repl_at, quorum_at)?;
-                        points.push(point);
-                    }
-                }
-            }
-        }
-    }
-    Ok(points)
-}
-
-fn load_list(w: &Workload) -> Result<Vec<Load>, Problem> {
-    let mut out = Vec::new();
-    if !w.sweep.rate.is_empty() {
-        for r in &w.sweep.rate {
-            out.push(check_rate(r)?);
-        }
-    } else if let Some(r) = &w.rate {
-        out.push(check_rate(r)?);
-    } else if !w.sweep.concurrency.is_empty() {
-        for c in &w.sweep.concurrency {
-            out.push(check_concurrency(c)?);
-        }
-    } else if let Some(c) = &w.concurrency {
-        out.push(check_concurrency(c)?);
-    }
-    Ok(out)
-}
-
-fn check_rate(r: &serde_saphyr::Spanned<f64>) -> Result<Load, Problem> {
-    if !(r.value.is_finite() && r.value > 0.0 && r.value <= 1e9) {
-        return Err(Problem::at(
-            r,
-            format!("rate {} must be between 0 and 1e9 ops/s", r.value),
-        ));
-    }
-    Ok(Load::Open { rate: r.value })
-}
-
-fn check_concurrency(c: &serde_saphyr::Spanned<u32>) -> Result<Load, Problem> {
-    if !(1..=MAX_CONCURRENCY).contains(&c.value) {
-        return Err(Problem::at(
-            c,
-            format!("concurrency must be 1..={MAX_CONCURRENCY}"),
-        ));
-    }
-    Ok(Load::Closed {
-        concurrency: c.value,
-    })
-}
-
-fn check_point(
-    w: &Workload,
-    p: &Point,
-    repl_at: Option<&serde_saphyr::Spanned<u32>>,
-    quorum_at: Option<&serde_saphyr::Spanned<crate::workload::Quorum>>,
-) -> Result<(), Problem> {
-    let name = format!("sweep point {} ({})", p.index, p.label());
-    let local = w.cluster.endpoints.is_empty();
-    let problem_at_repl = |msg: String| match repl_at {
-        Some(s) => Problem::at(s, msg),
-        None => Problem::new(msg),
-    };
-    if p.replication == 0 {
-        return Err(problem_at_repl(format!(
-            "{name}: replication N must be at least 1"
-        )));
-    }
-    if local && p.replication > p.nodes {
-        return Err(problem_at_repl(format!(
-            "{name}: replication N={} needs at least {} nodes, the cluster has {}; raise \
-             `nodes` or lower `replication`",
-            p.replication, p.replication, p.nodes
-        )));
-    }
-    for (q, label, field) in [
-        (p.write_quorum, "write", "write_quorum"),
-        (p.read_quorum, "read", "read_quorum"),
-    ] {
-        let letter = if label == "write" { "W" } else { "R" };
-        let msg = if q == 0 {
-            Some(format!(
-                "{name}: {label} quorum {letter} must be at least 1"
-            ))
-        } else if q > p.replication {
-            Some(format!(
-                "{name}: {label} quorum {letter}={q} is larger than the replication factor \
-                 N={}, so every {label} would fail; use {letter} <= N",
-                p.replication
-            ))
-        } else {
-            None
-        };
-        if let Some(msg) = msg {
-            return Err(match quorum_at {
-                Some(s) => Problem::at(s, msg),
-                None => {
-                    let spanned = if label == "write" {
-                        w.cluster.write_quorum.as_ref()
-                    } else {
-                        w.cluster.read_quorum.as_ref()
-                    };
-                    match spanned {
-                        Some(s) => Problem::at(s, msg),
-                        None => Problem::new(format!("{msg} (set `cluster.{field}`)")),
-                    }
-                }
-            });
-        }
-    }
-    Ok(())
-}
+use crate::plan::expand;
+pub use crate::plan::{Load, Point, fmt_rate, majority, points};
 
 // ------------------------------------------------------------------ running the sweep
 
@@ -284,7 +16,7 @@ use crate::generator::{OpGen, OpKind, ValuePool};
 use crate::record::{Live, Recorder};
 use crate::report::summary::{self as summary_mod, PointFacts};
 use crate::report::{Manifest, ReportError, Summary, Tools};
-use crate::resources::Sampler;
+use crate::resources::{EngineCounters, Sampler, Snapshot, snapshot, snapshot_at};
 use crate::run::{Measure, Progress, RunError, RunSpec};
 use crate::target::Target;
 use crate::target::null::NullTarget;
@@ -294,6 +26,16 @@ use crate::workload::TargetKind;
 const PRELOAD_SEED_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
 /// Requests in flight while preloading.
 const PRELOAD_CONCURRENCY: u32 = 64;
+
+/// What starts the nodes of one side of a run: the program and the arguments each node gets on
+/// top of the workload's `cluster.node_args`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeSide {
+    /// Start nodes as `BIN node …` instead of re-executing the loadgen as `__node`.
+    pub node_bin: Option<PathBuf>,
+    /// Extra node arguments, after the workload's.
+    pub node_args: Vec<String>,
+}
 
 /// How `loadgen run` was asked to run.
 #[derive(Debug, Clone)]
@@ -306,6 +48,10 @@ pub struct RunOptions {
     pub quiet: bool,
     /// The command line (recorded in the manifest).
     pub command: Vec<String>,
+    /// Runs per point; `None` takes the workload's `repeat:` (default 1).
+    pub repeat: Option<u32>,
+    /// How nodes are started.
+    pub nodes: NodeSide,
 }
 
 /// Failures of a sweep run (exit code 1).
@@ -375,70 +121,221 @@ pub fn mix_kinds(mix: &crate::workload::Mix) -> Vec<OpKind> {
         .collect()
 }
 
-/// Runs every point of a validated workload and writes the results folder.
+/// One results folder being filled, run by run: `run_workload` drives one, `ab` two in turn.
+pub struct Session {
+    /// The results folder.
+    pub dir: PathBuf,
+    /// The workload.
+    workload: crate::workload::Workload,
+    /// How nodes start.
+    nodes: NodeSide,
+    quiet: bool,
+    /// Runs per point.
+    pub repeat: u32,
+    /// The points, in sweep order.
+    pub points: Vec<Point>,
+    summary: Summary,
+    pending: Vec<crate::report::PointSummary>,
+}
+
+impl Session {
+    /// Prepares the results folder and writes `manifest.json`.
+    pub fn begin(w: &crate::workload::Workload, opts: &RunOptions) -> Result<Session, SweepError> {
+        let points = expand(w).map_err(|p| SweepError::Results(p.to_string()))?;
+        let repeat = opts.repeat.unwrap_or_else(|| w.repeat_count()).max(1);
+        let started = SystemTime::now();
+        let dir = results_dir(w, opts, started)?;
+        let manifest = Manifest {
+            schema_version: summary_mod::SCHEMA_VERSION,
+            workload: w,
+            workload_file: opts.workload_file.display().to_string(),
+            seed: w.seed,
+            repeat,
+            git_revision: crate::report::git_revision(),
+            node_build: crate::report::NodeBuild::of(opts.nodes.node_bin.as_deref()),
+            node_args: w
+                .cluster
+                .node_args
+                .iter()
+                .chain(&opts.nodes.node_args)
+                .cloned()
+                .collect(),
+            tools: Tools::current(),
+            machine: crate::resources::machine(),
+            started: crate::report::utc_iso8601(started),
+            command: opts.command.clone(),
+            points: points.clone(),
+        };
+        crate::report::write_json(&dir.join("manifest.json"), &manifest)?;
+        let summary = Summary {
+            schema_version: summary_mod::SCHEMA_VERSION,
+            name: w.name.clone(),
+            target: match w.target {
+                TargetKind::Ringkv => "ringkv".into(),
+                TargetKind::Null => "null".into(),
+            },
+            started: manifest.started.clone(),
+            points: Vec::new(),
+        };
+        Ok(Session {
+            dir,
+            workload: w.clone(),
+            nodes: opts.nodes.clone(),
+            quiet: opts.quiet,
+            repeat,
+            points,
+            summary,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Runs `point` once more (run `run`, 1-based), on a fresh cluster.
+    pub async fn run_once(&mut self, point: &Point, run: u32) -> Result<(), SweepError> {
+        let ctx = RunCtx {
+            run,
+            runs: self.repeat,
+            nodes: self.nodes.clone(),
+        };
+        let w = &self.workload;
+        let p = match w.target {
+            TargetKind::Null => {
+                run_point(
+                    &NullTarget,
+                    w,
+                    point,
+                    &self.dir,
+                    self.quiet,
+                    None,
+                    &ctx,
+                    None,
+                )
+                .await
+            }
+            TargetKind::Ringkv => run_ringkv_point(w, point, &self.dir, self.quiet, &ctx).await,
+        }?;
+        self.pending.push(p);
+        Ok(())
+    }
+
+    /// Folds the runs of `point` into its summary and writes `summary.json` (after every point,
+    /// so an interrupted run keeps what finished).
+    pub fn finish_point(&mut self) -> Result<(), SweepError> {
+        let runs = std::mem::take(&mut self.pending);
+        if let Some(p) = summary_mod::aggregate(runs) {
+            self.summary.points.push(p);
+        }
+        crate::report::write_json(&self.dir.join("summary.json"), &self.summary)?;
+        Ok(())
+    }
+
+    /// Draws the charts and the report.
+    pub fn finish(self) -> Result<RunReport, SweepError> {
+        let charts = crate::report::render(&self.dir, &self.summary)?;
+        Ok(RunReport {
+            dir: self.dir,
+            summary: self.summary,
+            charts,
+        })
+    }
+
+    /// Prints the point header when not quiet.
+    pub fn announce(&self, point: &Point, run: u32, side: &str) {
+        if self.quiet {
+            return;
+        }
+        let runs = if self.repeat > 1 {
+            format!(" run {run}/{}", self.repeat)
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "[{}/{}] {side}{} {}{runs}",
+            point.index + 1,
+            self.points.len(),
+            point.id(),
+            point.label()
+        );
+    }
+}
+
+/// Which run of a point this is, and how its nodes start.
+#[derive(Debug, Clone)]
+pub struct RunCtx {
+    /// 1-based run number.
+    pub run: u32,
+    /// Runs per point.
+    pub runs: u32,
+    /// How nodes start.
+    pub nodes: NodeSide,
+}
+
+impl RunCtx {
+    /// The interval-log prefix: `p03`, or `p03-r02` with repeats.
+    pub fn log_prefix(&self, point: &Point) -> String {
+        if self.runs > 1 {
+            format!("{}-r{:02}", point.id(), self.run)
+        } else {
+            point.id()
+        }
+    }
+}
+
+/// Runs every point of a validated workload (each `repeat` times) and writes the results folder.
 pub async fn run_workload(
     w: &crate::workload::Workload,
     opts: &RunOptions,
 ) -> Result<RunReport, SweepError> {
-    let points = expand(w).map_err(|p| SweepError::Results(p.to_string()))?;
-    let started = SystemTime::now();
-    let dir = results_dir(w, opts, started)?;
-    let manifest = Manifest {
-        workload: w,
-        workload_file: opts.workload_file.display().to_string(),
-        seed: w.seed,
-        git_revision: crate::report::git_revision(),
-        tools: Tools::current(),
-        machine: crate::resources::machine(),
-        started: crate::report::utc_iso8601(started),
-        command: opts.command.clone(),
-        points: points.clone(),
-    };
-    crate::report::write_json(&dir.join("manifest.json"), &manifest)?;
-    let mut summary = Summary {
-        name: w.name.clone(),
-        target: match w.target {
-            TargetKind::Ringkv => "ringkv".into(),
-            TargetKind::Null => "null".into(),
-        },
-        started: manifest.started.clone(),
-        points: Vec::new(),
-    };
+    let mut session = Session::begin(w, opts)?;
+    let points = session.points.clone();
     for point in &points {
-        if !opts.quiet {
-            eprintln!(
-                "[{}/{}] {} {}",
-                point.index + 1,
-                points.len(),
-                point.id(),
-                point.label()
-            );
+        for run in 1..=session.repeat {
+            session.announce(point, run, "");
+            session.run_once(point, run).await?;
         }
-        let result = match w.target {
-            TargetKind::Null => run_point(&NullTarget, w, point, &dir, opts.quiet, None).await,
-            TargetKind::Ringkv => {
-                crate::cluster::run_ringkv_point(w, point, &dir, opts.quiet).await
-            }
-        };
-        let p = result?;
-        summary.points.push(p);
-        // Written after every point, so an interrupted run keeps what finished.
-        crate::report::write_json(&dir.join("summary.json"), &summary)?;
+        session.finish_point()?;
     }
-    let charts = crate::report::render(&dir, &summary)?;
-    Ok(RunReport {
-        dir,
-        summary,
-        charts,
-    })
+    session.finish()
+}
+
+/// A local cluster's nodes, for reading their engine counters and data size.
+pub struct NodeProbe {
+    /// Client endpoints, one per node.
+    pub endpoints: Vec<String>,
+    /// Data directories, one per node.
+    pub data_dirs: Vec<PathBuf>,
+}
+
+async fn engine_counters(client: &store::client::Client, n: usize) -> Option<EngineCounters> {
+    let mut c = EngineCounters::default();
+    for i in 0..n {
+        let status = client.status_of(i).await.ok()?;
+        c.fsyncs += status.stats.get("engine.fsyncs").copied().unwrap_or(0);
+        c.disk_bytes_written += status
+            .stats
+            .get("engine.disk_bytes_written")
+            .copied()
+            .unwrap_or(0);
+        c.nodes += 1;
+    }
+    Some(c)
 }
 
 struct Bar {
     bar: ProgressBar,
     total: Measure,
+    /// Start of the measured window, once the runner knows it.
+    window_start: std::cell::Cell<Option<Instant>>,
+    /// The counter read armed for that instant.
+    edge: std::cell::RefCell<Option<std::thread::JoinHandle<Snapshot>>>,
+    pids: Vec<u32>,
 }
 
 impl Progress for Bar {
+    fn window(&self, start: Instant) {
+        self.window_start.set(Some(start));
+        *self.edge.borrow_mut() = snapshot_at(self.pids.clone(), start);
+    }
+
     fn update(&self, phase: &str, measured: Duration, live: &Live) {
         match self.total {
             Measure::For(_) => self.bar.set_position(measured.as_millis() as u64),
@@ -477,7 +374,9 @@ fn progress_bar(measure: Measure, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// Preload, warm up, measure and summarise one point against `target`.
+/// Preload, warm up, measure and summarise one run of a point against `target`. `probe`
+/// names the local cluster's nodes, whose engine counters and data size are read.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_point<T: Target>(
     target: &T,
     w: &crate::workload::Workload,
@@ -485,6 +384,8 @@ pub async fn run_point<T: Target>(
     dir: &Path,
     quiet: bool,
     events: Option<crate::events::EventHook<'_>>,
+    ctx: &RunCtx,
+    probe: Option<NodeProbe>,
 ) -> Result<crate::report::PointSummary, SweepError> {
     let key_size = w.keys.size.0 as usize;
     let pool = ValuePool::new(w.seed);
@@ -542,12 +443,45 @@ pub async fn run_point<T: Target>(
     };
     let kinds = mix_kinds(&w.mix);
     let hdr_dir = dir.join("hdr");
-    let prefix = point.id();
+    let prefix = ctx.log_prefix(point);
     let opgen = OpGen::new(w.seed, &w.keys, &point.values, &w.mix);
+    let self_pid = std::process::id();
+    let mut pids = vec![self_pid];
+    pids.extend(target.pids());
     let sampler = Sampler::start(&target.pids());
     let bar = Bar {
         bar: progress_bar(measure, quiet),
         total: measure,
+        window_start: std::cell::Cell::new(None),
+        edge: std::cell::RefCell::new(None),
+        pids: pids.clone(),
+    };
+    let engine_client = match &probe {
+        Some(p) if !p.endpoints.is_empty() => store::client::Client::connect(
+            &p.endpoints,
+            store::client::ClientOptions {
+                token_aware: false,
+                ..store::client::ClientOptions::default()
+            },
+        )
+        .await
+        .ok(),
+        _ => None,
+    };
+    let probe_nodes = probe.as_ref().map(|p| p.endpoints.len()).unwrap_or(0);
+    // Reads the engine counters at the start of the measured window (a short Status call per
+    // node on the driver thread, once).
+    let engine_start = async {
+        let client = engine_client.as_ref()?;
+        // The runner announces the window before its first request; bounded wait regardless.
+        for _ in 0..10_000 {
+            if let Some(t) = bar.window_start.get() {
+                tokio::time::sleep_until(t.into()).await;
+                return engine_counters(client, probe_nodes).await;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        None
     };
     let drive = crate::run::drive(
         target,
@@ -558,28 +492,70 @@ pub async fn run_point<T: Target>(
         &bar,
     );
     // The event schedule runs alongside the load and is dropped when the load ends.
-    let (outcome, event_log) = match events {
-        Some(hook) => {
-            let mut schedule = hook.schedule;
-            let mut schedule_done = false;
-            tokio::pin!(drive);
-            let outcome = loop {
-                tokio::select! {
-                    r = &mut drive => break r,
-                    () = &mut schedule, if !schedule_done => schedule_done = true,
-                }
-            };
-            drop(schedule);
-            (outcome, Some(hook.log))
+    let with_events = async {
+        match events {
+            Some(hook) => {
+                let mut schedule = hook.schedule;
+                let mut schedule_done = false;
+                tokio::pin!(drive);
+                let outcome = loop {
+                    tokio::select! {
+                        r = &mut drive => break r,
+                        () = &mut schedule, if !schedule_done => schedule_done = true,
+                    }
+                };
+                drop(schedule);
+                (outcome, Some(hook.log))
+            }
+            None => (drive.await, None),
         }
-        None => (drive.await, None),
     };
+    let ((outcome, event_log), engine_at_start) = tokio::join!(with_events, engine_start);
+    let end_snapshot = snapshot(&pids);
+    let engine_at_end = match &engine_client {
+        Some(c) => engine_counters(c, probe_nodes).await,
+        None => None,
+    };
+    let start_snapshot = bar
+        .edge
+        .borrow_mut()
+        .take()
+        .and_then(|h| h.join().ok())
+        .unwrap_or_default();
     let outcome = outcome.map_err(|e: RunError| SweepError::Point {
         point: point.id(),
         message: e.to_string(),
     })?;
     bar.bar.finish_and_clear();
-    let processes = sampler.stop(outcome.measure_start, outcome.measure_end);
+    let mut processes = sampler.stop(outcome.measure_start, outcome.measure_end);
+    for (pid, pct) in crate::resources::cpu_pct_by_pid(&start_snapshot, &end_snapshot) {
+        if let Some(p) = processes.iter_mut().find(|p| p.pid == pid) {
+            p.cpu_pct = (pct * 10.0).round() / 10.0;
+        }
+    }
+    let completed: u64 = outcome.recorded.ops.iter().map(|h| h.completed()).sum();
+    let disk_bytes_per_key = probe.as_ref().and_then(|p| {
+        let keys = w.keys.count;
+        if p.data_dirs.is_empty() || keys == 0 {
+            return None;
+        }
+        let bytes: u64 = p
+            .data_dirs
+            .iter()
+            .map(|d| crate::resources::dir_bytes(d))
+            .sum();
+        Some(bytes as f64 / keys as f64)
+    });
+    let resources = (!start_snapshot.procs.is_empty()).then(|| {
+        crate::resources::per_op(
+            &start_snapshot,
+            &end_snapshot,
+            self_pid,
+            completed,
+            engine_at_start.zip(engine_at_end),
+            disk_bytes_per_key,
+        )
+    });
     let logs = outcome
         .recorded
         .logs
@@ -600,6 +576,7 @@ pub async fn run_point<T: Target>(
         preload,
         logs,
         null_target: target.name() == "null",
+        resources,
     });
     if let Some(log) = event_log {
         summary.events = crate::events::records(&log, outcome.measure_start);
@@ -627,3 +604,117 @@ fn print_point_line(p: &crate::report::PointSummary) {
     }
     eprintln!("{}", parts.join(", "));
 }
+
+// ------------------------------------------------------------------ a ringkv point
+
+mod local {
+    use std::path::Path;
+
+    use store::local_cluster::{LocalCluster, NodeLauncher};
+
+    use crate::cluster::{NODE_SUBCOMMAND, cluster_spec_for_point};
+    use crate::events::{EventHook, EventLog, run_schedule};
+    use crate::report::PointSummary;
+    use crate::sweep::{NodeProbe, Point, RunCtx, SweepError};
+    use crate::target::ringkv::{RingkvOptions, RingkvTarget};
+    use crate::workload::Workload;
+
+    fn point_err(p: &Point, message: String) -> SweepError {
+        SweepError::Point {
+            point: p.id(),
+            message,
+        }
+    }
+
+    /// Starts the point's cluster (unless the workload names `cluster.endpoints`), runs the
+    /// point against it, and stops it. The cluster is also killed if this future is dropped
+    /// (Ctrl-C) or the run fails: `LocalCluster` kills its nodes on drop.
+    pub async fn run_ringkv_point(
+        w: &Workload,
+        point: &Point,
+        dir: &Path,
+        quiet: bool,
+        ctx: &RunCtx,
+    ) -> Result<PointSummary, SweepError> {
+        let mut cluster = match cluster_spec_for_point(w, point) {
+            Some(mut spec) => {
+                spec.extra_node_args
+                    .extend(ctx.nodes.node_args.iter().cloned());
+                if !quiet {
+                    eprintln!("  starting {} local nodes", spec.nodes);
+                }
+                let launcher = match &ctx.nodes.node_bin {
+                    Some(bin) => NodeLauncher {
+                        program: bin.clone(),
+                        args_prefix: vec!["node".to_string()],
+                    },
+                    None => NodeLauncher {
+                        program: std::env::current_exe().map_err(|e| {
+                            point_err(point, format!("cannot find the loadgen executable: {e}"))
+                        })?,
+                        args_prefix: vec![NODE_SUBCOMMAND.to_string()],
+                    },
+                };
+                Some(LocalCluster::start(&spec, &launcher).await.map_err(|e| {
+                    point_err(point, format!("the local cluster did not start: {e}"))
+                })?)
+            }
+            None => None,
+        };
+        let (endpoints, pids) = match &cluster {
+            Some(c) => (c.endpoints(), c.pids()),
+            None => (w.cluster.endpoints.clone(), Vec::new()),
+        };
+        let opts = RingkvOptions {
+            endpoints,
+            timeout: w.request_timeout(),
+            connections: w.connection_count() as usize,
+            write_quorum: point.write_quorum,
+            read_quorum: point.read_quorum,
+            sloppy: w.cluster.sloppy,
+            key_count: w.keys.count,
+            pids,
+            driver_threads: crate::target::ringkv::driver_threads_for(match point.load {
+                crate::plan::Load::Open { rate } => Some(rate),
+                crate::plan::Load::Closed { .. } => None,
+            }),
+        };
+        let probe = cluster.as_ref().map(|c| NodeProbe {
+            endpoints: c.endpoints(),
+            data_dirs: c.nodes().iter().map(|n| n.data_dir.clone()).collect(),
+        });
+        let result = match RingkvTarget::connect(&opts).await {
+            Ok(target) => {
+                let events = match cluster.as_mut() {
+                    Some(c) if !w.events.is_empty() => {
+                        let log = EventLog::default();
+                        let schedule = run_schedule(
+                            c,
+                            w.events_in_order().into_iter().cloned().collect(),
+                            w.warmup_duration(),
+                            log.clone(),
+                        );
+                        Some(EventHook {
+                            schedule: Box::pin(schedule),
+                            log,
+                        })
+                    }
+                    _ => None,
+                };
+                crate::sweep::run_point(&target, w, point, dir, quiet, events, ctx, probe).await
+            }
+            Err(e) => Err(point_err(
+                point,
+                format!("cannot connect to the cluster: {e}"),
+            )),
+        };
+        if let Some(c) = cluster
+            && let Err(e) = c.stop().await
+        {
+            eprintln!("warning: point {}: stopping the cluster: {e}", point.id());
+        }
+        result
+    }
+}
+
+use local::run_ringkv_point;

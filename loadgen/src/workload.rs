@@ -2,7 +2,7 @@
 //!
 //! `docs/loadgen.md` is the reference for every field. Parsing refuses unknown fields and reports
 //! line and column; [`Workload::load`] then validates the whole file, including every sweep point
-//! (see [`crate::sweep`]), before anything starts.
+//! (see [`crate::plan`]), before anything starts.
 
 pub mod units;
 
@@ -211,7 +211,13 @@ pub struct Workload {
     /// Changes to the local cluster during the measured phase of every point.
     #[serde(default)]
     pub events: Vec<Event>,
+    /// Runs of every point, each on a fresh cluster (default 1); `--repeat` replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<Spanned<u32>>,
 }
+
+/// The most runs `repeat:` or `--repeat` may ask for per point.
+pub const MAX_REPEAT: u32 = 100;
 
 /// What an event does to the local cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -347,7 +353,7 @@ impl Problem {
             message: message.into(),
         }
     }
-    fn into_error(self, path: &Path) -> WorkloadError {
+    pub(crate) fn into_error(self, path: &Path) -> WorkloadError {
         let (line, column) = match self.at {
             Some(l) if l != serde_saphyr::Location::UNKNOWN => (l.line(), l.column()),
             _ => (0, 0),
@@ -368,68 +374,9 @@ impl fmt::Display for Problem {
 }
 
 impl Workload {
-    /// Reads, parses and validates a workload file.
-    pub fn load(path: &Path) -> Result<Workload, WorkloadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| WorkloadError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Workload::parse(&text, path)
-    }
-
-    /// Parses and validates YAML text; `path` only names the source in errors.
-    pub fn parse(text: &str, path: &Path) -> Result<Workload, WorkloadError> {
-        let workload: Workload = serde_saphyr::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((0, 0));
-            WorkloadError::Parse {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message: parse_message(&e),
-            }
-        })?;
-        workload.validate().map_err(|p| p.into_error(path))?;
-        crate::sweep::expand(&workload).map_err(|p| p.into_error(path))?;
-        Ok(workload)
-    }
-
-    /// Replaces how the load is driven and for how long (the `run` command's `--rate`,
-    /// `--concurrency` and `--duration`), then validates again. A rate or concurrency given
-    /// here replaces the file's, including a sweep over them.
-    pub fn with_overrides(
-        mut self,
-        rate: Option<f64>,
-        concurrency: Option<u32>,
-        duration: Option<DurationSpec>,
-        path: &Path,
-    ) -> Result<Workload, WorkloadError> {
-        let unknown = serde_saphyr::Location::UNKNOWN;
-        if rate.is_some() && concurrency.is_some() {
-            return Err(Problem::new("give --rate or --concurrency, not both").into_error(path));
-        }
-        if let Some(r) = rate {
-            self.rate = Some(Spanned::new(r, unknown, unknown));
-            self.concurrency = None;
-            self.sweep.rate.clear();
-            self.sweep.concurrency.clear();
-        }
-        if let Some(c) = concurrency {
-            self.concurrency = Some(Spanned::new(c, unknown, unknown));
-            self.rate = None;
-            self.max_in_flight = None;
-            self.sweep.rate.clear();
-            self.sweep.concurrency.clear();
-        }
-        if let Some(d) = duration {
-            self.duration = Some(d);
-            self.ops = None;
-        }
-        self.validate().map_err(|p| p.into_error(path))?;
-        crate::sweep::expand(&self).map_err(|p| p.into_error(path))?;
-        Ok(self)
+    /// Runs per point (`repeat:`, default 1).
+    pub fn repeat_count(&self) -> u32 {
+        self.repeat.as_ref().map(|r| r.value).unwrap_or(1)
     }
 
     /// Measured phase length, when given as a duration.
@@ -463,7 +410,7 @@ impl Workload {
     }
 
     /// Checks everything that does not depend on the sweep point.
-    fn validate(&self) -> Result<(), Problem> {
+    pub(crate) fn validate(&self) -> Result<(), Problem> {
         if self.name.is_empty()
             || !self
                 .name
@@ -475,6 +422,14 @@ impl Workload {
                 "name `{}` must be letters, digits, `-`, `_` or `.` (it names the results folder)",
                 self.name
             )));
+        }
+        if let Some(r) = &self.repeat
+            && !(1..=MAX_REPEAT).contains(&r.value)
+        {
+            return Err(Problem::at(
+                r,
+                format!("repeat must be 1..={MAX_REPEAT} runs per point"),
+            ));
         }
         match (&self.duration, &self.ops) {
             (Some(_), Some(_)) => {
@@ -639,7 +594,7 @@ impl Workload {
                 "`keys.size` must be 1..={MAX_KEY_BYTES} bytes (the store's key limit)"
             )));
         }
-        let digits = crate::generator::keys::digits(k.count.saturating_sub(1));
+        let digits = crate::workload::units::digits(k.count.saturating_sub(1));
         if digits as u64 + 1 > k.size.0 {
             return Err(Problem::new(format!(
                 "`keys.size` {} is too short for {} keys: it needs at least {} bytes",
@@ -781,7 +736,7 @@ fn check_value_spec(spec: &SizeSpec) -> Result<(), String> {
 
 /// serde-saphyr's own rendering includes a source snippet and its own position prefix; keep the
 /// sentence that names the problem (the position is reported separately) and say what to do.
-fn parse_message(e: &serde_saphyr::Error) -> String {
+pub(crate) fn parse_message(e: &serde_saphyr::Error) -> String {
     let full = e.to_string();
     let first = full
         .lines()

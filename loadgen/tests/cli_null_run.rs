@@ -171,7 +171,9 @@ fn a_null_sweep_writes_every_result_file_and_compare_gates() {
     );
     assert_valid_png(&out.join("charts/spectrum-p02.png"));
 
-    // compare: a run against itself passes; a candidate 30% slower fails with exit code 3.
+    // compare: a run against itself passes; a candidate with many more errors fails with exit
+    // code 3 even with one run a side (a count test on the totals); a folder without its
+    // manifest cannot be checked and fails closed with exit code 2.
     let same = loadgen(&["compare", out.to_str().unwrap(), out.to_str().unwrap()]);
     assert_eq!(
         same.status.code(),
@@ -179,16 +181,22 @@ fn a_null_sweep_writes_every_result_file_and_compare_gates() {
         "{}",
         String::from_utf8_lossy(&same.stdout)
     );
-    assert!(String::from_utf8_lossy(&same.stdout).contains("OK: no figure regressed"));
+    assert!(String::from_utf8_lossy(&same.stdout).contains("PASS"));
 
     let worse = tmp.path().join("worse");
     std::fs::create_dir_all(&worse).unwrap();
     let mut doctored = summary.clone();
     for p in doctored["points"].as_array_mut().unwrap() {
-        let p99 = p["ops"]["read"]["p99_us"].as_f64().unwrap();
-        p["ops"]["read"]["p99_us"] = serde_json::json!(p99 * 1.3 + 1.0);
+        for run in p["runs"].as_array_mut().unwrap() {
+            let count = run["ops"]["read"]["count"].as_u64().unwrap();
+            run["ops"]["read"]["errors"] = serde_json::json!(count / 2);
+        }
     }
     std::fs::write(worse.join("summary.json"), doctored.to_string()).unwrap();
+    let no_manifest = loadgen(&["compare", out.to_str().unwrap(), worse.to_str().unwrap()]);
+    assert_eq!(no_manifest.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_manifest.stderr).contains("manifest.json"));
+    std::fs::copy(out.join("manifest.json"), worse.join("manifest.json")).unwrap();
     let cmp = loadgen(&[
         "compare",
         out.to_str().unwrap(),
@@ -199,9 +207,10 @@ fn a_null_sweep_writes_every_result_file_and_compare_gates() {
     let table = String::from_utf8_lossy(&cmp.stdout);
     assert_eq!(cmp.status.code(), Some(3), "{table}");
     assert!(
-        table.contains("REGRESSION") && table.contains("p99 ms"),
+        table.contains("REGRESSION") && table.contains("errors"),
         "{table}"
     );
+    assert!(String::from_utf8_lossy(&cmp.stderr).contains("deprecated"));
 
     // The folder is never overwritten.
     let again = loadgen(&[

@@ -18,6 +18,15 @@ const STALL_FOR: Duration = Duration::from_secs(1);
 const MEASURE: Duration = Duration::from_secs(4);
 
 fn run_against_stall(load: Load) -> Outcome {
+    run_against(load, STALL_AFTER, STALL_FOR, MEASURE)
+}
+
+fn run_against(
+    load: Load,
+    stall_after: Duration,
+    stall_for: Duration,
+    measure: Duration,
+) -> Outcome {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -42,13 +51,13 @@ fn run_against_stall(load: Load) -> Outcome {
     let spec = RunSpec {
         load,
         warmup: Duration::ZERO,
-        measure: Measure::For(MEASURE),
+        measure: Measure::For(measure),
         max_in_flight: 1,
         key_size: 16,
     };
     let target = StallTarget {
-        stall_start: Instant::now() + STALL_AFTER,
-        stall_for: STALL_FOR,
+        stall_start: Instant::now() + stall_after,
+        stall_for,
         service: Duration::from_micros(100),
     };
     let started = Instant::now();
@@ -63,7 +72,7 @@ fn run_against_stall(load: Load) -> Outcome {
         ))
         .unwrap();
     // Bounded: the run ends on its own schedule.
-    assert!(started.elapsed() < MEASURE + Duration::from_secs(8));
+    assert!(started.elapsed() < measure + stall_for + Duration::from_secs(8));
     outcome
 }
 
@@ -116,4 +125,33 @@ fn closed_loop_hides_the_same_stall_which_is_coordinated_omission() {
         response_p99 < 20.0,
         "closed-loop p99 {response_p99} ms hides the stall"
     );
+}
+
+/// A stall that outlasts the drain: the ticks due during it are never sent. They are recorded
+/// at their intended time with the end of the run as their completion, so they show in p99 and
+/// max (not only in the missed-tick count).
+#[test]
+fn ticks_never_sent_show_in_p99_and_max() {
+    // 1 s measured at 1,000 ops/s; the target stalls from 0.5 s for 6 s, past the 5 s drain.
+    let outcome = run_against(
+        Load::Open { rate: 1000.0 },
+        Duration::from_millis(500),
+        Duration::from_secs(6),
+        Duration::from_secs(1),
+    );
+    let read = &outcome.recorded.ops[OpKind::Read.index()];
+    assert!(
+        outcome.missed_ticks >= 400,
+        "missed ticks {}",
+        outcome.missed_ticks
+    );
+    assert_eq!(read.missed, outcome.missed_ticks);
+    let p99 = ms(read.response.value_at_quantile(0.99));
+    assert!(
+        p99 > 4000.0,
+        "p99 {p99} ms should show the never-sent ticks"
+    );
+    assert!(ms(read.response.max()) > 5000.0);
+    // They are not answered requests.
+    assert!(read.completed() < 700, "completed {}", read.completed());
 }

@@ -1,5 +1,7 @@
-//! `loadgen run | validate | compare | plot`. Exit codes: 0 ok, 1 runtime failure, 2 usage error
-//! (bad arguments, bad workload file), 3 `compare` found a regression.
+//! `loadgen run | validate | compare | ab | plot`. Exit codes: 0 ok (for `compare` and `ab`: no
+//! regression, an inconclusive verdict included), 1 runtime failure, 2 usage error or
+//! incomparable results (bad arguments, bad workload file, different workloads, a missing
+//! point, an unreadable folder), 3 `compare` or `ab` found a regression.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +43,9 @@ enum Command {
         /// Measure each point for this long (e.g. 30s) instead of the file's duration or ops.
         #[arg(long, value_parser = parse_duration)]
         duration: Option<loadgen::workload::DurationSpec>,
+        /// Run every point K times, each on a fresh cluster (replaces the file's `repeat:`).
+        #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=100))]
+        repeat: Option<u32>,
     },
     /// Check workload files without running them.
     Validate {
@@ -48,15 +53,64 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Compare a candidate results folder with a baseline; exits 3 on a regression.
+    /// Compare a candidate results folder with a baseline: a statistical verdict per point,
+    /// operation and metric. Exits 0 (no regression), 3 (regression) or 2 (incomparable).
     Compare {
         /// Baseline results folder (or its summary.json).
         baseline: PathBuf,
         /// Candidate results folder (or its summary.json).
         candidate: PathBuf,
-        /// Largest allowed regression of throughput, p50 or p99, in percent.
-        #[arg(long, default_value = "10%")]
-        max_regression: String,
+        #[command(flatten)]
+        gate: GateArgs,
+    },
+    /// Interleaved A/B runs of one workload (A B A B …, each on a fresh cluster), then compare.
+    /// With no --a-*/--b-* flags it is an A/A run. Exits 0, 3 or 2 like compare; 1 when a run
+    /// cannot complete.
+    Ab {
+        /// The workload file.
+        file: PathBuf,
+        /// Runs per point and side (replaces the file's `repeat:`).
+        #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=100))]
+        repeat: Option<u32>,
+        /// Extra node arguments for side A, e.g. "--read-repair-chance 0.1".
+        #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+        a_node_args: Option<String>,
+        /// Extra node arguments for side B, e.g. "--read-repair-chance 1.0".
+        #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+        b_node_args: Option<String>,
+        /// Start side A's nodes as `PATH node …` (default: this loadgen's `__node`).
+        #[arg(long, value_name = "PATH")]
+        a_node_bin: Option<PathBuf>,
+        /// Start side B's nodes as `PATH node …`.
+        #[arg(long, value_name = "PATH")]
+        b_node_bin: Option<PathBuf>,
+        /// Results folder: receives a/, b/ and the comparison (default results/<name>/ab-<UTC>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// No progress output.
+        #[arg(long, short)]
+        quiet: bool,
+        #[command(flatten)]
+        gate: GateArgs,
+    },
+    /// Change points over a series of results folders (E-Divisive means with a t-test), ordered
+    /// by start time. Exits 3 when a change for the worse falls within the newest N folders.
+    History {
+        /// Results folders of one workload, in any order.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// How many of the newest folders the gate looks at.
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        recent: usize,
+        /// Largest p-value of a change point.
+        #[arg(long, value_name = "P", default_value_t = loadgen::history::DEFAULT_MAX_P)]
+        max_p: f64,
+        /// Write the series with their change points as a chart (PNG, and an SVG beside it).
+        #[arg(long, value_name = "FILE")]
+        chart: Option<PathBuf>,
+        /// Write the change points as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
     /// Redraw the charts, report.md and points.csv of a results folder.
     Plot {
@@ -66,6 +120,53 @@ enum Command {
     /// Run one ringkv node (how `run` starts its local clusters; same as `ringkv node`).
     #[command(name = "__node", hide = true)]
     Node(Box<store::cli::NodeArgs>),
+}
+
+/// How compare decides and what it writes (shared by `compare` and `ab`).
+#[derive(clap::Args, Debug)]
+struct GateArgs {
+    /// Confidence of a verdict, in percent: the family-wise false-alarm rate is 100 − this.
+    #[arg(long, value_name = "PCT", default_value = "99")]
+    confidence: String,
+    /// Minimum effect: smaller changes never fail. `5%` for every metric, or `p99=10%` for one
+    /// (repeatable). Default 5%.
+    #[arg(long, value_name = "[METRIC=]PCT")]
+    min_effect: Vec<String>,
+    /// Deprecated alias of --min-effect.
+    #[arg(long, value_name = "PCT", hide = true)]
+    max_regression: Option<String>,
+    /// Write the comparison as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write the comparison as JUnit XML (one test case per metric).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write a Markdown block for a pull-request comment.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    /// Write a chart of baseline against candidate (PNG; an SVG is written beside it).
+    #[arg(long, value_name = "FILE")]
+    chart: Option<PathBuf>,
+}
+
+impl GateArgs {
+    fn options(&self) -> Result<loadgen::compare::Options, String> {
+        let mut o = loadgen::compare::Options {
+            confidence: loadgen::compare::parse_confidence(&self.confidence)?,
+            ..loadgen::compare::Options::default()
+        };
+        if let Some(m) = &self.max_regression {
+            eprintln!(
+                "warning: --max-regression is deprecated; it now means --min-effect {m} (the \
+                 smallest change that may fail, if it is also significant)"
+            );
+            o.set_min_effect(m)?;
+        }
+        for m in &self.min_effect {
+            o.set_min_effect(m)?;
+        }
+        Ok(o)
+    }
 }
 
 fn main() -> ExitCode {
@@ -88,6 +189,7 @@ fn main() -> ExitCode {
             rate,
             concurrency,
             duration,
+            repeat,
         } => {
             let workload = match load(&file).and_then(|w| {
                 w.with_overrides(rate, concurrency, duration, &file)
@@ -99,15 +201,84 @@ fn main() -> ExitCode {
                 Ok(w) => w,
                 Err(code) => return code,
             };
-            run(workload, file, out, quiet)
+            run(workload, file, out, quiet, repeat)
         }
         Command::Validate { files } => validate(&files),
         Command::Compare {
             baseline,
             candidate,
-            max_regression,
-        } => compare(&baseline, &candidate, &max_regression),
+            gate,
+        } => match gate.options() {
+            Ok(o) => compare(&baseline, &candidate, &o, &gate),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        },
+        Command::Ab {
+            file,
+            repeat,
+            a_node_args,
+            b_node_args,
+            a_node_bin,
+            b_node_bin,
+            out,
+            quiet,
+            gate,
+        } => {
+            let o = match gate.options() {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            let workload = match load(&file) {
+                Ok(w) => w,
+                Err(code) => return code,
+            };
+            for bin in [&a_node_bin, &b_node_bin].into_iter().flatten() {
+                if !bin.is_file() {
+                    eprintln!(
+                        "error: node binary {} does not exist; build it (cargo build --release \
+                         -p store) and pass its path",
+                        bin.display()
+                    );
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            }
+            let side = |args: &Option<String>, bin: &Option<PathBuf>| loadgen::sweep::NodeSide {
+                node_bin: bin.clone(),
+                node_args: args
+                    .as_deref()
+                    .map(loadgen::ab::split_args)
+                    .unwrap_or_default(),
+            };
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from("results").join(&workload.name).join(format!(
+                    "ab-{}",
+                    loadgen::report::utc_compact(std::time::SystemTime::now())
+                ))
+            });
+            let opts = loadgen::ab::AbOptions {
+                workload_file: file,
+                out,
+                repeat,
+                a: side(&a_node_args, &a_node_bin),
+                b: side(&b_node_args, &b_node_bin),
+                quiet,
+                command: std::env::args().collect(),
+            };
+            ab(&workload, &opts, &o, &gate)
+        }
         Command::Plot { dir } => plot(&dir),
+        Command::History {
+            dirs,
+            recent,
+            max_p,
+            chart,
+            json,
+        } => history(&dirs, recent, max_p, chart.as_deref(), json.as_deref()),
         Command::Node(args) => store::cli::run_node_blocking(*args),
     }
 }
@@ -127,22 +298,79 @@ fn parse_duration(text: &str) -> Result<loadgen::workload::DurationSpec, String>
     loadgen::workload::DurationSpec::parse(text)
 }
 
-fn run(workload: Workload, file: PathBuf, out: Option<PathBuf>, quiet: bool) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
+        .map_err(|e| {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
+            ExitCode::from(EXIT_RUNTIME)
+        })
+}
+
+fn ab(
+    w: &Workload,
+    opts: &loadgen::ab::AbOptions,
+    o: &loadgen::compare::Options,
+    gate: &GateArgs,
+) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = loadgen::ab::run_ab(w, opts) => Some(r),
+            () = interrupted() => None,
         }
+    });
+    match result {
+        None => {
+            eprintln!("interrupted: finished points are in the summary.json of a/ and b/");
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+        Some(Ok((a, b))) => {
+            if !opts.quiet {
+                eprintln!("A: {}\nB: {}", a.display(), b.display());
+            }
+            let mut gate_files = GateFiles::from(gate);
+            for (slot, name) in [
+                (&mut gate_files.json, "compare.json"),
+                (&mut gate_files.junit, "compare.xml"),
+                (&mut gate_files.markdown, "compare.md"),
+                (&mut gate_files.chart, "compare.png"),
+            ] {
+                if slot.is_none() {
+                    *slot = Some(opts.out.join(name));
+                }
+            }
+            compare_with(&a, &b, o, &gate_files)
+        }
+    }
+}
+
+fn run(
+    workload: Workload,
+    file: PathBuf,
+    out: Option<PathBuf>,
+    quiet: bool,
+    repeat: Option<u32>,
+) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
     };
     let opts = loadgen::sweep::RunOptions {
         workload_file: file,
         out,
         quiet,
         command: std::env::args().collect(),
+        repeat,
+        nodes: loadgen::sweep::NodeSide::default(),
     };
     let result = runtime.block_on(async {
         tokio::select! {
@@ -226,35 +454,122 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     }
 }
 
-fn compare(baseline: &std::path::Path, candidate: &std::path::Path, max: &str) -> ExitCode {
-    let max = match loadgen::compare::parse_percent(max) {
-        Ok(m) => m,
+/// Where compare writes its outputs.
+struct GateFiles {
+    json: Option<PathBuf>,
+    junit: Option<PathBuf>,
+    markdown: Option<PathBuf>,
+    chart: Option<PathBuf>,
+}
+
+impl From<&GateArgs> for GateFiles {
+    fn from(g: &GateArgs) -> Self {
+        GateFiles {
+            json: g.json.clone(),
+            junit: g.junit.clone(),
+            markdown: g.markdown.clone(),
+            chart: g.chart.clone(),
+        }
+    }
+}
+
+fn compare(
+    baseline: &std::path::Path,
+    candidate: &std::path::Path,
+    o: &loadgen::compare::Options,
+    gate: &GateArgs,
+) -> ExitCode {
+    compare_with(baseline, candidate, o, &GateFiles::from(gate))
+}
+
+fn compare_with(
+    baseline: &std::path::Path,
+    candidate: &std::path::Path,
+    o: &loadgen::compare::Options,
+    files: &GateFiles,
+) -> ExitCode {
+    let c = match loadgen::compare::compare(baseline, candidate, o) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    match loadgen::compare::compare(baseline, candidate, max) {
+    print!("{}", loadgen::compare::render(&c));
+    let write = |path: &Option<PathBuf>, text: String| -> bool {
+        match path {
+            Some(p) => match std::fs::write(p, text) {
+                Ok(()) => true,
+                Err(e) => {
+                    eprintln!("error: cannot write {}: {e}", p.display());
+                    false
+                }
+            },
+            None => true,
+        }
+    };
+    let json = serde_json::to_string_pretty(&c).unwrap_or_default() + "\n";
+    let mut ok = write(&files.json, json);
+    ok &= write(&files.junit, loadgen::compare::junit(&c));
+    ok &= write(&files.markdown, loadgen::compare::markdown(&c));
+    if let Some(chart) = &files.chart
+        && let Err(e) = loadgen::compare::draw_chart(chart, &c)
+    {
+        eprintln!("error: {e}");
+        ok = false;
+    }
+    if !ok {
+        return ExitCode::from(EXIT_RUNTIME);
+    }
+    if c.inconclusive().next().is_some() && !c.regressed() {
+        eprintln!(
+            "warning: the verdict is inconclusive for some primary metrics; the gate passes, \
+             but add runs (--repeat) to decide them"
+        );
+    }
+    if c.regressed() {
+        ExitCode::from(EXIT_REGRESSION)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn history(
+    dirs: &[PathBuf],
+    recent: usize,
+    max_p: f64,
+    chart: Option<&std::path::Path>,
+    json: Option<&std::path::Path>,
+) -> ExitCode {
+    if !(max_p > 0.0 && max_p < 1.0) {
+        eprintln!("error: --max-p must be between 0 and 1");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let h = match loadgen::history::analyse(dirs, recent, max_p) {
+        Ok(h) => h,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(EXIT_USAGE)
+            return ExitCode::from(EXIT_USAGE);
         }
-        Ok(c) if c.rows.is_empty() => {
-            print!("{}", loadgen::compare::render(&c));
-            eprintln!(
-                "error: no candidate point has a baseline point with the same parameters; \
-                 compare runs of the same workload"
-            );
-            ExitCode::from(EXIT_USAGE)
+    };
+    print!("{}", loadgen::history::render(&h));
+    if let Some(path) = chart
+        && let Err(e) = loadgen::history::draw_chart(path, &h)
+    {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_RUNTIME);
+    }
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&h).unwrap_or_default() + "\n";
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::from(EXIT_RUNTIME);
         }
-        Ok(c) => {
-            print!("{}", loadgen::compare::render(&c));
-            if c.regressed() {
-                ExitCode::from(EXIT_REGRESSION)
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
+    }
+    if h.failing().next().is_some() {
+        ExitCode::from(EXIT_REGRESSION)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -13,15 +13,7 @@ pub const DEFAULT_HOT_SET: f64 = 0.2;
 /// See [`DEFAULT_HOT_SET`].
 pub const DEFAULT_HOT_OPS: f64 = 0.8;
 
-/// Number of decimal digits of `n` (at least 1).
-pub fn digits(mut n: u64) -> usize {
-    let mut d = 1;
-    while n >= 10 {
-        n /= 10;
-        d += 1;
-    }
-    d
-}
+pub use crate::workload::units::digits;
 
 /// Writes the key for `index` into `buf`: `k` followed by the zero-padded decimal index, filling
 /// the whole buffer. Indexes too wide for the buffer keep their low digits.

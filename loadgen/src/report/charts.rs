@@ -88,6 +88,8 @@ struct Chart {
     lines: Vec<Line>,
     /// Vertical markers at these x values, with labels (cluster events on timelines).
     marks: Vec<(f64, String)>,
+    /// Vertical interval bars: (x, low, high, colour).
+    bars: Vec<(f64, f64, f64, RGBColor)>,
 }
 
 fn log10_floor_ceil(min: f64, max: f64) -> (f64, f64) {
@@ -142,6 +144,8 @@ impl Chart {
         let Some((x0, x1, y0, y1)) = range_of(&self.lines) else {
             return Ok(());
         };
+        // Interval bars count towards the vertical range.
+        let y1 = self.bars.iter().map(|b| b.2).fold(y1, f64::max);
         let (x0, x1) = match &self.x_axis {
             XAxis::Categories(c) => (-0.5, c.len() as f64 - 0.5),
             XAxis::Nines => (0.0, x1.ceil().max(1.0)),
@@ -216,6 +220,16 @@ impl Chart {
             };
             let style = ShapeStyle::from(line.color).stroke_width(width);
             let dashed = line.stroke == Stroke::Dashed;
+            if width == 0 {
+                // Markers only (categories that a line would wrongly connect).
+                let marker = ShapeStyle::from(line.color).filled();
+                chart
+                    .draw_series(pts.iter().map(|p| Circle::new(*p, 5, marker)))
+                    .map_err(|x| e(&x))?
+                    .label(&line.label)
+                    .legend(move |(x, y)| Circle::new((x + 12, y), 5, marker));
+                continue;
+            }
             let anno = if dashed {
                 chart.draw_series(DashedLineSeries::new(pts.clone(), 7, 5, style))
             } else {
@@ -236,6 +250,12 @@ impl Chart {
                     .draw_series(pts.iter().map(|p| Circle::new(*p, 3, style.filled())))
                     .map_err(|x| e(&x))?;
             }
+        }
+        for (x, lo, hi, color) in &self.bars {
+            let style = ShapeStyle::from(*color).stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(vec![(*x, ty(*lo)), (*x, ty(*hi))], style))
+                .map_err(|x| e(&x))?;
         }
         let mark_style = ShapeStyle::from(RGBColor(150, 40, 40)).stroke_width(1);
         let shown = self.marks.iter().filter(|(x, _)| (x0..=x1).contains(x));
@@ -332,10 +352,12 @@ fn load_point(dir: &Path, p: &PointSummary) -> Result<BTreeMap<String, OpData>, 
     let mut out = BTreeMap::new();
     for (op, rel) in &p.logs {
         let path = dir.join(rel);
-        let intervals = read_log(&path).map_err(|e| ReportError::Io {
+        let mut intervals = read_log(&path).map_err(|e| ReportError::Io {
             path: path.clone(),
             message: e.to_string(),
         })?;
+        // Failed requests have their own histograms; the charts show answered requests.
+        intervals.retain(|i| !i.failed);
         let mut response = new_hist().map_err(|e| super::io_err(&path, e))?;
         let mut service = new_hist().map_err(|e| super::io_err(&path, e))?;
         for i in &intervals {
@@ -403,6 +425,7 @@ fn spectrum(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Chart> 
         x_axis: XAxis::Nines,
         lines,
         marks: Vec::new(),
+        bars: Vec::new(),
     })
 }
 
@@ -451,6 +474,7 @@ fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Figure>
             points: totals.values().copied().collect(),
         }],
         marks: marks.clone(),
+        bars: Vec::new(),
     };
     let mut lines = Vec::new();
     for (op, d) in data {
@@ -483,6 +507,7 @@ fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Figure>
         x_axis: XAxis::Time,
         lines,
         marks: marks.clone(),
+        bars: Vec::new(),
     };
     Some(Figure {
         panels: vec![throughput, p99],
@@ -562,7 +587,7 @@ fn rest_key(p: &PointSummary, dim: Option<Dim>) -> String {
     }
     if dim.is_some() {
         if let Some(r) = q.rate {
-            parts.push(format!("rate={}", crate::sweep::fmt_rate(r)));
+            parts.push(format!("rate={}", crate::plan::fmt_rate(r)));
         }
         if let Some(c) = q.concurrency {
             parts.push(format!("conc={c}"));
@@ -644,6 +669,7 @@ fn versus(summary: &Summary, dim: Dim) -> Vec<(String, Chart)> {
                 x_axis: XAxis::Categories(distinct.iter().map(|k| dim.label(*k)).collect()),
                 lines,
                 marks: Vec::new(),
+                bars: Vec::new(),
             },
         ));
     }
@@ -704,6 +730,7 @@ fn capacity(summary: &Summary) -> Option<Chart> {
         x_axis: XAxis::Linear,
         lines,
         marks: Vec::new(),
+        bars: Vec::new(),
     })
 }
 
@@ -719,6 +746,7 @@ pub fn draw_all(dir: &Path, summary: &Summary) -> Result<Vec<PathBuf>, ReportErr
     let charts_dir = dir.join("charts");
     std::fs::create_dir_all(&charts_dir).map_err(|e| super::io_err(&charts_dir, e))?;
     let mut written = Vec::new();
+    let mut spreads = Vec::new();
     let mut push = |figure: Figure, stem: &str| -> Result<(), ReportError> {
         let png = figure.save(&charts_dir, stem)?;
         written.push(png.strip_prefix(dir).map(Path::to_path_buf).unwrap_or(png));
@@ -755,8 +783,171 @@ pub fn draw_all(dir: &Path, summary: &Summary) -> Result<Vec<PathBuf>, ReportErr
         if let Some(figure) = timeline(p, &data) {
             push(figure, &format!("timeline-{}", p.id))?;
         }
+        let panels = run_spread(p);
+        if !panels.is_empty() {
+            let png = charts_dir.join(format!("runs-{}.png", p.id));
+            draw_interval_chart(&png, &panels)?;
+            spreads.push(png.strip_prefix(dir).map(Path::to_path_buf).unwrap_or(png));
+        }
     }
+    written.extend(spreads);
     Ok(written)
+}
+
+/// With repeated runs: per operation, the median of p50 and p99 over runs with a bar from the
+/// fastest to the slowest run, and the same for CPU per operation.
+fn run_spread(p: &PointSummary) -> Vec<IntervalPanel> {
+    if p.runs.len() < 2 {
+        return Vec::new();
+    }
+    let spread = |xs: Vec<f64>| -> Interval {
+        let m = crate::stats::median(&xs).unwrap_or(0.0);
+        let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (
+            m,
+            if lo.is_finite() { lo } else { m },
+            if hi.is_finite() { hi } else { m },
+        )
+    };
+    let ops: Vec<String> = p.ops.keys().cloned().collect();
+    let label = format!("median, bar: fastest to slowest of {} runs", p.runs.len());
+    let mut panels = Vec::new();
+    for (name, get) in [
+        (
+            "p50",
+            (|o: &super::OpSummary| o.response.p50_us) as fn(&super::OpSummary) -> f64,
+        ),
+        ("p99", |o| o.response.p99_us),
+    ] {
+        let values: Vec<Interval> = ops
+            .iter()
+            .map(|op| {
+                spread(
+                    p.runs
+                        .iter()
+                        .filter_map(|r| r.ops.get(op).map(|o| get(o) / 1000.0))
+                        .collect(),
+                )
+            })
+            .collect();
+        panels.push(IntervalPanel {
+            title: format!("{} {name} response time over runs ({})", p.id, p.label),
+            y_desc: format!("{name} (ms)"),
+            categories: ops.clone(),
+            series: vec![(label.clone(), values)],
+            marks: Vec::new(),
+        });
+    }
+    let cpu: Vec<(String, Vec<f64>)> = [
+        (
+            "node CPU",
+            (|r: &crate::resources::Resources| r.node_cpu_us_per_op)
+                as fn(&crate::resources::Resources) -> Option<f64>,
+        ),
+        ("loadgen CPU", |r| Some(r.loadgen_cpu_us_per_op)),
+    ]
+    .into_iter()
+    .filter_map(|(name, get)| {
+        let xs: Option<Vec<f64>> = p
+            .runs
+            .iter()
+            .map(|r| r.resources.as_ref().and_then(get))
+            .collect();
+        xs.map(|xs| (name.to_string(), xs))
+    })
+    .collect();
+    if !cpu.is_empty() {
+        panels.push(IntervalPanel {
+            title: format!("{} CPU per operation over runs", p.id),
+            y_desc: "µs per operation".into(),
+            categories: cpu.iter().map(|(n, _)| n.clone()).collect(),
+            series: vec![(label, cpu.into_iter().map(|(_, xs)| spread(xs)).collect())],
+            marks: Vec::new(),
+        });
+    }
+    panels
+}
+
+/// A median with its interval: (median, low, high).
+pub type Interval = (f64, f64, f64);
+
+/// One panel of an interval chart: per category, a median and its interval for each series.
+#[derive(Debug, Clone)]
+pub struct IntervalPanel {
+    /// Panel title.
+    pub title: String,
+    /// Y axis description.
+    pub y_desc: String,
+    /// One label per x position.
+    pub categories: Vec<String>,
+    /// (series label, one (median, low, high) per category).
+    pub series: Vec<(String, Vec<Interval>)>,
+    /// Vertical markers between categories (x in category units), with labels.
+    pub marks: Vec<(f64, String)>,
+}
+
+const SERIES_COLORS: [RGBColor; 2] = [RGBColor(90, 90, 90), RGBColor(200, 30, 40)];
+
+/// Draws panels of medians with interval bars (e.g. baseline against candidate) to `png` and an
+/// SVG beside it.
+pub fn draw_interval_chart(png: &Path, panels: &[IntervalPanel]) -> Result<(), ReportError> {
+    if !ensure_font() {
+        return Err(ReportError::Chart {
+            path: png.to_path_buf(),
+            message: "the embedded DejaVu font could not be loaded".into(),
+        });
+    }
+    let mut charts = Vec::new();
+    for panel in panels {
+        let n = panel.series.len().max(1) as f64;
+        let mut lines = Vec::new();
+        let mut bars = Vec::new();
+        for (k, (label, values)) in panel.series.iter().enumerate() {
+            let color = SERIES_COLORS
+                .get(k % SERIES_COLORS.len())
+                .copied()
+                .unwrap_or(BLACK);
+            let offset = (k as f64 - (n - 1.0) / 2.0) * 0.15;
+            let points: Vec<(f64, f64)> = values
+                .iter()
+                .enumerate()
+                .map(|(i, (m, _, _))| (i as f64 + offset, *m))
+                .collect();
+            for (i, (_, lo, hi)) in values.iter().enumerate() {
+                bars.push((i as f64 + offset, *lo, *hi, color));
+            }
+            lines.push(Line {
+                label: label.clone(),
+                color,
+                stroke: Stroke::Solid(0),
+                markers: true,
+                points,
+            });
+        }
+        charts.push(Chart {
+            title: panel.title.clone(),
+            x_desc: String::new(),
+            y_desc: panel.y_desc.clone(),
+            y_log: false,
+            x_axis: XAxis::Categories(panel.categories.clone()),
+            lines,
+            marks: panel.marks.clone(),
+            bars,
+        });
+    }
+    if charts.is_empty() {
+        return Ok(());
+    }
+    let figure = Figure { panels: charts };
+    let dir = png.parent().unwrap_or(Path::new("."));
+    let stem = png
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "compare".into());
+    std::fs::create_dir_all(dir).map_err(|e| super::io_err(dir, e))?;
+    figure.save(dir, &stem)?;
+    Ok(())
 }
 
 #[cfg(test)]

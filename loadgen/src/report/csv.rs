@@ -39,6 +39,17 @@ pub const COLUMNS: &[&str] = &[
     "missed_ticks",
     "loadgen_cpu_pct",
     "cpu_us_per_op",
+    "response_time",
+    "runs",
+    "node_cpu_us_per_op",
+    "fsyncs_per_op",
+    "engine_bytes_per_op",
+    "node_write_bytes_per_op",
+    "node_voluntary_ctx_per_op",
+    "node_involuntary_ctx_per_op",
+    "disk_bytes_per_key",
+    "loadgen_cpu_us_per_op",
+    "failed_p99_us",
 ];
 
 fn field(out: &mut String, text: &str) {
@@ -94,6 +105,23 @@ pub fn to_csv(summary: &Summary) -> String {
                 p.schedule.missed_ticks.to_string(),
                 p.self_check.loadgen_cpu_pct.to_string(),
                 p.self_check.cpu_us_per_op.to_string(),
+                p.response_time.clone(),
+                p.runs.len().max(1).to_string(),
+                opt(p.resources.as_ref().and_then(|r| r.node_cpu_us_per_op)),
+                opt(p.resources.as_ref().and_then(|r| r.fsyncs_per_op)),
+                opt(p.resources.as_ref().and_then(|r| r.engine_bytes_per_op)),
+                opt(p.resources.as_ref().and_then(|r| r.node_write_bytes_per_op)),
+                opt(p
+                    .resources
+                    .as_ref()
+                    .and_then(|r| r.node_voluntary_ctx_per_op)),
+                opt(p
+                    .resources
+                    .as_ref()
+                    .and_then(|r| r.node_involuntary_ctx_per_op)),
+                opt(p.resources.as_ref().and_then(|r| r.disk_bytes_per_key)),
+                opt(p.resources.as_ref().map(|r| r.loadgen_cpu_us_per_op)),
+                opt(s.failed.map(|f| f.p99_us)),
             ];
             for (i, c) in cells.iter().enumerate() {
                 if i > 0 {

@@ -41,8 +41,8 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
     let _ = writeln!(s, "|{}", "---|".repeat(20));
     for p in &summary.points {
         let load = match (p.params.rate, p.params.concurrency) {
-            (Some(r), _) => format!("rate {}", crate::sweep::fmt_rate(r)),
-            (_, Some(c)) => format!("conc {c}"),
+            (Some(r), _) => format!("rate {}", crate::plan::fmt_rate(r)),
+            (_, Some(c)) => format!("conc {c} (uncorrected)"),
             _ => String::new(),
         };
         for (op, o) in &p.ops {
@@ -107,6 +107,57 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
             if cpu.is_empty() { "—".into() } else { cpu },
             if rss.is_empty() { "—".into() } else { rss },
         );
+    }
+    if summary.points.iter().any(|p| p.resources.is_some()) {
+        let _ = writeln!(
+            s,
+            "\n## Resources per operation\n\nRead from /proc and the nodes' Status at the edges \
+             of the measured window (medians over runs), summed over nodes.\n\n| point | runs | \
+             node CPU µs/op | loadgen CPU µs/op | node ctx switches/op (vol / invol) | node \
+             disk write B/op | fsyncs/op | engine B/op | disk B/key |\n|---|---|---|---|---|---|---|---|---|"
+        );
+        let f = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}"));
+        for p in &summary.points {
+            let Some(r) = &p.resources else { continue };
+            let interval = |k: &str| {
+                p.intervals
+                    .get(&format!("resources.{k}"))
+                    .map(|[a, b]| format!(" [{a:.1}–{b:.1}]"))
+                    .unwrap_or_default()
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {}{} | {:.2} | {} / {} | {} | {} | {} | {} |",
+                p.id,
+                p.runs.len().max(1),
+                f(r.node_cpu_us_per_op),
+                interval("node_cpu_us_per_op"),
+                r.loadgen_cpu_us_per_op,
+                f(r.node_voluntary_ctx_per_op),
+                f(r.node_involuntary_ctx_per_op),
+                f(r.node_write_bytes_per_op),
+                f(r.fsyncs_per_op),
+                f(r.engine_bytes_per_op),
+                f(r.disk_bytes_per_key),
+            );
+        }
+    }
+    if summary.points.iter().any(|p| p.runs.len() > 1) {
+        let _ = writeln!(
+            s,
+            "\n## Runs\n\nEvery point ran more than once, each on a fresh cluster; the tables \
+             above show medians over runs. p99 response time (ms) of each run:\n"
+        );
+        for p in &summary.points {
+            for op in p.ops.keys() {
+                let each: Vec<String> = p
+                    .runs
+                    .iter()
+                    .filter_map(|r| r.ops.get(op).map(|o| ms(o.response.p99_us)))
+                    .collect();
+                let _ = writeln!(s, "- {} {op}: {}", p.id, each.join(", "));
+            }
+        }
     }
     let flagged: Vec<_> = summary.points.iter().filter(|p| p.client_bound).collect();
     if !flagged.is_empty() {

@@ -9,7 +9,6 @@ pub mod markdown;
 pub mod summary;
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -48,14 +47,22 @@ pub(crate) fn io_err(path: &Path, e: impl std::fmt::Display) -> ReportError {
 /// `manifest.json`: what ran, where and with what.
 #[derive(Debug, Clone, Serialize)]
 pub struct Manifest<'a> {
+    /// Format version (see [`summary::SCHEMA_VERSION`]).
+    pub schema_version: u32,
     /// The workload as parsed (defaults not filled in; sizes in bytes).
     pub workload: &'a Workload,
     /// The workload file.
     pub workload_file: String,
     /// The seed of every generator.
     pub seed: u64,
+    /// Runs per point, each on a fresh cluster.
+    pub repeat: u32,
     /// `git rev-parse HEAD` of the working directory, when available.
     pub git_revision: Option<String>,
+    /// What the nodes ran: the measured build.
+    pub node_build: NodeBuild,
+    /// Every node's extra arguments: the workload's `cluster.node_args`, then the command line's.
+    pub node_args: Vec<String>,
     /// Versions of the tools that produced the folder.
     pub tools: Tools,
     /// The machine.
@@ -65,7 +72,78 @@ pub struct Manifest<'a> {
     /// The command line.
     pub command: Vec<String>,
     /// Every sweep point, in order.
-    pub points: Vec<crate::sweep::Point>,
+    pub points: Vec<crate::plan::Point>,
+}
+
+/// The node build a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeBuild {
+    /// The executable that ran the nodes.
+    pub program: String,
+    /// `__node` (the loadgen re-executing itself) or `node` (`--node-bin`).
+    pub subcommand: String,
+    /// The git revision the node binary was built from: the loadgen's build revision when the
+    /// loadgen runs the nodes (a `-dirty` suffix means uncommitted changes); for `--node-bin`,
+    /// the HEAD of the checkout the binary sits in, when it sits in one.
+    pub git_revision: Option<String>,
+    /// FNV-1a 64 of the executable's bytes, to tell two builds apart.
+    pub binary_fnv64: Option<String>,
+}
+
+impl NodeBuild {
+    /// Describes the node build: `node_bin`, or this executable.
+    pub fn of(node_bin: Option<&Path>) -> NodeBuild {
+        match node_bin {
+            Some(bin) => {
+                let dir = bin.parent().filter(|d| !d.as_os_str().is_empty());
+                let git_revision = dir.and_then(|d| {
+                    let out = std::process::Command::new("git")
+                        .arg("-C")
+                        .arg(d)
+                        .args(["rev-parse", "HEAD"])
+                        .output()
+                        .ok()?;
+                    let rev = String::from_utf8(out.stdout).ok()?.trim().to_string();
+                    (out.status.success() && !rev.is_empty()).then_some(rev)
+                });
+                NodeBuild {
+                    program: bin.display().to_string(),
+                    subcommand: "node".into(),
+                    git_revision,
+                    binary_fnv64: file_fnv64(bin),
+                }
+            }
+            None => {
+                let exe = std::env::current_exe().ok();
+                let rev = env!("LOADGEN_GIT_REVISION");
+                NodeBuild {
+                    program: exe
+                        .as_ref()
+                        .map(|e| e.display().to_string())
+                        .unwrap_or_default(),
+                    subcommand: crate::cluster::NODE_SUBCOMMAND.into(),
+                    git_revision: (!rev.is_empty()).then(|| rev.to_string()),
+                    binary_fnv64: exe.as_deref().and_then(file_fnv64),
+                }
+            }
+        }
+    }
+}
+
+/// FNV-1a 64 of `bytes`.
+pub fn fnv64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn file_fnv64(path: &Path) -> Option<String> {
+    std::fs::read(path)
+        .ok()
+        .map(|b| format!("{:016x}", fnv64(&b)))
 }
 
 /// Tool versions recorded in the manifest.
@@ -140,46 +218,12 @@ pub fn render(dir: &Path, summary: &Summary) -> Result<Vec<PathBuf>, ReportError
     Ok(charts)
 }
 
-/// Days since 1970-01-01 to a civil (year, month, day), after Howard Hinnant's algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn utc_parts(t: SystemTime) -> (i64, u32, u32, u64, u64, u64) {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    (y, m, d, rem / 3600, rem / 60 % 60, rem % 60)
-}
-
-/// `2026-11-25T10:36:51Z`.
-pub fn utc_iso8601(t: SystemTime) -> String {
-    let (y, m, d, hh, mm, ss) = utc_parts(t);
-    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
-}
-
-/// `20261125T103651Z`, the default results sub-folder name.
-pub fn utc_compact(t: SystemTime) -> String {
-    let (y, m, d, hh, mm, ss) = utc_parts(t);
-    format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}Z")
-}
+pub use crate::workload::units::{utc_compact, utc_iso8601};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn utc_formatting_matches_known_instants() {

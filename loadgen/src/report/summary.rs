@@ -7,10 +7,10 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::generator::OpKind;
+use crate::plan::{Load, Point};
 use crate::record::OpHistograms;
-use crate::resources::ProcessStats;
+use crate::resources::{ProcessStats, Resources};
 use crate::run::Outcome;
-use crate::sweep::{Load, Point};
 
 /// The load generator counts as the bottleneck when its process used at least this much CPU
 /// (percent of one core: the driver is one thread)…
@@ -70,6 +70,10 @@ pub struct OpSummary {
     pub response: Latency,
     /// Service time (from the actual send).
     pub service: Latency,
+    /// Response time of failed requests, kept apart from the figures above; absent when none
+    /// failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<Latency>,
 }
 
 /// The parameters of a point.
@@ -185,6 +189,69 @@ pub struct PointSummary {
     /// Cluster events of the workload's `events:` schedule, as they happened.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<crate::events::EventRecord>,
+    /// How response time was measured: `corrected` (open loop: from the intended start, so
+    /// coordinated omission is corrected) or `uncorrected` (closed loop: from the send, so a
+    /// stall hides the requests it prevented).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub response_time: String,
+    /// Per-operation resource counters (medians over runs); absent in old results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// Bootstrap 95% intervals of the median over runs, keyed `<op>.<field>` or
+    /// `resources.<field>`: `[low, high]`. Present with two runs or more.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub intervals: BTreeMap<String, [f64; 2]>,
+    /// Every run's own figures, in the order they ran (one entry without `--repeat`). The
+    /// figures above are their medians.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<RunSummary>,
+}
+
+/// One run of a point (each on a fresh cluster).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// 1-based run number.
+    pub run: usize,
+    /// Per operation kind, as in [`PointSummary::ops`].
+    pub ops: BTreeMap<String, OpSummary>,
+    /// Completed operations per second.
+    pub achieved_rate: f64,
+    /// True when the load generator limited this run.
+    pub client_bound: bool,
+    /// Length of the measured window, seconds.
+    pub duration_s: f64,
+    /// Open-loop schedule keeping.
+    pub schedule: ScheduleCheck,
+    /// The load generator's own cost.
+    pub self_check: SelfCheck,
+    /// Exact CPU of the loadgen and of each node over the window.
+    pub processes: Vec<ProcessStats>,
+    /// Per-operation resource counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// The first error message, if any operation failed.
+    pub first_error: Option<String>,
+    /// Interval log per operation, relative to the results folder.
+    pub logs: BTreeMap<String, String>,
+}
+
+impl RunSummary {
+    /// The run-level figures of a one-run point summary.
+    pub fn of(run: usize, p: &PointSummary) -> RunSummary {
+        RunSummary {
+            run,
+            ops: p.ops.clone(),
+            achieved_rate: p.achieved_rate,
+            client_bound: p.client_bound,
+            duration_s: p.duration_s,
+            schedule: p.schedule.clone(),
+            self_check: p.self_check.clone(),
+            processes: p.processes.clone(),
+            resources: p.resources.clone(),
+            first_error: p.first_error.clone(),
+            logs: p.logs.clone(),
+        }
+    }
 }
 
 /// Preload figures.
@@ -198,9 +265,20 @@ pub struct Preload {
     pub seconds: f64,
 }
 
+/// The `schema_version` this build writes into `summary.json` and `manifest.json`.
+/// 1: no `schema_version` field (before repeated runs); 2: `runs`, `resources`, `intervals`.
+pub const SCHEMA_VERSION: u32 = 2;
+
+fn legacy_schema() -> u32 {
+    1
+}
+
 /// `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// Format version (absent, so 1, in folders written before version 2).
+    #[serde(default = "legacy_schema")]
+    pub schema_version: u32,
     /// The workload's name.
     pub name: String,
     /// `ringkv` or `null`.
@@ -227,6 +305,8 @@ pub struct PointFacts<'a> {
     pub logs: Vec<(OpKind, String)>,
     /// The target does no work (`null`): every figure measures the load generator.
     pub null_target: bool,
+    /// Per-operation resource counters of the window, when read.
+    pub resources: Option<Resources>,
 }
 
 /// Builds a point's summary.
@@ -240,7 +320,7 @@ pub fn summarise_point(f: PointFacts<'_>) -> PointSummary {
             continue;
         };
         ops.insert(kind.name().to_string(), op_summary(h, secs));
-        completed += h.response.len();
+        completed += h.completed();
     }
     let achieved_rate = completed as f64 / secs;
     let loadgen_cpu_pct = f
@@ -249,10 +329,10 @@ pub fn summarise_point(f: PointFacts<'_>) -> PointSummary {
         .find(|p| p.role == "loadgen")
         .map(|p| p.cpu_pct)
         .unwrap_or(0.0);
-    let cpu_us_per_op = if completed > 0 {
-        loadgen_cpu_pct / 100.0 * secs * 1e6 / completed as f64
-    } else {
-        0.0
+    let cpu_us_per_op = match &f.resources {
+        Some(r) => r.loadgen_cpu_us_per_op,
+        None if completed > 0 => loadgen_cpu_pct / 100.0 * secs * 1e6 / completed as f64,
+        None => 0.0,
     };
     let wake = Latency::of(&rec.wake_lag);
     let lag = Latency::of(&rec.schedule_lag);
@@ -266,19 +346,20 @@ pub fn summarise_point(f: PointFacts<'_>) -> PointSummary {
             "loadgen CPU {loadgen_cpu_pct:.0}% of a core (>= {CLIENT_BOUND_CPU_PCT:.0}%)"
         ));
     }
-    let response_p99 = ops
-        .values()
-        .map(|o: &OpSummary| o.response.p99_us)
-        .fold(0.0, f64::max);
-    if wake.p99_us > CLIENT_BOUND_WAKE_LAG_P99_US
-        && wake.p99_us >= CLIENT_BOUND_WAKE_LAG_SHARE * response_p99
-    {
-        reasons.push(format!(
-            "the loadgen itself sent requests {:.1} ms late at p99 (CPU starvation or timer \
-             lag), {:.0}% of the p99 response time",
-            wake.p99_us / 1000.0,
-            100.0 * wake.p99_us / response_p99.max(1e-9)
-        ));
+    // The driver's own lag against each operation's p99: a fast operation can be dominated
+    // by the driver even when the slowest one is not.
+    if wake.p99_us > CLIENT_BOUND_WAKE_LAG_P99_US {
+        for (op, o) in &ops {
+            let p99: f64 = o.response.p99_us;
+            if wake.p99_us >= CLIENT_BOUND_WAKE_LAG_SHARE * p99 {
+                reasons.push(format!(
+                    "the loadgen itself sent requests {:.1} ms late at p99 (CPU starvation or \
+                     timer lag), {:.0}% of the {op} p99 response time",
+                    wake.p99_us / 1000.0,
+                    100.0 * wake.p99_us / p99.max(1e-9)
+                ));
+            }
+        }
     }
     PointSummary {
         index: f.point.index,
@@ -315,16 +396,216 @@ pub fn summarise_point(f: PointFacts<'_>) -> PointSummary {
             .map(|(k, p)| (k.name().to_string(), p))
             .collect(),
         events: Vec::new(),
+        response_time: match f.point.load {
+            Load::Open { .. } => "corrected".into(),
+            Load::Closed { .. } => "uncorrected".into(),
+        },
+        resources: f.resources,
+        intervals: BTreeMap::new(),
+        runs: Vec::new(),
     }
 }
 
 fn op_summary(h: &OpHistograms, secs: f64) -> OpSummary {
-    let count = h.response.len();
+    let succeeded = h.response.len().saturating_sub(h.missed);
     OpSummary {
-        count,
+        count: h.completed() + h.missed,
         errors: h.errors,
-        throughput_ops_s: ((count.saturating_sub(h.errors)) as f64 / secs * 10.0).round() / 10.0,
+        throughput_ops_s: (succeeded as f64 / secs * 10.0).round() / 10.0,
         response: Latency::of(&h.response),
         service: Latency::of(&h.service),
+        failed: (!h.failed.is_empty()).then(|| Latency::of(&h.failed)),
     }
+}
+
+// ------------------------------------------------------------------ medians over runs
+
+/// Confidence of the intervals written into `summary.json`.
+pub const INTERVAL_CONFIDENCE: f64 = 0.95;
+
+fn med(xs: impl Iterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = xs.collect();
+    crate::stats::median(&v).unwrap_or(0.0)
+}
+
+fn med_u64(xs: impl Iterator<Item = u64>) -> u64 {
+    med(xs.map(|x| x as f64)).round() as u64
+}
+
+fn med_opt(xs: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let v: Vec<f64> = xs.collect::<Option<Vec<f64>>>()?;
+    crate::stats::median(&v)
+}
+
+fn med_latency(ls: &[&Latency]) -> Latency {
+    Latency {
+        p50_us: med(ls.iter().map(|l| l.p50_us)),
+        p90_us: med(ls.iter().map(|l| l.p90_us)),
+        p99_us: med(ls.iter().map(|l| l.p99_us)),
+        p999_us: med(ls.iter().map(|l| l.p999_us)),
+        max_us: med(ls.iter().map(|l| l.max_us)),
+    }
+}
+
+/// The resource figures that [`aggregate`] takes medians and intervals of.
+pub fn resource_fields(r: &Resources) -> Vec<(&'static str, Option<f64>)> {
+    vec![
+        ("node_cpu_us_per_op", r.node_cpu_us_per_op),
+        ("node_voluntary_ctx_per_op", r.node_voluntary_ctx_per_op),
+        ("node_involuntary_ctx_per_op", r.node_involuntary_ctx_per_op),
+        ("node_read_bytes_per_op", r.node_read_bytes_per_op),
+        ("node_write_bytes_per_op", r.node_write_bytes_per_op),
+        (
+            "node_syscall_read_bytes_per_op",
+            r.node_syscall_read_bytes_per_op,
+        ),
+        (
+            "node_syscall_write_bytes_per_op",
+            r.node_syscall_write_bytes_per_op,
+        ),
+        ("fsyncs_per_op", r.fsyncs_per_op),
+        ("engine_bytes_per_op", r.engine_bytes_per_op),
+        ("disk_bytes_per_key", r.disk_bytes_per_key),
+        ("loadgen_cpu_us_per_op", Some(r.loadgen_cpu_us_per_op)),
+        ("loadgen_ctx_per_op", Some(r.loadgen_ctx_per_op)),
+    ]
+}
+
+fn med_resources(rs: &[&Resources]) -> Resources {
+    Resources {
+        ops: med_u64(rs.iter().map(|r| r.ops)),
+        window_s: med(rs.iter().map(|r| r.window_s)),
+        node_cpu_us_per_op: med_opt(rs.iter().map(|r| r.node_cpu_us_per_op)),
+        node_voluntary_ctx_per_op: med_opt(rs.iter().map(|r| r.node_voluntary_ctx_per_op)),
+        node_involuntary_ctx_per_op: med_opt(rs.iter().map(|r| r.node_involuntary_ctx_per_op)),
+        node_read_bytes_per_op: med_opt(rs.iter().map(|r| r.node_read_bytes_per_op)),
+        node_write_bytes_per_op: med_opt(rs.iter().map(|r| r.node_write_bytes_per_op)),
+        node_syscall_read_bytes_per_op: med_opt(
+            rs.iter().map(|r| r.node_syscall_read_bytes_per_op),
+        ),
+        node_syscall_write_bytes_per_op: med_opt(
+            rs.iter().map(|r| r.node_syscall_write_bytes_per_op),
+        ),
+        fsyncs_per_op: med_opt(rs.iter().map(|r| r.fsyncs_per_op)),
+        engine_bytes_per_op: med_opt(rs.iter().map(|r| r.engine_bytes_per_op)),
+        disk_bytes_per_key: med_opt(rs.iter().map(|r| r.disk_bytes_per_key)),
+        loadgen_cpu_us_per_op: med(rs.iter().map(|r| r.loadgen_cpu_us_per_op)),
+        loadgen_ctx_per_op: med(rs.iter().map(|r| r.loadgen_ctx_per_op)),
+    }
+}
+
+/// Folds the runs of one point (each summarised alone, in run order) into the point's summary:
+/// every figure of `ops`, `schedule`, `self_check`, `processes` and `resources` becomes the
+/// median over runs, `intervals` gets a bootstrap interval of each median, and `runs` keeps every
+/// run's figures. The logs and events shown are the first run's. `None` when `runs` is empty.
+pub fn aggregate(runs: Vec<PointSummary>) -> Option<PointSummary> {
+    let first = runs.first()?.clone();
+    let mut out = first;
+    let n = runs.len();
+    out.runs = runs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| RunSummary::of(i + 1, p))
+        .collect();
+    if n == 1 {
+        return Some(out);
+    }
+    let seed = 0x5eed ^ out.index as u64;
+    let mut intervals = BTreeMap::new();
+    let mut ci = |key: String, xs: Vec<f64>| {
+        if let Some((lo, hi)) = crate::stats::bootstrap_median_ci(&xs, INTERVAL_CONFIDENCE, seed) {
+            intervals.insert(key, [lo, hi]);
+        }
+    };
+    for (op, o) in out.ops.iter_mut() {
+        let each: Vec<&OpSummary> = runs.iter().filter_map(|r| r.ops.get(op)).collect();
+        o.count = med_u64(each.iter().map(|s| s.count));
+        o.errors = med_u64(each.iter().map(|s| s.errors));
+        o.throughput_ops_s = med(each.iter().map(|s| s.throughput_ops_s));
+        o.response = med_latency(&each.iter().map(|s| &s.response).collect::<Vec<_>>());
+        o.service = med_latency(&each.iter().map(|s| &s.service).collect::<Vec<_>>());
+        let failed: Vec<&Latency> = each.iter().filter_map(|s| s.failed.as_ref()).collect();
+        o.failed = (!failed.is_empty()).then(|| med_latency(&failed));
+        for (field, get) in [
+            (
+                "throughput_ops_s",
+                (|s: &OpSummary| s.throughput_ops_s) as fn(&OpSummary) -> f64,
+            ),
+            ("p50_us", |s| s.response.p50_us),
+            ("p99_us", |s| s.response.p99_us),
+            ("p999_us", |s| s.response.p999_us),
+        ] {
+            ci(
+                format!("{op}.{field}"),
+                each.iter().map(|s| get(s)).collect(),
+            );
+        }
+    }
+    out.achieved_rate = med(runs.iter().map(|r| r.achieved_rate));
+    out.duration_s = med(runs.iter().map(|r| r.duration_s));
+    out.warmup_ops = med_u64(runs.iter().map(|r| r.warmup_ops));
+    out.client_bound = runs.iter().any(|r| r.client_bound);
+    let sc: Vec<&ScheduleCheck> = runs.iter().map(|r| &r.schedule).collect();
+    out.schedule = ScheduleCheck {
+        ticks_due: med_u64(sc.iter().map(|s| s.ticks_due)),
+        late_ticks: med_u64(sc.iter().map(|s| s.late_ticks)),
+        missed_ticks: med_u64(sc.iter().map(|s| s.missed_ticks)),
+        lag_p50_us: med(sc.iter().map(|s| s.lag_p50_us)),
+        lag_p99_us: med(sc.iter().map(|s| s.lag_p99_us)),
+        lag_max_us: med(sc.iter().map(|s| s.lag_max_us)),
+        wake_lag_p99_us: med(sc.iter().map(|s| s.wake_lag_p99_us)),
+        wake_lag_max_us: med(sc.iter().map(|s| s.wake_lag_max_us)),
+    };
+    // The first client-bound run's reasons, and how many runs were client-bound.
+    let bound = runs.iter().filter(|r| r.client_bound).count();
+    let mut reasons: Vec<String> = runs
+        .iter()
+        .find(|r| r.client_bound)
+        .map(|r| r.self_check.reasons.clone())
+        .unwrap_or_default();
+    if bound > 0 && bound < n {
+        reasons.push(format!("{bound} of {n} runs were client-bound"));
+    }
+    out.self_check = SelfCheck {
+        loadgen_cpu_pct: med(runs.iter().map(|r| r.self_check.loadgen_cpu_pct)),
+        cpu_us_per_op: med(runs.iter().map(|r| r.self_check.cpu_us_per_op)),
+        reasons,
+    };
+    for (i, proc) in out.processes.iter_mut().enumerate() {
+        proc.cpu_pct = med(runs
+            .iter()
+            .filter_map(|r| r.processes.get(i).map(|p| p.cpu_pct)));
+        proc.rss_max_bytes = runs
+            .iter()
+            .filter_map(|r| r.processes.get(i).map(|p| p.rss_max_bytes))
+            .max()
+            .unwrap_or(0);
+    }
+    let res: Vec<&Resources> = runs.iter().filter_map(|r| r.resources.as_ref()).collect();
+    if res.len() == n {
+        out.resources = Some(med_resources(&res));
+        let names: Vec<&'static str> = res
+            .first()
+            .map(|r| resource_fields(r).into_iter().map(|(k, _)| k).collect())
+            .unwrap_or_default();
+        for name in names {
+            let xs: Option<Vec<f64>> = res
+                .iter()
+                .map(|r| {
+                    resource_fields(r)
+                        .into_iter()
+                        .find(|(k, _)| *k == name)
+                        .and_then(|(_, v)| v)
+                })
+                .collect();
+            if let Some(xs) = xs {
+                ci(format!("resources.{name}"), xs);
+            }
+        }
+    } else {
+        out.resources = None;
+    }
+    out.first_error = runs.iter().find_map(|r| r.first_error.clone());
+    out.intervals = intervals;
+    Some(out)
 }

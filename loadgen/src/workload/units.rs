@@ -407,6 +407,52 @@ impl<'de> Deserialize<'de> for Preload {
     }
 }
 
+/// Number of decimal digits of `n` (at least 1).
+pub fn digits(mut n: u64) -> usize {
+    let mut d = 1;
+    while n >= 10 {
+        n /= 10;
+        d += 1;
+    }
+    d
+}
+
+/// Days since 1970-01-01 to a civil (year, month, day), after Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn utc_parts(t: std::time::SystemTime) -> (i64, u32, u32, u64, u64, u64) {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    (y, m, d, rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+/// `2026-11-25T10:36:51Z`.
+pub fn utc_iso8601(t: std::time::SystemTime) -> String {
+    let (y, m, d, hh, mm, ss) = utc_parts(t);
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+}
+
+/// `20261125T103651Z`, the default results sub-folder name.
+pub fn utc_compact(t: std::time::SystemTime) -> String {
+    let (y, m, d, hh, mm, ss) = utc_parts(t);
+    format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}Z")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,344 @@
+//! The plan: one [`Point`] per combination of the workload's `sweep:` lists, each checked before
+//! anything starts, and the loading of a workload file (parse, validate, expand).
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde_saphyr::Spanned;
+
+use crate::workload::{
+    DEFAULT_NODES, DurationSpec, MAX_CONCURRENCY, MAX_LOCAL_NODES, Problem, Quorum, SizeSpec,
+    Workload, WorkloadError,
+};
+
+/// How a point drives load.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Load {
+    /// Open loop: requests arrive at `rate` ops/s whatever the target does.
+    Open {
+        /// Intended arrival rate, ops/s.
+        rate: f64,
+    },
+    /// Closed loop: `concurrency` workers, each sending its next request when the last returns.
+    Closed {
+        /// Worker count.
+        concurrency: u32,
+    },
+}
+
+/// One run of the sweep: the parameters that vary between points.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Point {
+    /// 0-based position in the sweep.
+    pub index: usize,
+    /// Nodes in the cluster.
+    pub nodes: u32,
+    /// Replication factor N.
+    pub replication: u32,
+    /// Write quorum W.
+    pub write_quorum: u32,
+    /// Read quorum R.
+    pub read_quorum: u32,
+    /// Value sizes.
+    pub values: SizeSpec,
+    /// Open or closed loop.
+    pub load: Load,
+    /// The target has no cluster (`null`): the cluster parameters are only labels.
+    #[serde(skip)]
+    pub no_cluster: bool,
+}
+
+impl Point {
+    /// A short human label, e.g. `n3 N3 W2 R2 1KB rate=5000`.
+    pub fn label(&self) -> String {
+        let load = match self.load {
+            Load::Open { rate } => format!("rate={}", fmt_rate(rate)),
+            Load::Closed { concurrency } => format!("conc={concurrency}"),
+        };
+        if self.no_cluster {
+            return format!("value={} {load}", self.values);
+        }
+        format!(
+            "nodes={} N={} W={} R={} value={} {load}",
+            self.nodes, self.replication, self.write_quorum, self.read_quorum, self.values
+        )
+    }
+
+    /// A file-name-safe id, e.g. `p03`.
+    pub fn id(&self) -> String {
+        format!("p{:02}", self.index)
+    }
+}
+
+/// `5000` rather than `5000.0`, but `12.5` stays.
+pub fn fmt_rate(rate: f64) -> String {
+    if rate.fract() == 0.0 {
+        format!("{}", rate as u64)
+    } else {
+        format!("{rate}")
+    }
+}
+
+/// A default majority quorum for replication factor `n`.
+pub fn majority(n: u32) -> u32 {
+    n / 2 + 1
+}
+
+/// The points of a workload, in sweep order (a validated workload always expands).
+pub fn points(w: &Workload) -> Result<Vec<Point>, String> {
+    expand(w).map_err(|p| p.to_string())
+}
+
+/// Expands the sweep into points, refusing an impossible one (W > N, N > nodes, …) by naming it.
+pub(crate) fn expand(w: &Workload) -> Result<Vec<Point>, Problem> {
+    let c = &w.cluster;
+    let base_nodes = c.nodes.as_ref().map(|s| s.value).unwrap_or(DEFAULT_NODES);
+    let nodes_list: Vec<(u32, Option<&serde_saphyr::Spanned<u32>>)> = if w.sweep.nodes.is_empty() {
+        vec![(base_nodes, c.nodes.as_ref())]
+    } else {
+        w.sweep.nodes.iter().map(|s| (s.value, Some(s))).collect()
+    };
+    let repl_list: Vec<(Option<u32>, Option<&serde_saphyr::Spanned<u32>>)> =
+        if w.sweep.replication.is_empty() {
+            vec![(
+                c.replication.as_ref().map(|s| s.value),
+                c.replication.as_ref(),
+            )]
+        } else {
+            w.sweep
+                .replication
+                .iter()
+                .map(|s| (Some(s.value), Some(s)))
+                .collect()
+        };
+    let quorum_list: Vec<(Option<Quorum>, Option<&serde_saphyr::Spanned<Quorum>>)> =
+        if w.sweep.quorum.is_empty() {
+            vec![(None, None)]
+        } else {
+            w.sweep
+                .quorum
+                .iter()
+                .map(|s| (Some(s.value), Some(s)))
+                .collect()
+        };
+    let values_list: Vec<SizeSpec> = if w.sweep.value_size.is_empty() {
+        vec![w.values.size.value.clone()]
+    } else {
+        w.sweep
+            .value_size
+            .iter()
+            .map(|s| SizeSpec::Fixed(s.value))
+            .collect()
+    };
+    let load_list = load_list(w)?;
+
+    let mut points = Vec::new();
+    for &(nodes, nodes_at) in &nodes_list {
+        if nodes == 0 || nodes > MAX_LOCAL_NODES {
+            let msg = format!("nodes = {nodes}: a local cluster has 1..={MAX_LOCAL_NODES} nodes");
+            return Err(match nodes_at {
+                Some(s) => Problem::at(s, msg),
+                None => Problem::new(msg),
+            });
+        }
+        for &(repl, repl_at) in &repl_list {
+            let replication = repl.unwrap_or(nodes.min(3));
+            for &(quorum, quorum_at) in &quorum_list {
+                let write_quorum = quorum
+                    .map(|q| q.w)
+                    .or(c.write_quorum.as_ref().map(|s| s.value))
+                    .unwrap_or(majority(replication));
+                let read_quorum = quorum
+                    .map(|q| q.r)
+                    .or(c.read_quorum.as_ref().map(|s| s.value))
+                    .unwrap_or(majority(replication));
+                for values in &values_list {
+                    for &load in &load_list {
+                        let point = Point {
+                            index: points.len(),
+                            nodes,
+                            replication,
+                            write_quorum,
+                            read_quorum,
+                            values: values.clone(),
+                            load,
+                            no_cluster: w.target == crate::workload::TargetKind::Null,
+                        };
+                        check_point(w, &point, repl_at, quorum_at)?;
+                        points.push(point);
+                    }
+                }
+            }
+        }
+    }
+    Ok(points)
+}
+
+fn load_list(w: &Workload) -> Result<Vec<Load>, Problem> {
+    let mut out = Vec::new();
+    if !w.sweep.rate.is_empty() {
+        for r in &w.sweep.rate {
+            out.push(check_rate(r)?);
+        }
+    } else if let Some(r) = &w.rate {
+        out.push(check_rate(r)?);
+    } else if !w.sweep.concurrency.is_empty() {
+        for c in &w.sweep.concurrency {
+            out.push(check_concurrency(c)?);
+        }
+    } else if let Some(c) = &w.concurrency {
+        out.push(check_concurrency(c)?);
+    }
+    Ok(out)
+}
+
+fn check_rate(r: &serde_saphyr::Spanned<f64>) -> Result<Load, Problem> {
+    if !(r.value.is_finite() && r.value > 0.0 && r.value <= 1e9) {
+        return Err(Problem::at(
+            r,
+            format!("rate {} must be between 0 and 1e9 ops/s", r.value),
+        ));
+    }
+    Ok(Load::Open { rate: r.value })
+}
+
+fn check_concurrency(c: &serde_saphyr::Spanned<u32>) -> Result<Load, Problem> {
+    if !(1..=MAX_CONCURRENCY).contains(&c.value) {
+        return Err(Problem::at(
+            c,
+            format!("concurrency must be 1..={MAX_CONCURRENCY}"),
+        ));
+    }
+    Ok(Load::Closed {
+        concurrency: c.value,
+    })
+}
+
+fn check_point(
+    w: &Workload,
+    p: &Point,
+    repl_at: Option<&serde_saphyr::Spanned<u32>>,
+    quorum_at: Option<&serde_saphyr::Spanned<crate::workload::Quorum>>,
+) -> Result<(), Problem> {
+    let name = format!("sweep point {} ({})", p.index, p.label());
+    let local = w.cluster.endpoints.is_empty();
+    let problem_at_repl = |msg: String| match repl_at {
+        Some(s) => Problem::at(s, msg),
+        None => Problem::new(msg),
+    };
+    if p.replication == 0 {
+        return Err(problem_at_repl(format!(
+            "{name}: replication N must be at least 1"
+        )));
+    }
+    if local && p.replication > p.nodes {
+        return Err(problem_at_repl(format!(
+            "{name}: replication N={} needs at least {} nodes, the cluster has {}; raise \
+             `nodes` or lower `replication`",
+            p.replication, p.replication, p.nodes
+        )));
+    }
+    for (q, label, field) in [
+        (p.write_quorum, "write", "write_quorum"),
+        (p.read_quorum, "read", "read_quorum"),
+    ] {
+        let letter = if label == "write" { "W" } else { "R" };
+        let msg = if q == 0 {
+            Some(format!(
+                "{name}: {label} quorum {letter} must be at least 1"
+            ))
+        } else if q > p.replication {
+            Some(format!(
+                "{name}: {label} quorum {letter}={q} is larger than the replication factor \
+                 N={}, so every {label} would fail; use {letter} <= N",
+                p.replication
+            ))
+        } else {
+            None
+        };
+        if let Some(msg) = msg {
+            return Err(match quorum_at {
+                Some(s) => Problem::at(s, msg),
+                None => {
+                    let spanned = if label == "write" {
+                        w.cluster.write_quorum.as_ref()
+                    } else {
+                        w.cluster.read_quorum.as_ref()
+                    };
+                    match spanned {
+                        Some(s) => Problem::at(s, msg),
+                        None => Problem::new(format!("{msg} (set `cluster.{field}`)")),
+                    }
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Workload {
+    /// Reads, parses and validates a workload file.
+    pub fn load(path: &Path) -> Result<Workload, WorkloadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| WorkloadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Workload::parse(&text, path)
+    }
+
+    /// Parses and validates YAML text; `path` only names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Workload, WorkloadError> {
+        let workload: Workload = serde_saphyr::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            WorkloadError::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: crate::workload::parse_message(&e),
+            }
+        })?;
+        workload.validate().map_err(|p| p.into_error(path))?;
+        crate::plan::expand(&workload).map_err(|p| p.into_error(path))?;
+        Ok(workload)
+    }
+
+    /// Replaces how the load is driven and for how long (the `run` command's `--rate`,
+    /// `--concurrency` and `--duration`), then validates again. A rate or concurrency given
+    /// here replaces the file's, including a sweep over them.
+    pub fn with_overrides(
+        mut self,
+        rate: Option<f64>,
+        concurrency: Option<u32>,
+        duration: Option<DurationSpec>,
+        path: &Path,
+    ) -> Result<Workload, WorkloadError> {
+        let unknown = serde_saphyr::Location::UNKNOWN;
+        if rate.is_some() && concurrency.is_some() {
+            return Err(Problem::new("give --rate or --concurrency, not both").into_error(path));
+        }
+        if let Some(r) = rate {
+            self.rate = Some(Spanned::new(r, unknown, unknown));
+            self.concurrency = None;
+            self.sweep.rate.clear();
+            self.sweep.concurrency.clear();
+        }
+        if let Some(c) = concurrency {
+            self.concurrency = Some(Spanned::new(c, unknown, unknown));
+            self.rate = None;
+            self.max_in_flight = None;
+            self.sweep.rate.clear();
+            self.sweep.concurrency.clear();
+        }
+        if let Some(d) = duration {
+            self.duration = Some(d);
+            self.ops = None;
+        }
+        self.validate().map_err(|p| p.into_error(path))?;
+        crate::plan::expand(&self).map_err(|p| p.into_error(path))?;
+        Ok(self)
+    }
+}
