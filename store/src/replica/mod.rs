@@ -33,7 +33,7 @@ use parking_lot::Mutex;
 
 use crate::lsm::{self, Engine, WriteBatch};
 use crate::ring::{Segment, key_position};
-use crate::version::{Actor, DecodeError, VersionSet, VersionVector};
+use crate::version::{Actor, CounterExhausted, DecodeError, VersionSet, VersionVector};
 
 pub use merkle::MerkleIndex;
 
@@ -91,6 +91,9 @@ pub enum ReplicaError {
         /// The configured bound.
         max_bytes: u64,
     },
+    /// The key's clock leaves no fresh dot for this node.
+    #[error(transparent)]
+    Exhausted(#[from] CounterExhausted),
     /// Metadata in the engine is malformed.
     #[error("node metadata {0:?} is corrupt")]
     Metadata(&'static str),
@@ -340,8 +343,8 @@ impl Replica {
     ) -> Result<VersionSet> {
         let (actor, max) = (self.actor, self.max_siblings);
         let set = self.write_with(key, hint_for, |set| {
-            let (_, outcome) = set.update(context, actor, value, timestamp_ms, max);
-            (true, outcome.dropped_siblings)
+            let (_, outcome) = set.update(context, actor, value, timestamp_ms, max)?;
+            Ok((true, outcome.dropped_siblings))
         })?;
         self.stats
             .coordinated_writes
@@ -362,7 +365,7 @@ impl Replica {
         self.stats.merges.fetch_add(1, Ordering::Relaxed);
         self.write_with(key, hint_for, |set| {
             let (changed, outcome) = set.merge(incoming, max);
-            (changed, outcome.dropped_siblings)
+            Ok((changed, outcome.dropped_siblings))
         })
     }
 
@@ -373,7 +376,7 @@ impl Replica {
         &self,
         key: &[u8],
         hint_for: Option<&str>,
-        change: impl FnOnce(&mut VersionSet) -> (bool, usize),
+        change: impl FnOnce(&mut VersionSet) -> Result<(bool, usize)>,
     ) -> Result<VersionSet> {
         let pos = key_position(key);
         let dkey = data_key_at(pos, key);
@@ -382,7 +385,7 @@ impl Replica {
             Some((s, raw)) => (s, Some(raw)),
             None => (VersionSet::new(), None),
         };
-        let (changed, dropped) = change(&mut set);
+        let (changed, dropped) = change(&mut set)?;
         self.note_dropped(dropped, key);
         if !changed && hint_for.is_none() && old_raw.is_some() {
             self.stats.merges_noop.fetch_add(1, Ordering::Relaxed);
@@ -460,7 +463,7 @@ impl Replica {
                         value,
                         timestamp_ms,
                         self.max_siblings,
-                    );
+                    )?;
                     self.stats
                         .coordinated_writes
                         .fetch_add(1, Ordering::Relaxed);
