@@ -268,7 +268,7 @@ pub async fn run_node(
     tracing::info!(node = %cfg.id, "shutting down: flushing the engine");
     drop(node);
     // Background tasks may still hold the cluster briefly; flush regardless.
-    let flushed = tokio::task::spawn_blocking(move || replica.engine().flush())
+    let flushed = tokio::task::spawn_blocking(move || replica.shutdown())
         .await
         .map_err(|e| NodeError::Storage(e.to_string()))?;
     served.map_err(|e| NodeError::Serve(e.to_string()))?;

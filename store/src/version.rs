@@ -10,10 +10,13 @@
 //! - Merging two sets keeps a sibling unless the other side has seen its dot
 //!   (covered by its clock) and dropped it.
 //!
-//! Actors are 64-bit ids minted once per data directory, so a wiped node
-//! never reuses an old identity. Counters come from a per-actor hybrid clock
-//! (`max(local + 1, context + 1, now_µs)`), so they keep growing even after a
-//! tombstone was purged and the per-key history is gone.
+//! Actors are 64-bit ids: a base minted once per data directory, so a wiped
+//! node never reuses an old identity, at an epoch that moves on whenever the
+//! node's own history for a key may be incomplete ([`ActorEpochs`]). Counters
+//! come from a per-actor hybrid clock (`max(local + 1, context + 1, now_µs)`),
+//! so they keep growing even after a tombstone was purged and the per-key
+//! history is gone; they never wrap, and a client context may not claim
+//! counters ahead of the clock ([`VersionVector::decode_context`]).
 //!
 //! The encoding is canonical (siblings sorted by dot, clock sorted by actor),
 //! so equal sets have equal bytes — the Merkle index hashes those bytes.
@@ -502,6 +505,66 @@ pub fn newest_timestamp(bytes: &[u8]) -> Option<u64> {
     Some(newest)
 }
 
+/// The actors one data directory writes as: a random base id, minted once,
+/// and an epoch. The actor of epoch 0 is the base itself (so directories
+/// written before epochs existed keep their identity); every later epoch's
+/// actor is derived from the base and the epoch.
+///
+/// A dot `(actor, c)` with clock entry `actor: c` claims every earlier dot of
+/// that actor for the key. That is only true while the node still has every
+/// dot it minted for the key, so the epoch moves on whenever it may not:
+/// when a local version set that holds the current actor is removed (handed
+/// off, cleaned up), and after an unclean stop when the commit log was not
+/// synced on every write. Writes always mint with the current epoch's actor;
+/// see docs/failures.md, "Actor epochs".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActorEpochs {
+    base: Actor,
+    epoch: u64,
+}
+
+impl ActorEpochs {
+    /// The actors of `base` at `epoch`.
+    pub fn new(base: Actor, epoch: u64) -> Self {
+        ActorEpochs { base, epoch }
+    }
+
+    /// The data directory's base id.
+    pub fn base(&self) -> Actor {
+        self.base
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The actor new dots are minted with.
+    pub fn actor(&self) -> Actor {
+        if self.epoch == 0 {
+            self.base
+        } else {
+            xxhash_rust::xxh3::xxh3_64_with_seed(&self.epoch.to_le_bytes(), self.base)
+        }
+    }
+
+    /// Whether dropping a local set with this clock loses history of the
+    /// current actor (it minted a dot for that key), so the epoch must move
+    /// on before the set goes. A set without the current actor holds no
+    /// history of it: every dot it mints for a key lands in the local set.
+    pub fn must_retire(&self, clock: &VersionVector) -> bool {
+        clock.get(self.actor()) > 0
+    }
+
+    /// The next epoch (None after the last one).
+    pub fn next(&self) -> Option<ActorEpochs> {
+        Some(ActorEpochs {
+            base: self.base,
+            epoch: self.epoch.checked_add(1)?,
+        })
+    }
+}
+
 /// Highest counter this process has handed out.
 static LAST_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -861,6 +924,85 @@ mod tests {
         )
     }
 
+    /// A history on three replicas with what a test can know that the sets
+    /// do not: every dot minted (each one acknowledged), which dots each
+    /// replica has really seen, and which dots a write's context superseded
+    /// after seeing them.
+    struct History {
+        reps: Vec<VersionSet>,
+        minted: Vec<Dot>,
+        superseded: std::collections::BTreeSet<Dot>,
+    }
+
+    /// Run `(replica, other, kind, tombstone)` operations: kind 0-1 is a write
+    /// at `replica` with the context of replica `other` (none when 3), kind 2
+    /// merges `other` into `replica`, kind 3 hands `replica`'s set off to
+    /// `other` and removes it locally (hinted handoff, cleanup), moving the
+    /// actor epoch on as the replica does.
+    fn run_history(ops: &[(usize, usize, u8, bool)]) -> History {
+        use std::collections::BTreeSet;
+        let mut reps = vec![VersionSet::new(); 3];
+        let mut seen: Vec<BTreeSet<Dot>> = vec![BTreeSet::new(); 3];
+        let mut epochs: Vec<ActorEpochs> = (0..3).map(|i| ActorEpochs::new(100 + i, 0)).collect();
+        let mut minted = Vec::new();
+        let mut superseded = BTreeSet::new();
+        for (step, &(i, other, kind, tomb)) in ops.iter().enumerate() {
+            match kind {
+                0 | 1 => {
+                    let (ctx, ctx_seen) = match (reps.get(other), seen.get(other)) {
+                        (Some(r), Some(s)) => (r.clock().clone(), s.clone()),
+                        _ => (VersionVector::new(), BTreeSet::new()),
+                    };
+                    let value = if tomb { None } else { val(&format!("w{step}")) };
+                    let (dot, _) = reps[i]
+                        .update(&ctx, epochs[i].actor(), value, step as u64, MAX)
+                        .unwrap();
+                    minted.push(dot);
+                    superseded.extend(ctx_seen.iter().filter(|d| ctx.covers(**d)).copied());
+                    seen[i].extend(ctx_seen);
+                    seen[i].insert(dot);
+                }
+                2 => {
+                    let j = other % 3;
+                    let incoming = reps[j].clone();
+                    reps[i].merge(&incoming, MAX);
+                    let s = seen[j].clone();
+                    seen[i].extend(s);
+                }
+                _ => {
+                    let j = other % 3;
+                    if i == j {
+                        continue;
+                    }
+                    let outgoing = reps[i].clone();
+                    reps[j].merge(&outgoing, MAX);
+                    let s = seen[i].clone();
+                    seen[j].extend(s);
+                    if epochs[i].must_retire(outgoing.clock()) {
+                        epochs[i] = epochs[i].next().unwrap();
+                    }
+                    reps[i] = VersionSet::new();
+                    seen[i].clear();
+                }
+            }
+        }
+        History {
+            reps,
+            minted,
+            superseded,
+        }
+    }
+
+    #[test]
+    fn fallback_reusing_its_actor_after_handoff_keeps_both_writes() {
+        // F (0) coordinates a hinted write, hands it off to the owner (1) and
+        // drops its copy; a later blind write through F must not claim it.
+        let h = run_history(&[(0, 3, 0, false), (0, 1, 3, false), (0, 3, 0, false)]);
+        let mut all = h.reps[1].clone();
+        all.merge(&h.reps[0], MAX);
+        assert_eq!(values(&all), ["w0", "w2"]);
+    }
+
     proptest! {
         #[test]
         fn encode_decode_round_trips(reps in arb_replicas()) {
@@ -900,6 +1042,26 @@ mod tests {
             // After merging everything, every replica dominates each input.
             for r in [a, b, c] {
                 prop_assert!(ab_c.dominates(r));
+            }
+        }
+
+        #[test]
+        fn acknowledged_dot_is_never_dropped_unless_a_context_that_saw_it_superseded_it(
+            ops in prop::collection::vec((0usize..3, 0usize..4, 0u8..4, any::<bool>()), 0..24)
+        ) {
+            let history = run_history(&ops);
+            let mut all = VersionSet::new();
+            for r in &history.reps {
+                all.merge(r, MAX);
+            }
+            for d in &history.minted {
+                let kept = all.siblings().iter().any(|x| x.dot == *d);
+                prop_assert!(
+                    kept || history.superseded.contains(d),
+                    "dot {:?} was acknowledged, never superseded, and is gone: {:?}",
+                    d,
+                    all
+                );
             }
         }
 

@@ -19,9 +19,12 @@
 //! Writes to one key are serialised by a striped lock: read the current set,
 //! merge or update, write back, update the Merkle index.
 
+pub mod epochs;
 pub mod hints;
 pub mod merkle;
 mod purge;
+#[cfg(test)]
+mod tests;
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -97,6 +100,14 @@ pub enum ReplicaError {
     /// Metadata in the engine is malformed.
     #[error("node metadata {0:?} is corrupt")]
     Metadata(&'static str),
+    /// A node file in the data directory could not be read or written.
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// Result alias for replica operations.
@@ -122,7 +133,7 @@ pub struct ReplicaStats {
 /// A node's local versioned store.
 pub struct Replica {
     engine: Arc<Engine>,
-    actor: Actor,
+    epochs: epochs::Epochs,
     node_id: String,
     max_siblings: usize,
     locks: Box<[Mutex<()>]>,
@@ -241,12 +252,14 @@ impl Replica {
         engine_opts.max_value_bytes =
             opts.max_siblings.max(1) * (opts.max_value_bytes + SIBLING_OVERHEAD) + 4096;
         let engine = Arc::new(Engine::open(dir, engine_opts)?);
-        let actor = Self::load_identity(&engine, dir, &opts.node_id)?;
+        let base = Self::load_identity(&engine, dir, &opts.node_id)?;
+        let tail_may_be_lost = !matches!(opts.engine.sync, lsm::SyncPolicy::Always);
+        let epochs = epochs::Epochs::open(dir, base, tail_may_be_lost)?;
         let hints = hints::HintBook::load(&engine)?;
         let locks = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
         Ok(Replica {
             engine,
-            actor,
+            epochs,
             node_id: opts.node_id,
             max_siblings: opts.max_siblings.max(1),
             locks,
@@ -256,7 +269,7 @@ impl Replica {
         })
     }
 
-    /// Read or mint this directory's actor id, and check the node id.
+    /// Read or mint this directory's base actor id, and check the node id.
     fn load_identity(engine: &Engine, dir: &Path, node_id: &str) -> Result<Actor> {
         let id_key = [META, b'i', b'd'];
         let actor_key = [META, b'a', b'c', b't', b'o', b'r'];
@@ -287,9 +300,15 @@ impl Replica {
         }
     }
 
-    /// This data directory's actor id (minted once, never reused).
+    /// The actor this node mints new dots with now: the data directory's
+    /// base id at the current epoch (see [`epochs`]).
     pub fn actor(&self) -> Actor {
-        self.actor
+        self.epochs.actor()
+    }
+
+    /// The actor epochs (current epoch, bumps).
+    pub fn epochs(&self) -> &epochs::Epochs {
+        &self.epochs
     }
 
     /// The node id this directory belongs to.
@@ -341,8 +360,10 @@ impl Replica {
         timestamp_ms: u64,
         hint_for: Option<&str>,
     ) -> Result<VersionSet> {
-        let (actor, max) = (self.actor, self.max_siblings);
+        let max = self.max_siblings;
         let set = self.write_with(key, hint_for, |set| {
+            // Read under the key's lock: a removal moving the epoch holds it.
+            let actor = self.epochs.actor();
             let (_, outcome) = set.update(context, actor, value, timestamp_ms, max)?;
             Ok((true, outcome.dropped_siblings))
         })?;
@@ -459,7 +480,7 @@ impl Replica {
                 } => {
                     let (_, out) = entry.set.update(
                         &context,
-                        self.actor,
+                        self.epochs.actor(),
                         value,
                         timestamp_ms,
                         self.max_siblings,
@@ -516,21 +537,40 @@ impl Replica {
         Ok(self.engine.get(&data_key(key))?)
     }
 
-    /// Remove a key's data if its set still encodes to `expected` (used to
-    /// purge tombstones every replica has, and to drop data handed off to
-    /// its owner). Returns whether it was removed.
+    /// Remove a key's data if its set still encodes to `expected` (data
+    /// handed off to its owner, ranges no longer owned). Returns whether it
+    /// was removed. When the set holds dots of the current actor, the actor
+    /// epoch moves on first, so no later write claims them.
     pub fn remove_if_unchanged(&self, key: &[u8], expected: &[u8]) -> Result<bool> {
         let pos = key_position(key);
         let dkey = data_key_at(pos, key);
         let _guard = self.lock_for(key).lock();
         match self.engine.get(&dkey)? {
             Some(raw) if raw == expected => {
+                self.retire_actor_for(&raw)?;
                 self.engine.delete(&dkey)?;
                 self.account(pos, key, Some(&raw), None);
                 Ok(true)
             }
             _ => Ok(false),
         }
+    }
+
+    /// Before a local set goes: move the actor epoch on if the set holds
+    /// history of the current actor (an undecodable set counts as holding it).
+    fn retire_actor_for(&self, raw: &[u8]) -> Result<()> {
+        match VersionSet::decode(raw) {
+            Ok(set) => self.epochs.retire_if_written(set.clock())?,
+            Err(_) => {
+                let mut all = VersionVector::new();
+                all.add(crate::version::Dot {
+                    actor: self.epochs.actor(),
+                    counter: 1,
+                });
+                self.epochs.retire_if_written(&all)?
+            }
+        };
+        Ok(())
     }
 
     /// Entries with positions in `(start, end]` (wrapping allowed), after
@@ -623,12 +663,19 @@ impl Replica {
         }
     }
 
+    /// Flush the engine at shutdown and record the clean stop (so the next
+    /// start keeps the actor epoch). Call after the last write.
+    pub fn shutdown(&self) -> Result<()> {
+        self.engine.flush()?;
+        self.epochs.mark_clean()
+    }
+
     /// Flush and close the engine. Call once, at shutdown.
     pub fn close(self) -> Result<()> {
         match Arc::try_unwrap(self.engine) {
             Ok(engine) => engine.close()?,
             Err(shared) => shared.flush()?,
         }
-        Ok(())
+        self.epochs.mark_clean()
     }
 }
