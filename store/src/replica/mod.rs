@@ -19,6 +19,7 @@
 //! Writes to one key are serialised by a striped lock: read the current set,
 //! merge or update, write back, update the Merkle index.
 
+mod delivery;
 pub mod epochs;
 pub mod hints;
 pub mod merkle;
@@ -137,6 +138,8 @@ pub struct Replica {
     node_id: String,
     max_siblings: usize,
     locks: Box<[Mutex<()>]>,
+    /// Serialises Merkle rebuilds (two interleaved scans would count twice).
+    rebuilding: Mutex<()>,
     merkle: MerkleIndex,
     stats: ReplicaStats,
     hints: hints::HintBook,
@@ -263,6 +266,7 @@ impl Replica {
             node_id: opts.node_id,
             max_siblings: opts.max_siblings.max(1),
             locks,
+            rebuilding: Mutex::new(()),
             merkle: MerkleIndex::default(),
             stats: ReplicaStats::default(),
             hints,
@@ -628,10 +632,23 @@ impl Replica {
 
     /// Rebuild the Merkle index for these segments from a scan of local data
     /// (at start-up and after a ring change; writes keep it current after).
+    ///
+    /// Reset and scan snapshot happen together under every key lock, so each
+    /// write either finished entirely before (the scan sees its value and
+    /// its Merkle update went to the old trees) or commits after the
+    /// snapshot (the scan adds the old entry and the write's own update
+    /// swaps it for the new one). Writes therefore must commit to the engine
+    /// and update the index under their key's lock. The scan itself runs
+    /// without the locks.
     pub fn rebuild_merkle(&self, segments: &[Segment]) -> Result<()> {
-        self.merkle.reset(segments);
+        let _one_rebuild_at_a_time = self.rebuilding.lock();
         let (lo, hi) = (Bound::Included(vec![DATA]), Bound::Excluded(vec![DATA + 1]));
-        for item in self.engine.scan((lo, hi))? {
+        let scan = {
+            let _all_keys: Vec<_> = self.locks.iter().map(|m| m.lock()).collect();
+            self.merkle.reset(segments);
+            self.engine.scan((lo, hi))?
+        };
+        for item in scan {
             let (k, v) = item?;
             if let Some((pos, user_key)) = parse_data_key(&k) {
                 self.merkle

@@ -3,6 +3,8 @@
 //! is exact.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -60,8 +62,7 @@ fn hand_off(f: &Replica, owner: &Replica, owner_id: &str) {
         owner
             .merge(&hint.key, &VersionSet::decode(&sent).unwrap(), None)
             .unwrap();
-        f.hints().remove(f.engine(), &hint, false).unwrap();
-        assert!(f.remove_if_unchanged(&hint.key, &sent).unwrap());
+        assert!(f.finish_handoff(&hint, &sent, false).unwrap());
     }
 }
 
@@ -150,4 +151,82 @@ fn unclean_restart_without_synced_writes_starts_a_new_epoch() {
         second,
         "nothing acknowledged can be lost under always"
     );
+}
+
+/// Issue 11, item 5: a write lands on the fallback after handoff read a key's
+/// set but before the delivery is acknowledged. Its refreshed hint must stay
+/// (and so must the local copy) until that newer version is delivered too.
+#[test]
+fn delivered_hint_removal_keeps_a_newer_hint_for_the_same_key() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let f = open(dirs[0].path(), "f");
+    let o = open(dirs[1].path(), "o");
+    let key = b"k";
+    f.coordinate_put(key, val("v1"), &VersionVector::new(), 1, Some("o"))
+        .unwrap();
+    let hint = f
+        .hints()
+        .pending(f.engine(), "o", None, 64)
+        .unwrap()
+        .remove(0);
+    let sent = f.fetch_raw(key).unwrap().unwrap();
+    // A newer write while the batch is on the wire.
+    let ctx = f.fetch(key).unwrap().unwrap().clock().clone();
+    f.coordinate_put(key, val("v2"), &ctx, 2, Some("o"))
+        .unwrap();
+    o.merge(key, &VersionSet::decode(&sent).unwrap(), None)
+        .unwrap();
+    assert!(!f.finish_handoff(&hint, &sent, false).unwrap());
+    let pending = f.hints().pending(f.engine(), "o", None, 64).unwrap();
+    assert_eq!(pending.len(), 1, "the newer hint is still there");
+    assert_eq!(f.hints().totals_for("o").count, 1);
+    assert_eq!(values(&f.fetch(key).unwrap().unwrap()), ["v2"]);
+    // Delivering it then removes hint and copy.
+    hand_off(&f, &o, "o");
+    assert_eq!(values(&o.fetch(key).unwrap().unwrap()), ["v2"]);
+    assert!(f.hints().totals().is_empty());
+}
+
+/// Issue 11, item 6: a rebuild of the Merkle index racing a write whose
+/// engine commit landed before the rebuild's scan but whose Merkle update
+/// runs after the reset. The leaf must end up exact.
+#[test]
+fn merkle_rebuild_racing_a_write_in_flight_ends_exact() {
+    use crate::ring::Segment;
+    let dir = tempfile::tempdir().unwrap();
+    let r = Arc::new(open(dir.path(), "n"));
+    let segs = [Segment { start: 7, end: 7 }];
+    r.rebuild_merkle(&segs).unwrap();
+    for i in 0..20 {
+        let k = format!("k{i}");
+        r.coordinate_put(k.as_bytes(), val("v"), &VersionVector::new(), 1, None)
+            .unwrap();
+    }
+    // A write in flight, done by hand: commit, then (later) its Merkle update.
+    let key = b"k3";
+    let pos = key_position(key);
+    let dkey = data_key_at(pos, key);
+    let guard = r.lock_for(key).lock();
+    let old = r.engine.get(&dkey).unwrap().unwrap();
+    let mut set = VersionSet::decode(&old).unwrap();
+    let ctx = set.clock().clone();
+    set.update(&ctx, r.actor(), val("new"), 9, MAX).unwrap();
+    let new = set.encode();
+    r.engine.put(&dkey, &new).unwrap();
+    let rebuild = {
+        let r = Arc::clone(&r);
+        std::thread::spawn(move || r.rebuild_merkle(&segs))
+    };
+    // Give the rebuild every chance to run now (it must wait for the write).
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while !rebuild.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    r.account(pos, key, Some(&old), Some(&new));
+    drop(guard);
+    rebuild.join().unwrap().unwrap();
+    let raced = r.merkle().root(segs[0]);
+    r.rebuild_merkle(&segs).unwrap();
+    assert_eq!(raced, r.merkle().root(segs[0]), "the leaf is exact");
+    assert_eq!(r.merkle().entries(), 20);
 }
