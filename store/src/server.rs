@@ -655,11 +655,7 @@ impl ReplicaRpc for Node {
         let entries = tokio::task::spawn_blocking(move || {
             if r.buckets.is_empty() {
                 let resume = r.after_position.map(|p| (p, r.after_key.to_vec()));
-                let limit = if r.limit == 0 {
-                    usize::MAX
-                } else {
-                    r.limit as usize
-                };
+                let limit = crate::replica::scan_page(r.limit);
                 replica
                     .scan_range(seg, resume.as_ref().map(|(p, k)| (*p, k.as_slice())), limit)
                     .map_err(|e| e.to_string())

@@ -599,7 +599,7 @@ fn fresh_counter(min: u64) -> Option<u64> {
 }
 
 /// Microseconds since the Unix epoch (0 if the clock is before it).
-fn now_micros() -> u64 {
+pub fn now_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)

@@ -108,13 +108,19 @@ fn execute(replica: &Replica, jobs: Vec<Job>) {
             replica_request::Op::Coordinate(c) if c.hint_for.is_empty() => {
                 match decode_context(&c.context) {
                     Ok(context) => {
-                        writes.push(LocalWrite::Coordinate {
+                        let w = LocalWrite::Coordinate {
                             key: c.key,
                             value: (!c.tombstone).then_some(c.value),
                             context,
                             timestamp_ms: c.timestamp_ms,
-                        });
-                        waiting.push((job.reply, true));
+                        };
+                        match replica.check_write(&w) {
+                            Ok(()) => {
+                                writes.push(w);
+                                waiting.push((job.reply, true));
+                            }
+                            Err(e) => (job.reply)(respond(Err(ApplyError::Invalid(e.to_string())))),
+                        }
                     }
                     Err(e) => (job.reply)(respond(Err(e))),
                 }
@@ -122,11 +128,17 @@ fn execute(replica: &Replica, jobs: Vec<Job>) {
             replica_request::Op::Merge(m) if m.hint_for.is_empty() => {
                 match VersionSet::decode(&m.versions).map_err(ApplyError::from) {
                     Ok(incoming) => {
-                        writes.push(LocalWrite::Merge {
+                        let w = LocalWrite::Merge {
                             key: m.key,
                             incoming,
-                        });
-                        waiting.push((job.reply, false));
+                        };
+                        match replica.check_write(&w) {
+                            Ok(()) => {
+                                writes.push(w);
+                                waiting.push((job.reply, false));
+                            }
+                            Err(e) => (job.reply)(respond(Err(ApplyError::Invalid(e.to_string())))),
+                        }
                     }
                     Err(e) => (job.reply)(respond(Err(e))),
                 }

@@ -49,6 +49,21 @@ const META: u8 = b'm';
 const LOCK_STRIPES: usize = 1024;
 /// Overhead allowed per sibling on top of the value (dot, timestamp, lengths).
 const SIBLING_OVERHEAD: usize = 64;
+/// Most clock entries a version set from a peer may carry (16 bytes each),
+/// and the room kept for two such clocks in every stored set.
+pub const MAX_CLOCK_ENTRIES: usize = 1024;
+/// Most entries one range scan returns to a peer (a request for 0, or for
+/// more, gets this many; the caller resumes after the last one).
+pub const MAX_SCAN_ENTRIES: usize = 1024;
+
+/// The page size for a scan a peer asked for: `requested`, or
+/// [`MAX_SCAN_ENTRIES`] when it is 0 ("no limit") or larger.
+pub fn scan_page(requested: u32) -> usize {
+    match usize::try_from(requested) {
+        Ok(0) | Err(_) => MAX_SCAN_ENTRIES,
+        Ok(n) => n.min(MAX_SCAN_ENTRIES),
+    }
+}
 
 /// What a replica needs to open.
 #[derive(Clone, Debug)]
@@ -98,6 +113,10 @@ pub enum ReplicaError {
     /// The key's clock leaves no fresh dot for this node.
     #[error(transparent)]
     Exhausted(#[from] CounterExhausted),
+    /// A write from a peer that no replica may store (too large, or a clock
+    /// no node can have made). Only that write fails.
+    #[error("refused: {0}")]
+    Invalid(String),
     /// Metadata in the engine is malformed.
     #[error("node metadata {0:?} is corrupt")]
     Metadata(&'static str),
@@ -137,6 +156,8 @@ pub struct Replica {
     epochs: epochs::Epochs,
     node_id: String,
     max_siblings: usize,
+    max_key_bytes: usize,
+    max_value_bytes: usize,
     locks: Box<[Mutex<()>]>,
     /// Serialises Merkle rebuilds (two interleaved scans would count twice).
     rebuilding: Mutex<()>,
@@ -252,8 +273,10 @@ impl Replica {
     pub fn open(dir: &Path, opts: ReplicaOptions) -> Result<Replica> {
         let mut engine_opts = opts.engine.clone();
         engine_opts.max_key_bytes = opts.max_key_bytes + 64;
-        engine_opts.max_value_bytes =
-            opts.max_siblings.max(1) * (opts.max_value_bytes + SIBLING_OVERHEAD) + 4096;
+        engine_opts.max_value_bytes = opts.max_siblings.max(1)
+            * (opts.max_value_bytes + SIBLING_OVERHEAD)
+            + 2 * MAX_CLOCK_ENTRIES * 20
+            + 4096;
         let engine = Arc::new(Engine::open(dir, engine_opts)?);
         let base = Self::load_identity(&engine, dir, &opts.node_id)?;
         let tail_may_be_lost = !matches!(opts.engine.sync, lsm::SyncPolicy::Always);
@@ -265,6 +288,8 @@ impl Replica {
             epochs,
             node_id: opts.node_id,
             max_siblings: opts.max_siblings.max(1),
+            max_key_bytes: opts.max_key_bytes,
+            max_value_bytes: opts.max_value_bytes,
             locks,
             rebuilding: Mutex::new(()),
             merkle: MerkleIndex::default(),
@@ -377,6 +402,62 @@ impl Replica {
         Ok(set)
     }
 
+    /// Check one write from a peer before it joins a batch with others: the
+    /// key and every value within their limits, a clock of at most
+    /// [`MAX_CLOCK_ENTRIES`], and no counter ahead of this node's clock by
+    /// more than the allowed skew. A write refused here fails alone.
+    pub fn check_write(&self, write: &LocalWrite) -> Result<()> {
+        let key = write.key();
+        if key.is_empty() || key.len() > self.max_key_bytes {
+            return Err(ReplicaError::Invalid(format!(
+                "the key is {} bytes; the limit is 1 to {} bytes",
+                key.len(),
+                self.max_key_bytes
+            )));
+        }
+        match write {
+            LocalWrite::Coordinate { value, context, .. } => {
+                self.check_value(value.as_ref())?;
+                Self::check_clock(context)
+            }
+            LocalWrite::Merge { incoming, .. } => self.check_set(incoming),
+        }
+    }
+
+    fn check_value(&self, value: Option<&Bytes>) -> Result<()> {
+        match value {
+            Some(v) if v.len() > self.max_value_bytes => Err(ReplicaError::Invalid(format!(
+                "a value is {} bytes; the limit is {} bytes",
+                v.len(),
+                self.max_value_bytes
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_clock(clock: &VersionVector) -> Result<()> {
+        let entries = clock.iter().count();
+        if entries > MAX_CLOCK_ENTRIES {
+            return Err(ReplicaError::Invalid(format!(
+                "the clock has {entries} entries; the limit is {MAX_CLOCK_ENTRIES}"
+            )));
+        }
+        clock
+            .check_not_ahead(crate::version::now_micros())
+            .map_err(|e| ReplicaError::Invalid(e.to_string()))
+    }
+
+    fn check_set(&self, set: &VersionSet) -> Result<()> {
+        Self::check_clock(set.clock())?;
+        let mut dots = VersionVector::new();
+        for s in set.siblings() {
+            self.check_value(s.value.as_ref())?;
+            dots.add(s.dot);
+        }
+        dots.check_not_ahead(crate::version::now_micros())
+            .map_err(|e| ReplicaError::Invalid(e.to_string()))
+    }
+
     /// Merge a version set from another replica (replication, read repair,
     /// hint replay, anti-entropy). `hint_for` names the owner when this node
     /// stores the write on another's behalf. Returns the resulting set.
@@ -386,6 +467,7 @@ impl Replica {
         incoming: &VersionSet,
         hint_for: Option<&str>,
     ) -> Result<VersionSet> {
+        self.check_set(incoming)?;
         let max = self.max_siblings;
         self.stats.merges.fetch_add(1, Ordering::Relaxed);
         self.write_with(key, hint_for, |set| {
@@ -442,6 +524,11 @@ impl Replica {
     /// the effect of the earlier ones on the same key. Returns the resulting
     /// set of each write, in order; an engine failure fails them all.
     pub fn write_many(&self, writes: Vec<LocalWrite>) -> Result<Vec<VersionSet>> {
+        // Callers check each write first (`check_write`) so that a bad one
+        // fails alone; this is the backstop.
+        for w in &writes {
+            self.check_write(w)?;
+        }
         let mut stripes: Vec<usize> = writes.iter().map(|w| stripe_of(w.key())).collect();
         stripes.sort_unstable();
         stripes.dedup();

@@ -230,3 +230,53 @@ fn merkle_rebuild_racing_a_write_in_flight_ends_exact() {
     assert_eq!(raced, r.merkle().root(segs[0]), "the leaf is exact");
     assert_eq!(r.merkle().entries(), 20);
 }
+
+/// Issue 11, item 7: one oversized set from a peer is refused on its own;
+/// the unrelated writes it would have shared a batch with go through.
+#[test]
+fn oversized_set_from_a_peer_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = open(dir.path(), "n");
+    let set = |v: Vec<u8>| {
+        let mut s = VersionSet::new();
+        s.update(&VersionVector::new(), 42, Some(Bytes::from(v)), 1, MAX)
+            .unwrap();
+        s
+    };
+    let writes: Vec<LocalWrite> = (0..5)
+        .map(|i| LocalWrite::Merge {
+            key: Bytes::from(format!("k{i}")),
+            incoming: set(if i == 2 { vec![0; 11_000] } else { vec![1; 10] }),
+        })
+        .collect();
+    let mut ok = Vec::new();
+    for w in writes {
+        match r.check_write(&w) {
+            Ok(()) => ok.push(w),
+            Err(e) => {
+                assert_eq!(w.key().as_ref(), b"k2");
+                assert!(e.to_string().contains("limit"), "{e}");
+            }
+        }
+    }
+    assert_eq!(ok.len(), 4);
+    assert_eq!(r.write_many(ok).unwrap().len(), 4);
+    // A clock no node can have made is refused the same way.
+    let mut ahead = VersionVector::new();
+    ahead.add(crate::version::Dot {
+        actor: 9,
+        counter: u64::MAX,
+    });
+    let mut crafted = set(vec![1]);
+    crafted.merge(
+        &VersionSet::decode(&{
+            let mut s = VersionSet::new();
+            s.update(&ahead, 7, None, 1, MAX).unwrap();
+            s.encode()
+        })
+        .unwrap(),
+        MAX,
+    );
+    assert!(r.merge(b"k9", &crafted, None).is_err());
+    assert!(r.fetch(b"k9").unwrap().is_none());
+}
