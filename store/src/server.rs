@@ -342,6 +342,7 @@ impl Node {
             ("siblings_dropped", &rs.siblings_dropped),
             ("fetches", &rs.fetches),
             ("tombstones_purged", &rs.tombstones_purged),
+            ("cleaned_up", &rs.cleaned_up),
         ] {
             m.insert(format!("replica.{k}"), v.load(Ordering::Relaxed));
         }
@@ -497,6 +498,9 @@ impl Kv for Node {
             pb::admin_request::Op::Repair(_) => {
                 anti_entropy::run_round(&self.cluster).await.to_string()
             }
+            pb::admin_request::Op::Cleanup(_) => crate::cluster::cleanup::cleanup(&self.cluster)
+                .await
+                .map_err(Status::failed_precondition)?,
         };
         Ok(Response::new(pb::AdminResponse {
             message,

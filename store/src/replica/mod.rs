@@ -19,6 +19,7 @@
 //! Writes to one key are serialised by a striped lock: read the current set,
 //! merge or update, write back, update the Merkle index.
 
+mod cleanup;
 mod delivery;
 pub mod epochs;
 pub mod hints;
@@ -39,6 +40,7 @@ use crate::lsm::{self, Engine, WriteBatch};
 use crate::ring::{Segment, key_position};
 use crate::version::{Actor, CounterExhausted, DecodeError, VersionSet, VersionVector};
 
+pub use cleanup::CleanupPage;
 pub use merkle::MerkleIndex;
 
 /// Prefix of data keys.
@@ -148,6 +150,8 @@ pub struct ReplicaStats {
     pub fetches: AtomicU64,
     /// Tombstones purged after every replica had them.
     pub tombstones_purged: AtomicU64,
+    /// Keys removed by cleanup (ranges no longer replicated).
+    pub cleaned_up: AtomicU64,
 }
 
 /// A node's local versioned store.

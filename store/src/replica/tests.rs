@@ -280,3 +280,43 @@ fn oversized_set_from_a_peer_fails_alone() {
     assert!(r.merge(b"k9", &crafted, None).is_err());
     assert!(r.fetch(b"k9").unwrap().is_none());
 }
+
+/// Cleanup removes what the node does not replicate, keeps what it does and
+/// what a pending hint refers to, pages, and moves the actor epoch when it
+/// drops the node's own writes.
+#[test]
+fn cleanup_removes_unowned_keys_but_not_hinted_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = open(dir.path(), "n");
+    let keys: Vec<String> = (0..50).map(|i| format!("k{i}")).collect();
+    for k in &keys {
+        r.coordinate_put(k.as_bytes(), val("v"), &VersionVector::new(), 1, None)
+            .unwrap();
+    }
+    r.coordinate_put(b"hinted", val("h"), &VersionVector::new(), 1, Some("o"))
+        .unwrap();
+    let owned = |pos: u64| pos.is_multiple_of(2);
+    let actor = r.actor();
+    let (mut resume, mut removed, mut pages) = (None, 0, 0);
+    loop {
+        let page = r.cleanup_page(&owned, resume, 7).unwrap();
+        removed += page.removed;
+        pages += 1;
+        assert!(pages < 100);
+        match page.next {
+            Some(n) => resume = Some(n),
+            None => break,
+        }
+    }
+    let unowned = keys
+        .iter()
+        .filter(|k| !owned(key_position(k.as_bytes())))
+        .count() as u64;
+    assert_eq!(removed, unowned);
+    for k in &keys {
+        let kept = r.fetch(k.as_bytes()).unwrap().is_some();
+        assert_eq!(kept, owned(key_position(k.as_bytes())), "{k}");
+    }
+    assert!(r.fetch(b"hinted").unwrap().is_some(), "a hint refers to it");
+    assert_ne!(r.actor(), actor, "its own writes were dropped: new epoch");
+}
