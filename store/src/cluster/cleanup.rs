@@ -20,6 +20,9 @@ pub const CLEANUP_DELAY: Duration = Duration::from_secs(10);
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 /// Keys examined per page.
 const PAGE: usize = 512;
+/// Keys examined per second: cleanup is a background trickle (each removal
+/// is a commit-log write), not a burst that shows in the foreground p99.
+const KEYS_PER_SEC: u64 = 2000;
 
 /// Remove this node's copies of ranges it does not replicate in the ring in
 /// force. Returns a one-line summary.
@@ -69,6 +72,10 @@ pub async fn cleanup(cluster: &Arc<Cluster>) -> Result<String, String> {
             Some(next) => resume = Some(next),
             None => break,
         }
+        tokio::time::sleep(Duration::from_millis(
+            page.examined.saturating_mul(1000) / KEYS_PER_SEC,
+        ))
+        .await;
     }
     Ok(format!(
         "cleanup: removed {removed} of {examined} local keys this node does not replicate in ring version {version}"
