@@ -357,6 +357,7 @@ impl Node {
         }
         let pending: u64 = replica.hints().totals().values().map(|t| t.count).sum();
         m.insert("hints.pending".into(), pending);
+        m.insert("replica.actor_epoch".into(), replica.epochs().epoch());
         m.insert("merkle.entries".into(), replica.merkle().entries());
         m.insert("merkle.digest".into(), replica.merkle().digest());
         let ae = self.cluster.anti_entropy();

@@ -102,5 +102,9 @@ async fn fallback_write_after_handoff_keeps_the_handed_off_version() {
         vec![b"v1".to_vec(), b"v2".to_vec()],
         "the handed-off write and the later blind write are siblings"
     );
+    assert!(
+        stat(&f_addr, "replica.actor_epoch").await >= 1,
+        "F moved to a new actor epoch when it dropped its copy"
+    );
     cluster.stop().await.unwrap();
 }
