@@ -424,6 +424,16 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Remove local copies of ranges a node no longer replicates, on every
+    /// member (or only --endpoint's node). Runs by itself after a join or
+    /// leave completes; refused while one is in progress.
+    Cleanup {
+        /// Only the node at --endpoint.
+        #[arg(long)]
+        only: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Show a node's view: ring, members, hints and counters.
     Status {
         /// Print every counter.
@@ -664,6 +674,26 @@ async fn run_command(cmd: Command) -> Result<(), CliError> {
             let c = connect(&client).await?;
             let r = c.admin_of(0, op).await?;
             println!("{}", r.message);
+            Ok(())
+        }
+        Command::Cleanup { only, client } => {
+            let c = connect(&client).await?;
+            let status = c.status_of(0).await?;
+            let members: Vec<String> = match (&status.ring, only) {
+                (Some(r), false) => r.members.iter().map(|m| m.address.clone()).collect(),
+                _ => vec![status.address.clone()],
+            };
+            for addr in members {
+                let args = ClientArgs {
+                    endpoint: vec![addr.clone()],
+                    timeout_ms: client.timeout_ms.max(60_000),
+                };
+                let node = connect(&args).await?;
+                let r = node
+                    .admin_of(0, pb::admin_request::Op::Cleanup(pb::Cleanup {}))
+                    .await?;
+                println!("{addr}: {}", r.message);
+            }
             Ok(())
         }
         Command::Repair { only, client } => {

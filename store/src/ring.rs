@@ -22,6 +22,17 @@ use xxhash_rust::xxh3::xxh3_64;
 pub const DEFAULT_TOKENS_PER_NODE: u32 = 128;
 /// Upper bound on tokens per member, to keep the precomputed table small.
 pub const MAX_TOKENS_PER_NODE: u32 = 4096;
+/// Upper bound on members in one ring (current or next).
+pub const MAX_RING_MEMBERS: usize = 1024;
+/// Upper bound on the precomputed walk table (total tokens × members), about
+/// 128 MiB: 1024 members of 16 tokens, or 100 members of 1677.
+pub const MAX_RING_TABLE_ENTRIES: u64 = 1 << 24;
+/// Upper bound on a ring version. Admin changes add 1 or 2; this leaves room
+/// for more changes than any cluster makes, and `version + 1` can never wrap.
+pub const MAX_RING_VERSION: u64 = 1 << 48;
+/// Longest member id or address, in bytes (hint keys store the id's length
+/// in one byte).
+pub const MAX_MEMBER_FIELD_BYTES: usize = 255;
 
 /// A node's place on the ring: what a ring description says about it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +87,44 @@ pub enum RingError {
         /// The allowed maximum.
         max: u32,
     },
+    /// More members than [`MAX_RING_MEMBERS`].
+    #[error("the ring has {members} members; the limit is {max}")]
+    TooManyMembers {
+        /// Members in the description.
+        members: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Tokens × members beyond [`MAX_RING_TABLE_ENTRIES`].
+    #[error(
+        "{tokens} tokens over {members} members make a table of {entries} entries; the limit is {max}"
+    )]
+    TableTooLarge {
+        /// Tokens in total.
+        tokens: u64,
+        /// Members.
+        members: usize,
+        /// Their product.
+        entries: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A version beyond [`MAX_RING_VERSION`].
+    #[error("ring version {version} is beyond the limit of {max}")]
+    VersionTooLarge {
+        /// The version.
+        version: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// An id or address longer than [`MAX_MEMBER_FIELD_BYTES`].
+    #[error("member {id:?} has an id or address over {max} bytes")]
+    FieldTooLong {
+        /// The id (cut to the limit).
+        id: String,
+        /// The limit.
+        max: usize,
+    },
     /// N is zero or larger than the number of members.
     #[error("replication factor {n} needs 1..={members} (the number of members)")]
     BadReplication {
@@ -120,11 +169,32 @@ impl RingDescription {
         if self.members.is_empty() {
             return Err(RingError::Empty);
         }
+        if self.version > MAX_RING_VERSION {
+            return Err(RingError::VersionTooLarge {
+                version: self.version,
+                max: MAX_RING_VERSION,
+            });
+        }
+        if self.members.len() > MAX_RING_MEMBERS {
+            return Err(RingError::TooManyMembers {
+                members: self.members.len(),
+                max: MAX_RING_MEMBERS,
+            });
+        }
         let mut seen = BTreeSet::new();
+        let mut tokens: u64 = 0;
         for m in &self.members {
             if m.id.is_empty() || m.address.is_empty() {
                 return Err(RingError::EmptyField);
             }
+            if m.id.len() > MAX_MEMBER_FIELD_BYTES || m.address.len() > MAX_MEMBER_FIELD_BYTES {
+                let cut: String = m.id.chars().take(MAX_MEMBER_FIELD_BYTES).collect();
+                return Err(RingError::FieldTooLong {
+                    id: cut,
+                    max: MAX_MEMBER_FIELD_BYTES,
+                });
+            }
+            tokens = tokens.saturating_add(u64::from(m.tokens));
             if !seen.insert(m.id.as_str()) {
                 return Err(RingError::DuplicateId(m.id.clone()));
             }
@@ -135,6 +205,15 @@ impl RingDescription {
                     max: MAX_TOKENS_PER_NODE,
                 });
             }
+        }
+        let entries = tokens.saturating_mul(self.members.len() as u64);
+        if entries > MAX_RING_TABLE_ENTRIES {
+            return Err(RingError::TableTooLarge {
+                tokens,
+                members: self.members.len(),
+                entries,
+                max: MAX_RING_TABLE_ENTRIES,
+            });
         }
         if self.replication == 0 || self.replication as usize > self.members.len() {
             return Err(RingError::BadReplication {
@@ -447,6 +526,29 @@ mod tests {
             .sum::<f64>()
             / counts.len() as f64;
         var.sqrt() / mean
+    }
+
+    #[test]
+    fn untrusted_descriptions_are_bounded() {
+        let mut d = desc(3, 8, &[""], 3);
+        d.version = u64::MAX;
+        assert!(matches!(
+            Ring::new(d),
+            Err(RingError::VersionTooLarge { .. })
+        ));
+        assert!(matches!(
+            Ring::new(desc(MAX_RING_MEMBERS + 1, 1, &[""], 3)),
+            Err(RingError::TooManyMembers { .. })
+        ));
+        let err = Ring::new(desc(1000, MAX_TOKENS_PER_NODE, &[""], 3)).unwrap_err();
+        assert!(matches!(err, RingError::TableTooLarge { .. }), "{err}");
+        let mut d = desc(3, 8, &[""], 3);
+        d.members[0].address = "x".repeat(MAX_MEMBER_FIELD_BYTES + 1);
+        assert!(matches!(Ring::new(d), Err(RingError::FieldTooLong { .. })));
+        // A next ring is checked the same way.
+        let d = desc(3, 8, &[""], 3).with_next(desc(MAX_RING_MEMBERS + 1, 1, &[""], 3).members);
+        assert!(Ring::new(d).is_err());
+        assert!(Ring::new(desc(MAX_RING_MEMBERS, 16, &[""], 3)).is_ok());
     }
 
     #[test]

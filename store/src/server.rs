@@ -270,7 +270,7 @@ pub async fn run_node(
     tracing::info!(node = %cfg.id, "shutting down: flushing the engine");
     drop(node);
     // Background tasks may still hold the cluster briefly; flush regardless.
-    let flushed = tokio::task::spawn_blocking(move || replica.engine().flush())
+    let flushed = tokio::task::spawn_blocking(move || replica.shutdown())
         .await
         .map_err(|e| NodeError::Storage(e.to_string()))?;
     served.map_err(|e| NodeError::Serve(e.to_string()))?;
@@ -344,6 +344,7 @@ impl Node {
             ("siblings_dropped", &rs.siblings_dropped),
             ("fetches", &rs.fetches),
             ("tombstones_purged", &rs.tombstones_purged),
+            ("cleaned_up", &rs.cleaned_up),
         ] {
             m.insert(format!("replica.{k}"), v.load(Ordering::Relaxed));
         }
@@ -358,6 +359,7 @@ impl Node {
         }
         let pending: u64 = replica.hints().totals().values().map(|t| t.count).sum();
         m.insert("hints.pending".into(), pending);
+        m.insert("replica.actor_epoch".into(), replica.epochs().epoch());
         m.insert("merkle.entries".into(), replica.merkle().entries());
         m.insert("merkle.digest".into(), replica.merkle().digest());
         let ae = self.cluster.anti_entropy();
@@ -527,6 +529,9 @@ impl Kv for Node {
             pb::admin_request::Op::Repair(_) => {
                 anti_entropy::run_round(&self.cluster).await.to_string()
             }
+            pb::admin_request::Op::Cleanup(_) => crate::cluster::cleanup::cleanup(&self.cluster)
+                .await
+                .map_err(Status::failed_precondition)?,
         };
         Ok(Response::new(pb::AdminResponse {
             message,
@@ -691,11 +696,7 @@ impl ReplicaRpc for Node {
         let entries = tokio::task::spawn_blocking(move || {
             if r.buckets.is_empty() {
                 let resume = r.after_position.map(|p| (p, r.after_key.to_vec()));
-                let limit = if r.limit == 0 {
-                    usize::MAX
-                } else {
-                    r.limit as usize
-                };
+                let limit = crate::replica::scan_page(r.limit);
                 replica
                     .scan_range(seg, resume.as_ref().map(|(p, k)| (*p, k.as_slice())), limit)
                     .map_err(|e| e.to_string())

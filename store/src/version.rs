@@ -10,10 +10,13 @@
 //! - Merging two sets keeps a sibling unless the other side has seen its dot
 //!   (covered by its clock) and dropped it.
 //!
-//! Actors are 64-bit ids minted once per data directory, so a wiped node
-//! never reuses an old identity. Counters come from a per-actor hybrid clock
-//! (`max(local + 1, context + 1, now_µs)`), so they keep growing even after a
-//! tombstone was purged and the per-key history is gone.
+//! Actors are 64-bit ids: a base minted once per data directory, so a wiped
+//! node never reuses an old identity, at an epoch that moves on whenever the
+//! node's own history for a key may be incomplete ([`ActorEpochs`]). Counters
+//! come from a per-actor hybrid clock (`max(local + 1, context + 1, now_µs)`),
+//! so they keep growing even after a tombstone was purged and the per-key
+//! history is gone; they never wrap, and a client context may not claim
+//! counters ahead of the clock ([`VersionVector::decode_context`]).
 //!
 //! The encoding is canonical (siblings sorted by dot, clock sorted by actor),
 //! so equal sets have equal bytes — the Merkle index hashes those bytes.
@@ -33,6 +36,15 @@ const SET_FORMAT: u8 = 1;
 const CONTEXT_FORMAT: u8 = 1;
 /// Cap on entries decoded from untrusted bytes, to bound allocations.
 const MAX_DECODED_ENTRIES: u64 = 1 << 16;
+/// Largest causal context a client may send, in bytes (about 250 actors).
+/// A bigger one is refused: it would bloat the key's clock for good.
+pub const MAX_CONTEXT_BYTES: usize = 4096;
+/// How far ahead of this node's clock a counter in a client context may be,
+/// in microseconds. Counters are minted from the wall clock, so a genuine
+/// context is ahead at most by the clock skew between nodes; a counter
+/// further ahead was not minted by any node and would claim (and so drop)
+/// writes that have not happened yet.
+pub const MAX_CONTEXT_SKEW_MICROS: u64 = 60_000_000;
 
 /// One write event: `counter` is unique for `actor`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -76,6 +88,39 @@ pub enum DecodeError {
     /// Bytes left over after the structure.
     #[error("version data has {0} trailing bytes")]
     Trailing(usize),
+    /// A context larger than [`MAX_CONTEXT_BYTES`].
+    #[error("the context is {len} bytes; the limit is {max} bytes")]
+    TooLarge {
+        /// Bytes received.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A counter further ahead of the clock than [`MAX_CONTEXT_SKEW_MICROS`].
+    #[error(
+        "counter {counter} of actor {actor:016x} is ahead of this node's clock (at most {limit} is plausible)"
+    )]
+    CounterAhead {
+        /// The actor.
+        actor: Actor,
+        /// The counter claimed.
+        counter: u64,
+        /// The largest counter accepted now.
+        limit: u64,
+    },
+}
+
+/// A write that cannot get a fresh dot: the key's clock already claims the
+/// actor's largest counter. Only a corrupt or crafted clock gets there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "actor {actor:016x} has no counter left for this key (its clock is at {seen}); the write is refused"
+)]
+pub struct CounterExhausted {
+    /// The actor that would mint the dot.
+    pub actor: Actor,
+    /// The key's clock entry for it.
+    pub seen: u64,
 }
 
 impl VersionVector {
@@ -150,10 +195,24 @@ impl VersionVector {
         out
     }
 
-    /// Decode a client context; empty bytes mean "no context".
+    /// Decode and check a client context; empty bytes mean "no context".
+    /// Refuses contexts over [`MAX_CONTEXT_BYTES`] and counters more than
+    /// [`MAX_CONTEXT_SKEW_MICROS`] ahead of this node's clock.
     pub fn decode_context(bytes: &[u8]) -> Result<VersionVector, DecodeError> {
+        Self::decode_context_at(bytes, now_micros())
+    }
+
+    /// [`VersionVector::decode_context`] with the clock given (`now_micros`,
+    /// microseconds since the Unix epoch).
+    pub fn decode_context_at(bytes: &[u8], now_micros: u64) -> Result<VersionVector, DecodeError> {
         if bytes.is_empty() {
             return Ok(VersionVector::new());
+        }
+        if bytes.len() > MAX_CONTEXT_BYTES {
+            return Err(DecodeError::TooLarge {
+                len: bytes.len(),
+                max: MAX_CONTEXT_BYTES,
+            });
         }
         let mut buf = bytes;
         let format = take_u8(&mut buf)?;
@@ -164,7 +223,22 @@ impl VersionVector {
         if !buf.is_empty() {
             return Err(DecodeError::Trailing(buf.len()));
         }
+        vv.check_not_ahead(now_micros)?;
         Ok(vv)
+    }
+
+    /// Refuse a vector with a counter beyond `now_micros` plus the allowed
+    /// skew: no node can have minted it yet.
+    pub fn check_not_ahead(&self, now_micros: u64) -> Result<(), DecodeError> {
+        let limit = now_micros.saturating_add(MAX_CONTEXT_SKEW_MICROS);
+        match self.0.iter().find(|&(_, &c)| c > limit) {
+            Some((&actor, &counter)) => Err(DecodeError::CounterAhead {
+                actor,
+                counter,
+                limit,
+            }),
+            None => Ok(()),
+        }
     }
 
     fn encode_into(&self, out: &mut Vec<u8>) {
@@ -253,7 +327,8 @@ impl VersionSet {
 
     /// Apply a local write by `actor`: drop what `context` has seen, add the
     /// new sibling with a fresh dot, and bound the sibling count to
-    /// `max_siblings` (dropping the oldest by timestamp).
+    /// `max_siblings` (dropping the oldest by timestamp). Refused, with the
+    /// set unchanged, when no counter above everything seen is left.
     pub fn update(
         &mut self,
         context: &VersionVector,
@@ -261,9 +336,13 @@ impl VersionSet {
         value: Option<Bytes>,
         timestamp_ms: u64,
         max_siblings: usize,
-    ) -> (Dot, UpdateOutcome) {
+    ) -> Result<(Dot, UpdateOutcome), CounterExhausted> {
+        let seen = self.clock.get(actor).max(context.get(actor));
+        let next = seen
+            .checked_add(1)
+            .ok_or(CounterExhausted { actor, seen })?;
+        let counter = fresh_counter(next).ok_or(CounterExhausted { actor, seen })?;
         self.siblings.retain(|s| !context.covers(s.dot));
-        let counter = fresh_counter(self.clock.get(actor).max(context.get(actor)) + 1);
         let dot = Dot { actor, counter };
         self.clock.join(context);
         self.clock.add(dot);
@@ -274,7 +353,7 @@ impl VersionSet {
         });
         self.siblings.sort_by_key(|s| s.dot);
         let dropped_siblings = self.bound_siblings(max_siblings);
-        (dot, UpdateOutcome { dropped_siblings })
+        Ok((dot, UpdateOutcome { dropped_siblings }))
     }
 
     /// Merge another replica's set into this one. Returns true if this set
@@ -426,30 +505,101 @@ pub fn newest_timestamp(bytes: &[u8]) -> Option<u64> {
     Some(newest)
 }
 
+/// The actors one data directory writes as: a random base id, minted once,
+/// and an epoch. The actor of epoch 0 is the base itself (so directories
+/// written before epochs existed keep their identity); every later epoch's
+/// actor is derived from the base and the epoch.
+///
+/// A dot `(actor, c)` with clock entry `actor: c` claims every earlier dot of
+/// that actor for the key. That is only true while the node still has every
+/// dot it minted for the key, so the epoch moves on whenever it may not:
+/// when a local version set that holds the current actor is removed (handed
+/// off, cleaned up), and after an unclean stop when the commit log was not
+/// synced on every write. Writes always mint with the current epoch's actor;
+/// see docs/failures.md, "Actor epochs".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActorEpochs {
+    base: Actor,
+    epoch: u64,
+}
+
+impl ActorEpochs {
+    /// The actors of `base` at `epoch`.
+    pub fn new(base: Actor, epoch: u64) -> Self {
+        ActorEpochs { base, epoch }
+    }
+
+    /// The data directory's base id.
+    pub fn base(&self) -> Actor {
+        self.base
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The actor new dots are minted with.
+    pub fn actor(&self) -> Actor {
+        if self.epoch == 0 {
+            self.base
+        } else {
+            xxhash_rust::xxh3::xxh3_64_with_seed(&self.epoch.to_le_bytes(), self.base)
+        }
+    }
+
+    /// Whether dropping a local set with this clock loses history of the
+    /// current actor (it minted a dot for that key), so the epoch must move
+    /// on before the set goes. A set without the current actor holds no
+    /// history of it: every dot it mints for a key lands in the local set.
+    pub fn must_retire(&self, clock: &VersionVector) -> bool {
+        clock.get(self.actor()) > 0
+    }
+
+    /// The next epoch (None after the last one).
+    pub fn next(&self) -> Option<ActorEpochs> {
+        Some(ActorEpochs {
+            base: self.base,
+            epoch: self.epoch.checked_add(1)?,
+        })
+    }
+}
+
 /// Highest counter this process has handed out.
 static LAST_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A counter at least `min`, at least the wall clock in microseconds, and
 /// larger than any this process handed out before: fresh for the actor even
-/// when the key's own history is gone.
-fn fresh_counter(min: u64) -> u64 {
+/// when the key's own history is gone. None when the process has handed out
+/// the largest counter already (never wraps).
+///
+/// A `min` far ahead of the clock (a corrupt clock from a peer) is honoured
+/// for its key but does not drag the process-wide counter with it, so one bad
+/// key cannot use up the counters of every other key.
+fn fresh_counter(min: u64) -> Option<u64> {
+    let now = now_micros();
     let mut last = LAST_COUNTER.load(AtomicOrdering::Relaxed);
     loop {
-        let next = min.max(now_micros()).max(last + 1);
+        let next = min.max(now).max(last.checked_add(1)?);
+        let record = if next > now.saturating_add(MAX_CONTEXT_SKEW_MICROS) {
+            last
+        } else {
+            next
+        };
         match LAST_COUNTER.compare_exchange_weak(
             last,
-            next,
+            record,
             AtomicOrdering::Relaxed,
             AtomicOrdering::Relaxed,
         ) {
-            Ok(_) => return next,
+            Ok(_) => return Some(next),
             Err(seen) => last = seen,
         }
     }
 }
 
 /// Microseconds since the Unix epoch (0 if the clock is before it).
-fn now_micros() -> u64 {
+pub fn now_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
@@ -524,34 +674,38 @@ mod tests {
     #[test]
     fn put_with_context_supersedes_what_it_saw() {
         let mut s = VersionSet::new();
-        s.update(&VersionVector::new(), A, val("v1"), 1, MAX);
+        s.update(&VersionVector::new(), A, val("v1"), 1, MAX)
+            .unwrap();
         let ctx = s.clock().clone();
-        s.update(&ctx, A, val("v2"), 2, MAX);
+        s.update(&ctx, A, val("v2"), 2, MAX).unwrap();
         assert_eq!(values(&s), ["v2"]);
     }
 
     #[test]
     fn blind_concurrent_puts_become_siblings_and_merged_context_resolves() {
         let mut s = VersionSet::new();
-        s.update(&VersionVector::new(), A, val("x"), 1, MAX);
+        s.update(&VersionVector::new(), A, val("x"), 1, MAX)
+            .unwrap();
         // Two clients both read nothing, then write.
-        s.update(&VersionVector::new(), A, val("y"), 2, MAX);
+        s.update(&VersionVector::new(), A, val("y"), 2, MAX)
+            .unwrap();
         assert_eq!(values(&s), ["x", "y"]);
         // A reader sees both and writes with the merged context.
         let ctx = s.clock().clone();
-        s.update(&ctx, A, val("z"), 3, MAX);
+        s.update(&ctx, A, val("z"), 3, MAX).unwrap();
         assert_eq!(values(&s), ["z"]);
     }
 
     #[test]
     fn concurrent_writes_at_two_replicas_merge_into_siblings() {
         let mut base = VersionSet::new();
-        base.update(&VersionVector::new(), A, val("v0"), 1, MAX);
+        base.update(&VersionVector::new(), A, val("v0"), 1, MAX)
+            .unwrap();
         let ctx = base.clock().clone();
         let mut at_a = base.clone();
         let mut at_b = base.clone();
-        at_a.update(&ctx, A, val("from-a"), 2, MAX);
-        at_b.update(&ctx, B, val("from-b"), 2, MAX);
+        at_a.update(&ctx, A, val("from-a"), 2, MAX).unwrap();
+        at_b.update(&ctx, B, val("from-b"), 2, MAX).unwrap();
         let mut m1 = at_a.clone();
         m1.merge(&at_b, MAX);
         let mut m2 = at_b.clone();
@@ -564,10 +718,12 @@ mod tests {
     #[test]
     fn stale_replica_catches_up_without_resurrecting() {
         let mut fresh = VersionSet::new();
-        fresh.update(&VersionVector::new(), A, val("old"), 1, MAX);
+        fresh
+            .update(&VersionVector::new(), A, val("old"), 1, MAX)
+            .unwrap();
         let stale = fresh.clone();
         let ctx = fresh.clock().clone();
-        fresh.update(&ctx, A, val("new"), 2, MAX);
+        fresh.update(&ctx, A, val("new"), 2, MAX).unwrap();
         let mut repaired = stale.clone();
         let (changed, _) = repaired.merge(&fresh, MAX);
         assert!(changed);
@@ -582,13 +738,14 @@ mod tests {
     #[test]
     fn delete_concurrent_with_put_is_a_sibling() {
         let mut s = VersionSet::new();
-        s.update(&VersionVector::new(), A, val("v"), 1, MAX);
+        s.update(&VersionVector::new(), A, val("v"), 1, MAX)
+            .unwrap();
         let ctx = s.clock().clone();
         let mut del = s.clone();
-        del.update(&ctx, A, None, 2, MAX);
+        del.update(&ctx, A, None, 2, MAX).unwrap();
         assert!(del.is_deleted());
         let mut put = s.clone();
-        put.update(&ctx, B, val("w"), 2, MAX);
+        put.update(&ctx, B, val("w"), 2, MAX).unwrap();
         del.merge(&put, MAX);
         assert_eq!(values(&del), ["<tombstone>", "w"]);
         assert!(!del.is_deleted());
@@ -599,7 +756,9 @@ mod tests {
         let mut s = VersionSet::new();
         let mut dropped = 0;
         for i in 0..10 {
-            let (_, out) = s.update(&VersionVector::new(), A, val(&format!("v{i}")), i, 4);
+            let (_, out) = s
+                .update(&VersionVector::new(), A, val(&format!("v{i}")), i, 4)
+                .unwrap();
             dropped += out.dropped_siblings;
         }
         assert_eq!(s.siblings().len(), 4);
@@ -612,12 +771,17 @@ mod tests {
         // A purged tombstone leaves no per-key clock; a stale context from
         // before must not cover the next write.
         let mut s = VersionSet::new();
-        s.update(&VersionVector::new(), A, val("v"), 1, MAX);
+        s.update(&VersionVector::new(), A, val("v"), 1, MAX)
+            .unwrap();
         let old_ctx = s.clock().clone();
         let mut after_purge = VersionSet::new();
-        after_purge.update(&VersionVector::new(), A, val("new"), 2, MAX);
+        after_purge
+            .update(&VersionVector::new(), A, val("new"), 2, MAX)
+            .unwrap();
         let mut other = VersionSet::new();
-        other.update(&old_ctx, B, val("stale-writer"), 3, MAX);
+        other
+            .update(&old_ctx, B, val("stale-writer"), 3, MAX)
+            .unwrap();
         after_purge.merge(&other, MAX);
         assert_eq!(values(&after_purge), ["new", "stale-writer"]);
     }
@@ -640,6 +804,102 @@ mod tests {
         assert!(VersionVector::decode_context(&bytes[..bytes.len() - 1]).is_err());
     }
 
+    #[test]
+    fn crafted_context_counters_are_refused() {
+        let now = 1_700_000_000_000_000;
+        let mut vv = VersionVector::new();
+        vv.add(Dot {
+            actor: A,
+            counter: u64::MAX,
+        });
+        let bytes = vv.encode_context();
+        assert!(
+            VersionVector::decode_context(&bytes).is_err(),
+            "a counter at u64::MAX is far beyond any clock"
+        );
+        assert!(matches!(
+            VersionVector::decode_context_at(&bytes, now),
+            Err(DecodeError::CounterAhead {
+                actor: A,
+                counter: u64::MAX,
+                ..
+            })
+        ));
+        // Within the skew is fine; just past it is not.
+        let at = |counter| {
+            let mut v = VersionVector::new();
+            v.add(Dot { actor: B, counter });
+            VersionVector::decode_context_at(&v.encode_context(), now)
+        };
+        assert!(at(now + MAX_CONTEXT_SKEW_MICROS).is_ok());
+        assert!(at(now + MAX_CONTEXT_SKEW_MICROS + 1).is_err());
+        // A context over the size limit is refused before it is decoded.
+        let mut big = VersionVector::new();
+        for actor in 0..(MAX_CONTEXT_BYTES as u64 / 9) {
+            big.add(Dot { actor, counter: 1 });
+        }
+        let err = VersionVector::decode_context_at(&big.encode_context(), now).unwrap_err();
+        assert!(matches!(
+            err,
+            DecodeError::TooLarge {
+                max: MAX_CONTEXT_BYTES,
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("limit"), "{err}");
+    }
+
+    #[test]
+    fn update_and_merge_never_wrap_or_panic() {
+        // A clock that claims the last counter (a corrupt or crafted peer set).
+        let mut maxed = VersionVector::new();
+        maxed.add(Dot {
+            actor: A,
+            counter: u64::MAX,
+        });
+        let mut s = VersionSet::new();
+        s.update(&VersionVector::new(), A, val("v1"), 1, MAX)
+            .unwrap();
+        let before = s.clone();
+        assert_eq!(
+            s.update(&maxed, A, val("v2"), 2, MAX),
+            Err(CounterExhausted {
+                actor: A,
+                seen: u64::MAX
+            }),
+            "no dot can be fresh: refuse instead of wrapping"
+        );
+        assert_eq!(s, before, "a refused write changes nothing");
+        // Another actor still writes, and its dot is fresh.
+        let (dot, _) = s.update(&maxed, B, val("v3"), 3, MAX).unwrap();
+        assert!(dot.counter > 0 && s.siblings().iter().any(|x| x.dot == dot));
+        // Merging sets at the extremes never panics and stays commutative.
+        let crafted = VersionSet {
+            clock: maxed.clone(),
+            siblings: vec![Sibling {
+                dot: Dot {
+                    actor: A,
+                    counter: u64::MAX,
+                },
+                timestamp_ms: u64::MAX,
+                value: val("max"),
+            }],
+        };
+        let mut m1 = s.clone();
+        m1.merge(&crafted, MAX);
+        let mut m2 = crafted.clone();
+        m2.merge(&s, MAX);
+        assert_eq!(m1, m2);
+        assert_eq!(m1.clock().get(A), u64::MAX);
+        assert!(m1.update(&VersionVector::new(), A, None, 4, MAX).is_err());
+        // The process-wide counter was not dragged to the end by that key.
+        let mut other = VersionSet::new();
+        let (d, _) = other
+            .update(&VersionVector::new(), A, val("x"), 5, MAX)
+            .unwrap();
+        assert!(d.counter < u64::MAX / 2, "{d:?}");
+    }
+
     /// A random history on three replicas (actor = replica): local writes
     /// with the context of some replica (or none), and merges between them.
     fn arb_replicas() -> impl Strategy<Value = Vec<VersionSet>> {
@@ -656,12 +916,91 @@ mod tests {
                             .map(|r| r.clock().clone())
                             .unwrap_or_default();
                         let value = if tomb { None } else { val(&format!("w{i}")) };
-                        reps[i].update(&ctx, i as Actor, value, 0, MAX);
+                        reps[i].update(&ctx, i as Actor, value, 0, MAX).unwrap();
                     }
                 }
                 reps
             },
         )
+    }
+
+    /// A history on three replicas with what a test can know that the sets
+    /// do not: every dot minted (each one acknowledged), which dots each
+    /// replica has really seen, and which dots a write's context superseded
+    /// after seeing them.
+    struct History {
+        reps: Vec<VersionSet>,
+        minted: Vec<Dot>,
+        superseded: std::collections::BTreeSet<Dot>,
+    }
+
+    /// Run `(replica, other, kind, tombstone)` operations: kind 0-1 is a write
+    /// at `replica` with the context of replica `other` (none when 3), kind 2
+    /// merges `other` into `replica`, kind 3 hands `replica`'s set off to
+    /// `other` and removes it locally (hinted handoff, cleanup), moving the
+    /// actor epoch on as the replica does.
+    fn run_history(ops: &[(usize, usize, u8, bool)]) -> History {
+        use std::collections::BTreeSet;
+        let mut reps = vec![VersionSet::new(); 3];
+        let mut seen: Vec<BTreeSet<Dot>> = vec![BTreeSet::new(); 3];
+        let mut epochs: Vec<ActorEpochs> = (0..3).map(|i| ActorEpochs::new(100 + i, 0)).collect();
+        let mut minted = Vec::new();
+        let mut superseded = BTreeSet::new();
+        for (step, &(i, other, kind, tomb)) in ops.iter().enumerate() {
+            match kind {
+                0 | 1 => {
+                    let (ctx, ctx_seen) = match (reps.get(other), seen.get(other)) {
+                        (Some(r), Some(s)) => (r.clock().clone(), s.clone()),
+                        _ => (VersionVector::new(), BTreeSet::new()),
+                    };
+                    let value = if tomb { None } else { val(&format!("w{step}")) };
+                    let (dot, _) = reps[i]
+                        .update(&ctx, epochs[i].actor(), value, step as u64, MAX)
+                        .unwrap();
+                    minted.push(dot);
+                    superseded.extend(ctx_seen.iter().filter(|d| ctx.covers(**d)).copied());
+                    seen[i].extend(ctx_seen);
+                    seen[i].insert(dot);
+                }
+                2 => {
+                    let j = other % 3;
+                    let incoming = reps[j].clone();
+                    reps[i].merge(&incoming, MAX);
+                    let s = seen[j].clone();
+                    seen[i].extend(s);
+                }
+                _ => {
+                    let j = other % 3;
+                    if i == j {
+                        continue;
+                    }
+                    let outgoing = reps[i].clone();
+                    reps[j].merge(&outgoing, MAX);
+                    let s = seen[i].clone();
+                    seen[j].extend(s);
+                    if epochs[i].must_retire(outgoing.clock()) {
+                        epochs[i] = epochs[i].next().unwrap();
+                    }
+                    reps[i] = VersionSet::new();
+                    seen[i].clear();
+                }
+            }
+        }
+        History {
+            reps,
+            minted,
+            superseded,
+        }
+    }
+
+    #[test]
+    fn fallback_reusing_its_actor_after_handoff_keeps_both_writes() {
+        // F (0) coordinates a hinted write, hands it off to the owner (1) and
+        // drops its copy; a later blind write through F must not claim it.
+        let h = run_history(&[(0, 3, 0, false), (0, 1, 3, false), (0, 3, 0, false)]);
+        let mut all = h.reps[1].clone();
+        all.merge(&h.reps[0], MAX);
+        assert_eq!(values(&all), ["w0", "w2"]);
     }
 
     proptest! {
@@ -703,6 +1042,26 @@ mod tests {
             // After merging everything, every replica dominates each input.
             for r in [a, b, c] {
                 prop_assert!(ab_c.dominates(r));
+            }
+        }
+
+        #[test]
+        fn acknowledged_dot_is_never_dropped_unless_a_context_that_saw_it_superseded_it(
+            ops in prop::collection::vec((0usize..3, 0usize..4, 0u8..4, any::<bool>()), 0..24)
+        ) {
+            let history = run_history(&ops);
+            let mut all = VersionSet::new();
+            for r in &history.reps {
+                all.merge(r, MAX);
+            }
+            for d in &history.minted {
+                let kept = all.siblings().iter().any(|x| x.dot == *d);
+                prop_assert!(
+                    kept || history.superseded.contains(d),
+                    "dot {:?} was acknowledged, never superseded, and is gone: {:?}",
+                    d,
+                    all
+                );
             }
         }
 

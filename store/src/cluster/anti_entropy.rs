@@ -471,8 +471,14 @@ pub fn scan_buckets(
     leaves: &[u32],
 ) -> Result<Vec<RangeEntry>, String> {
     let mut out = Vec::new();
-    for &leaf in leaves {
-        let (start, end) = leaf_bounds(seg, leaf as usize);
+    // The list comes from a peer: each existing bucket once, at most.
+    let wanted: std::collections::BTreeSet<usize> = leaves
+        .iter()
+        .filter_map(|&l| usize::try_from(l).ok())
+        .filter(|&l| l < crate::replica::merkle::LEAVES)
+        .collect();
+    for leaf in wanted {
+        let (start, end) = leaf_bounds(seg, leaf);
         if start == end {
             continue;
         }

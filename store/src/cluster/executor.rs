@@ -164,17 +164,23 @@ fn execute(replica: &Replica, jobs: Vec<Job>) {
             replica_request::Op::Coordinate(c) if c.hint_for.is_empty() => {
                 match decode_context(&c.context) {
                     Ok(context) => {
-                        writes.push(LocalWrite::Coordinate {
+                        let w = LocalWrite::Coordinate {
                             key: c.key,
                             value: (!c.tombstone).then_some(c.value),
                             context,
                             timestamp_ms: c.timestamp_ms,
-                        });
-                        waiting.push(Waiting {
-                            reply: job.reply,
-                            wants_set: true,
-                            minted: job.minted,
-                        });
+                        };
+                        match replica.check_write(&w) {
+                            Ok(()) => {
+                                writes.push(w);
+                                waiting.push(Waiting {
+                                    reply: job.reply,
+                                    wants_set: true,
+                                    minted: job.minted,
+                                });
+                            }
+                            Err(e) => (job.reply)(respond(Err(ApplyError::Invalid(e.to_string())))),
+                        }
                     }
                     Err(e) => (job.reply)(respond(Err(e))),
                 }
@@ -182,15 +188,21 @@ fn execute(replica: &Replica, jobs: Vec<Job>) {
             replica_request::Op::Merge(m) if m.hint_for.is_empty() => {
                 match VersionSet::decode(&m.versions).map_err(ApplyError::from) {
                     Ok(incoming) => {
-                        writes.push(LocalWrite::Merge {
+                        let w = LocalWrite::Merge {
                             key: m.key,
                             incoming,
-                        });
-                        waiting.push(Waiting {
-                            reply: job.reply,
-                            wants_set: false,
-                            minted: None,
-                        });
+                        };
+                        match replica.check_write(&w) {
+                            Ok(()) => {
+                                writes.push(w);
+                                waiting.push(Waiting {
+                                    reply: job.reply,
+                                    wants_set: false,
+                                    minted: None,
+                                });
+                            }
+                            Err(e) => (job.reply)(respond(Err(ApplyError::Invalid(e.to_string())))),
+                        }
                     }
                     Err(e) => (job.reply)(respond(Err(e))),
                 }

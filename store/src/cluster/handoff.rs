@@ -229,7 +229,7 @@ fn next_batch(
     let mut scanned = Vec::new();
     for h in hints {
         if now.saturating_sub(h.created_ms) > max_age_ms {
-            replica.hints().remove(replica.engine(), &h, true)?;
+            replica.drop_hint(&h, true)?;
             scanned.push(h);
             continue;
         }
@@ -245,7 +245,7 @@ fn next_batch(
                 kept.push(h);
             }
             None => {
-                replica.hints().remove(replica.engine(), &h, false)?;
+                replica.drop_hint(&h, false)?;
                 scanned.push(h);
             }
         }
@@ -263,30 +263,18 @@ fn finish_delivered(cluster: &Cluster, replica: &Replica, done: Vec<(Hint, Bytes
     let ring = cluster.ring();
     let me = ring.index_of(cluster.me());
     for (hint, sent) in done {
-        if replica
-            .hints()
-            .remove(replica.engine(), &hint, false)
-            .is_err()
-        {
-            continue;
-        }
         let walk = ring.walk(hint.position);
         let owns = me.is_some_and(|m| walk.iter().take(ring.replication()).any(|&i| i == m));
-        let still_hinted = replica
-            .hints()
-            .any_for_key(replica.engine(), hint.position, &hint.key)
-            .unwrap_or(true);
-        if !owns
-            && !still_hinted
-            && replica
-                .remove_if_unchanged(&hint.key, &sent)
-                .unwrap_or(false)
-        {
-            cluster
-                .handoff()
-                .stats
-                .handed_off_removed
-                .fetch_add(1, Ordering::Relaxed);
+        match replica.finish_handoff(&hint, &sent, owns) {
+            Ok(true) => {
+                cluster
+                    .handoff()
+                    .stats
+                    .handed_off_removed
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not finish a delivered hint"),
         }
     }
 }

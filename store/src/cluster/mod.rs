@@ -6,6 +6,7 @@
 //! but run the same code ([`apply_local`]) the server runs for peers.
 
 pub mod anti_entropy;
+pub mod cleanup;
 pub mod executor;
 pub mod faults;
 pub mod gossip;
@@ -87,6 +88,7 @@ impl Cluster {
         }
         handoff::start(self.clone(), self.failure.clone());
         anti_entropy::start(self.clone(), self.failure.clone());
+        cleanup::start(self.clone());
     }
 
     /// The local replica executor (batched engine access).

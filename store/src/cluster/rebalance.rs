@@ -137,8 +137,12 @@ pub async fn change_membership(
     let desc = ring.description().clone();
     let trans = if desc.next_members.is_empty() {
         let next = target_members(&desc.members, &change, desc.replication)?;
-        RingDescription::new(desc.version + 1, desc.replication, desc.members.clone())
-            .with_next(next)
+        RingDescription::new(
+            desc.version.saturating_add(1),
+            desc.replication,
+            desc.members.clone(),
+        )
+        .with_next(next)
     } else {
         // A transition is in place: resume it if it is this change.
         let wanted = target_members(&desc.members, &change, desc.replication)?;
@@ -169,7 +173,7 @@ pub async fn change_membership(
     }
 
     let fin = RingDescription::new(
-        trans.version + 1,
+        trans.version.saturating_add(1),
         trans.replication,
         trans.next_members.clone(),
     );

@@ -11,6 +11,10 @@ use crate::ring::{Ring, RingDescription, RingError};
 
 /// File name of the persisted ring.
 pub const RING_FILE: &str = "ring.json";
+/// How far ahead of the ring in force an adopted version may be. Admin
+/// changes move it by 1 or 2, so a node that missed many changes is still far
+/// inside this; a peer pushing a version near the end of the range is not.
+pub const MAX_RING_VERSION_STEP: u64 = 1 << 20;
 
 /// Why a ring could not be loaded, stored or adopted.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +35,18 @@ pub enum TopologyError {
         path: PathBuf,
         /// What went wrong.
         message: String,
+    },
+    /// A version too far ahead of the ring in force.
+    #[error(
+        "ring version {version} is more than {max_step} ahead of the ring in force ({current}); refused"
+    )]
+    TooFarAhead {
+        /// The version offered.
+        version: u64,
+        /// The version in force.
+        current: u64,
+        /// [`MAX_RING_VERSION_STEP`].
+        max_step: u64,
     },
     /// Same version, different content: two admins raced.
     #[error(
@@ -96,6 +112,13 @@ impl Topology {
         let mut current = self.current.write();
         if version < current.version() {
             return Ok(false);
+        }
+        if version - current.version() > MAX_RING_VERSION_STEP {
+            return Err(TopologyError::TooFarAhead {
+                version,
+                current: current.version(),
+                max_step: MAX_RING_VERSION_STEP,
+            });
         }
         if version == current.version() {
             if ring.description() == current.description() {
@@ -167,6 +190,22 @@ mod tests {
         let again = Topology::open(dir.path(), desc(1, &["a"])).unwrap();
         assert_eq!(again.ring().version(), 2, "restart keeps the adopted ring");
         assert_eq!(again.ring().members().len(), 2);
+    }
+
+    #[test]
+    fn versions_far_ahead_or_at_the_end_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Topology::open(dir.path(), desc(1, &["a"])).unwrap();
+        assert!(t.adopt(desc(u64::MAX, &["a", "b"])).is_err());
+        assert!(matches!(
+            t.adopt(desc(2 + MAX_RING_VERSION_STEP, &["a", "b"])),
+            Err(TopologyError::TooFarAhead { .. })
+        ));
+        assert_eq!(t.ring().version(), 1);
+        assert!(
+            t.adopt(desc(1 + MAX_RING_VERSION_STEP, &["a", "b"]))
+                .unwrap()
+        );
     }
 
     #[test]

@@ -264,9 +264,30 @@ impl HintBook {
         Ok(out)
     }
 
-    /// Remove a hint (delivered or expired).
+    /// Remove a hint (delivered or expired) whatever it says now. Only for
+    /// targets that left the ring; otherwise the key's lock must be held and
+    /// the record compared first (see `Replica::finish_handoff`).
     pub fn remove(&self, engine: &Engine, hint: &Hint, expired: bool) -> Result<()> {
         engine.delete(&hint_key(&hint.target, hint.position, &hint.key))?;
+        self.forget(hint, expired);
+        Ok(())
+    }
+
+    /// The record stored now for the same target and key as `hint` (it may
+    /// have been refreshed since `hint` was read).
+    pub fn stored(&self, engine: &Engine, hint: &Hint) -> Result<Option<Hint>> {
+        let k = hint_key(&hint.target, hint.position, &hint.key);
+        Ok(engine.get(&k)?.and_then(|v| parse_hint(&k, &v)))
+    }
+
+    /// Add the removal of a hint record to a batch; call [`HintBook::forget`]
+    /// once the batch is written.
+    pub fn delete_into(&self, hint: &Hint, batch: &mut WriteBatch) {
+        batch.delete(&hint_key(&hint.target, hint.position, &hint.key));
+    }
+
+    /// Account a hint record that was removed.
+    pub fn forget(&self, hint: &Hint, expired: bool) {
         let counter = if expired {
             &self.stats.expired
         } else {
@@ -281,14 +302,19 @@ impl HintBook {
                 totals.remove(&hint.target);
             }
         }
-        Ok(())
     }
 
-    /// Whether any target still has a hint for this key.
-    pub fn any_for_key(&self, engine: &Engine, pos: u64, key: &[u8]) -> Result<bool> {
+    /// Whether any target other than `except` has a hint for this key.
+    pub fn any_other_for_key(
+        &self,
+        engine: &Engine,
+        except: &str,
+        pos: u64,
+        key: &[u8],
+    ) -> Result<bool> {
         let targets: Vec<String> = self.totals.lock().keys().cloned().collect();
-        for t in targets {
-            if engine.get(&hint_key(&t, pos, key))?.is_some() {
+        for t in targets.iter().filter(|t| t.as_str() != except) {
+            if engine.get(&hint_key(t, pos, key))?.is_some() {
                 return Ok(true);
             }
         }

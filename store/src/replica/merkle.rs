@@ -65,7 +65,9 @@ pub fn leaf_bounds(segment: Segment, leaf: usize) -> (u64, u64) {
 #[derive(Clone, Debug)]
 struct Tree {
     leaves: Box<[u64; LEAVES]>,
-    entries: u64,
+    /// Signed: during a rebuild a write's removal of an entry can be counted
+    /// before the scan adds it.
+    entries: i64,
 }
 
 impl Tree {
@@ -155,7 +157,7 @@ impl MerkleIndex {
                 }
                 if let Some(h) = new {
                     *slot ^= h;
-                    tree.entries += 1;
+                    tree.entries = tree.entries.saturating_add(1);
                 }
             }
         }
@@ -194,7 +196,8 @@ impl MerkleIndex {
 
     /// Entries counted across all trees.
     pub fn entries(&self) -> u64 {
-        self.trees.lock().values().map(|(_, t)| t.entries).sum()
+        let sum: i64 = self.trees.lock().values().map(|(_, t)| t.entries).sum();
+        u64::try_from(sum).unwrap_or(0)
     }
 }
 

@@ -19,9 +19,14 @@
 //! Writes to one key are serialised by a striped lock: read the current set,
 //! merge or update, write back, update the Merkle index.
 
+mod cleanup;
+mod delivery;
+pub mod epochs;
 pub mod hints;
 pub mod merkle;
 mod purge;
+#[cfg(test)]
+mod tests;
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -33,8 +38,9 @@ use parking_lot::Mutex;
 
 use crate::lsm::{self, Engine, WriteBatch};
 use crate::ring::{Segment, key_position};
-use crate::version::{Actor, DecodeError, VersionSet, VersionVector};
+use crate::version::{Actor, CounterExhausted, DecodeError, VersionSet, VersionVector};
 
+pub use cleanup::CleanupPage;
 pub use merkle::MerkleIndex;
 
 /// Prefix of data keys.
@@ -45,6 +51,21 @@ const META: u8 = b'm';
 const LOCK_STRIPES: usize = 1024;
 /// Overhead allowed per sibling on top of the value (dot, timestamp, lengths).
 const SIBLING_OVERHEAD: usize = 64;
+/// Most clock entries a version set from a peer may carry (16 bytes each),
+/// and the room kept for two such clocks in every stored set.
+pub const MAX_CLOCK_ENTRIES: usize = 1024;
+/// Most entries one range scan returns to a peer (a request for 0, or for
+/// more, gets this many; the caller resumes after the last one).
+pub const MAX_SCAN_ENTRIES: usize = 1024;
+
+/// The page size for a scan a peer asked for: `requested`, or
+/// [`MAX_SCAN_ENTRIES`] when it is 0 ("no limit") or larger.
+pub fn scan_page(requested: u32) -> usize {
+    match usize::try_from(requested) {
+        Ok(0) | Err(_) => MAX_SCAN_ENTRIES,
+        Ok(n) => n.min(MAX_SCAN_ENTRIES),
+    }
+}
 
 /// What a replica needs to open.
 #[derive(Clone, Debug)]
@@ -91,9 +112,24 @@ pub enum ReplicaError {
         /// The configured bound.
         max_bytes: u64,
     },
+    /// The key's clock leaves no fresh dot for this node.
+    #[error(transparent)]
+    Exhausted(#[from] CounterExhausted),
+    /// A write from a peer that no replica may store (too large, or a clock
+    /// no node can have made). Only that write fails.
+    #[error("refused: {0}")]
+    Invalid(String),
     /// Metadata in the engine is malformed.
     #[error("node metadata {0:?} is corrupt")]
     Metadata(&'static str),
+    /// A node file in the data directory could not be read or written.
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// Result alias for replica operations.
@@ -114,15 +150,21 @@ pub struct ReplicaStats {
     pub fetches: AtomicU64,
     /// Tombstones purged after every replica had them.
     pub tombstones_purged: AtomicU64,
+    /// Keys removed by cleanup (ranges no longer replicated).
+    pub cleaned_up: AtomicU64,
 }
 
 /// A node's local versioned store.
 pub struct Replica {
     engine: Arc<Engine>,
-    actor: Actor,
+    epochs: epochs::Epochs,
     node_id: String,
     max_siblings: usize,
+    max_key_bytes: usize,
+    max_value_bytes: usize,
     locks: Box<[Mutex<()>]>,
+    /// Serialises Merkle rebuilds (two interleaved scans would count twice).
+    rebuilding: Mutex<()>,
     merkle: MerkleIndex,
     stats: ReplicaStats,
     hints: hints::HintBook,
@@ -235,25 +277,32 @@ impl Replica {
     pub fn open(dir: &Path, opts: ReplicaOptions) -> Result<Replica> {
         let mut engine_opts = opts.engine.clone();
         engine_opts.max_key_bytes = opts.max_key_bytes + 64;
-        engine_opts.max_value_bytes =
-            opts.max_siblings.max(1) * (opts.max_value_bytes + SIBLING_OVERHEAD) + 4096;
+        engine_opts.max_value_bytes = opts.max_siblings.max(1)
+            * (opts.max_value_bytes + SIBLING_OVERHEAD)
+            + 2 * MAX_CLOCK_ENTRIES * 20
+            + 4096;
         let engine = Arc::new(Engine::open(dir, engine_opts)?);
-        let actor = Self::load_identity(&engine, dir, &opts.node_id)?;
+        let base = Self::load_identity(&engine, dir, &opts.node_id)?;
+        let tail_may_be_lost = !matches!(opts.engine.sync, lsm::SyncPolicy::Always);
+        let epochs = epochs::Epochs::open(dir, base, tail_may_be_lost)?;
         let hints = hints::HintBook::load(&engine)?;
         let locks = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
         Ok(Replica {
             engine,
-            actor,
+            epochs,
             node_id: opts.node_id,
             max_siblings: opts.max_siblings.max(1),
+            max_key_bytes: opts.max_key_bytes,
+            max_value_bytes: opts.max_value_bytes,
             locks,
+            rebuilding: Mutex::new(()),
             merkle: MerkleIndex::default(),
             stats: ReplicaStats::default(),
             hints,
         })
     }
 
-    /// Read or mint this directory's actor id, and check the node id.
+    /// Read or mint this directory's base actor id, and check the node id.
     fn load_identity(engine: &Engine, dir: &Path, node_id: &str) -> Result<Actor> {
         let id_key = [META, b'i', b'd'];
         let actor_key = [META, b'a', b'c', b't', b'o', b'r'];
@@ -284,9 +333,15 @@ impl Replica {
         }
     }
 
-    /// This data directory's actor id (minted once, never reused).
+    /// The actor this node mints new dots with now: the data directory's
+    /// base id at the current epoch (see [`epochs`]).
     pub fn actor(&self) -> Actor {
-        self.actor
+        self.epochs.actor()
+    }
+
+    /// The actor epochs (current epoch, bumps).
+    pub fn epochs(&self) -> &epochs::Epochs {
+        &self.epochs
     }
 
     /// The node id this directory belongs to.
@@ -338,15 +393,73 @@ impl Replica {
         timestamp_ms: u64,
         hint_for: Option<&str>,
     ) -> Result<VersionSet> {
-        let (actor, max) = (self.actor, self.max_siblings);
+        let max = self.max_siblings;
         let set = self.write_with(key, hint_for, |set| {
-            let (_, outcome) = set.update(context, actor, value, timestamp_ms, max);
-            (true, outcome.dropped_siblings)
+            // Read under the key's lock: a removal moving the epoch holds it.
+            let actor = self.epochs.actor();
+            let (_, outcome) = set.update(context, actor, value, timestamp_ms, max)?;
+            Ok((true, outcome.dropped_siblings))
         })?;
         self.stats
             .coordinated_writes
             .fetch_add(1, Ordering::Relaxed);
         Ok(set)
+    }
+
+    /// Check one write from a peer before it joins a batch with others: the
+    /// key and every value within their limits, a clock of at most
+    /// [`MAX_CLOCK_ENTRIES`], and no counter ahead of this node's clock by
+    /// more than the allowed skew. A write refused here fails alone.
+    pub fn check_write(&self, write: &LocalWrite) -> Result<()> {
+        let key = write.key();
+        if key.is_empty() || key.len() > self.max_key_bytes {
+            return Err(ReplicaError::Invalid(format!(
+                "the key is {} bytes; the limit is 1 to {} bytes",
+                key.len(),
+                self.max_key_bytes
+            )));
+        }
+        match write {
+            LocalWrite::Coordinate { value, context, .. } => {
+                self.check_value(value.as_ref())?;
+                Self::check_clock(context)
+            }
+            LocalWrite::Merge { incoming, .. } => self.check_set(incoming),
+        }
+    }
+
+    fn check_value(&self, value: Option<&Bytes>) -> Result<()> {
+        match value {
+            Some(v) if v.len() > self.max_value_bytes => Err(ReplicaError::Invalid(format!(
+                "a value is {} bytes; the limit is {} bytes",
+                v.len(),
+                self.max_value_bytes
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_clock(clock: &VersionVector) -> Result<()> {
+        let entries = clock.iter().count();
+        if entries > MAX_CLOCK_ENTRIES {
+            return Err(ReplicaError::Invalid(format!(
+                "the clock has {entries} entries; the limit is {MAX_CLOCK_ENTRIES}"
+            )));
+        }
+        clock
+            .check_not_ahead(crate::version::now_micros())
+            .map_err(|e| ReplicaError::Invalid(e.to_string()))
+    }
+
+    fn check_set(&self, set: &VersionSet) -> Result<()> {
+        Self::check_clock(set.clock())?;
+        let mut dots = VersionVector::new();
+        for s in set.siblings() {
+            self.check_value(s.value.as_ref())?;
+            dots.add(s.dot);
+        }
+        dots.check_not_ahead(crate::version::now_micros())
+            .map_err(|e| ReplicaError::Invalid(e.to_string()))
     }
 
     /// Merge a version set from another replica (replication, read repair,
@@ -358,11 +471,12 @@ impl Replica {
         incoming: &VersionSet,
         hint_for: Option<&str>,
     ) -> Result<VersionSet> {
+        self.check_set(incoming)?;
         let max = self.max_siblings;
         self.stats.merges.fetch_add(1, Ordering::Relaxed);
         self.write_with(key, hint_for, |set| {
             let (changed, outcome) = set.merge(incoming, max);
-            (changed, outcome.dropped_siblings)
+            Ok((changed, outcome.dropped_siblings))
         })
     }
 
@@ -373,7 +487,7 @@ impl Replica {
         &self,
         key: &[u8],
         hint_for: Option<&str>,
-        change: impl FnOnce(&mut VersionSet) -> (bool, usize),
+        change: impl FnOnce(&mut VersionSet) -> Result<(bool, usize)>,
     ) -> Result<VersionSet> {
         let pos = key_position(key);
         let dkey = data_key_at(pos, key);
@@ -382,7 +496,7 @@ impl Replica {
             Some((s, raw)) => (s, Some(raw)),
             None => (VersionSet::new(), None),
         };
-        let (changed, dropped) = change(&mut set);
+        let (changed, dropped) = change(&mut set)?;
         self.note_dropped(dropped, key);
         if !changed && hint_for.is_none() && old_raw.is_some() {
             self.stats.merges_noop.fetch_add(1, Ordering::Relaxed);
@@ -432,6 +546,11 @@ impl Replica {
     /// to pass to [`sync_through`](Self::sync_through) before acknowledging
     /// any of them; an engine failure fails them all.
     pub fn apply_many(&self, writes: Vec<LocalWrite>) -> Result<(Vec<VersionSet>, u64)> {
+        // Callers check each write first (`check_write`) so that a bad one
+        // fails alone; this is the backstop.
+        for w in &writes {
+            self.check_write(w)?;
+        }
         let mut stripes: Vec<usize> = writes.iter().map(|w| stripe_of(w.key())).collect();
         stripes.sort_unstable();
         stripes.dedup();
@@ -474,11 +593,11 @@ impl Replica {
                 } => {
                     let (_, out) = entry.set.update(
                         &context,
-                        self.actor,
+                        self.epochs.actor(),
                         value,
                         timestamp_ms,
                         self.max_siblings,
-                    );
+                    )?;
                     self.stats
                         .coordinated_writes
                         .fetch_add(1, Ordering::Relaxed);
@@ -543,21 +662,40 @@ impl Replica {
         Ok(found)
     }
 
-    /// Remove a key's data if its set still encodes to `expected` (used to
-    /// purge tombstones every replica has, and to drop data handed off to
-    /// its owner). Returns whether it was removed.
+    /// Remove a key's data if its set still encodes to `expected` (data
+    /// handed off to its owner, ranges no longer owned). Returns whether it
+    /// was removed. When the set holds dots of the current actor, the actor
+    /// epoch moves on first, so no later write claims them.
     pub fn remove_if_unchanged(&self, key: &[u8], expected: &[u8]) -> Result<bool> {
         let pos = key_position(key);
         let dkey = data_key_at(pos, key);
         let _guard = self.lock_for(key).lock();
         match self.engine.get(&dkey)? {
             Some(raw) if raw == expected => {
+                self.retire_actor_for(&raw)?;
                 self.engine.delete(&dkey)?;
                 self.account(pos, key, Some(&raw), None);
                 Ok(true)
             }
             _ => Ok(false),
         }
+    }
+
+    /// Before a local set goes: move the actor epoch on if the set holds
+    /// history of the current actor (an undecodable set counts as holding it).
+    fn retire_actor_for(&self, raw: &[u8]) -> Result<()> {
+        match VersionSet::decode(raw) {
+            Ok(set) => self.epochs.retire_if_written(set.clock())?,
+            Err(_) => {
+                let mut all = VersionVector::new();
+                all.add(crate::version::Dot {
+                    actor: self.epochs.actor(),
+                    counter: 1,
+                });
+                self.epochs.retire_if_written(&all)?
+            }
+        };
+        Ok(())
     }
 
     /// Entries with positions in `(start, end]` (wrapping allowed), after
@@ -615,10 +753,23 @@ impl Replica {
 
     /// Rebuild the Merkle index for these segments from a scan of local data
     /// (at start-up and after a ring change; writes keep it current after).
+    ///
+    /// Reset and scan snapshot happen together under every key lock, so each
+    /// write either finished entirely before (the scan sees its value and
+    /// its Merkle update went to the old trees) or commits after the
+    /// snapshot (the scan adds the old entry and the write's own update
+    /// swaps it for the new one). Writes therefore must commit to the engine
+    /// and update the index under their key's lock. The scan itself runs
+    /// without the locks.
     pub fn rebuild_merkle(&self, segments: &[Segment]) -> Result<()> {
-        self.merkle.reset(segments);
+        let _one_rebuild_at_a_time = self.rebuilding.lock();
         let (lo, hi) = (Bound::Included(vec![DATA]), Bound::Excluded(vec![DATA + 1]));
-        for item in self.engine.scan((lo, hi))? {
+        let scan = {
+            let _all_keys: Vec<_> = self.locks.iter().map(|m| m.lock()).collect();
+            self.merkle.reset(segments);
+            self.engine.scan((lo, hi))?
+        };
+        for item in scan {
             let (k, v) = item?;
             if let Some((pos, user_key)) = parse_data_key(&k) {
                 self.merkle
@@ -650,12 +801,19 @@ impl Replica {
         }
     }
 
+    /// Flush the engine at shutdown and record the clean stop (so the next
+    /// start keeps the actor epoch). Call after the last write.
+    pub fn shutdown(&self) -> Result<()> {
+        self.engine.flush()?;
+        self.epochs.mark_clean()
+    }
+
     /// Flush and close the engine. Call once, at shutdown.
     pub fn close(self) -> Result<()> {
         match Arc::try_unwrap(self.engine) {
             Ok(engine) => engine.close()?,
             Err(shared) => shared.flush()?,
         }
-        Ok(())
+        self.epochs.mark_clean()
     }
 }
