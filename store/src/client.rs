@@ -11,8 +11,9 @@
 //! Failover (`docs/wire.md`, "Sessions"):
 //! - a request that surely reached no node (no connection, or the session was
 //!   already closed) goes to the next node;
-//! - a read whose connection breaks, or that gets no answer within its share
-//!   of the deadline, is asked again of the next node;
+//! - a read whose connection breaks, that gets no answer within its share of
+//!   the deadline, or whose coordinator could not gather R replies
+//!   (UNAVAILABLE), is asked again of the next node;
 //! - a write whose connection breaks or times out in flight is not repeated:
 //!   it may have been applied, so it fails with [`ClientError::Indeterminate`].
 
@@ -432,6 +433,15 @@ impl Client {
                 left
             };
             match sess.call(op.clone(), wait).await {
+                // A coordinator that could not gather R replies may see the cluster worse
+                // than another does (a peer it has just suspected); a read is safe to ask again.
+                Ok(pb::session_response::Result::Error(e))
+                    if kind == Kind::Read
+                        && tonic::Code::from_i32(e.code) == tonic::Code::Unavailable
+                        && !last =>
+                {
+                    failures.push(format!("{}: {}", node.address, e.message));
+                }
                 Ok(pb::session_response::Result::Error(e)) => {
                     return Err(ClientError::Status(tonic::Status::new(
                         tonic::Code::from_i32(e.code),

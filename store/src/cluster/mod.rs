@@ -209,6 +209,14 @@ impl Cluster {
             .is_none_or(|p| p.is_reachable())
     }
 
+    fn executor_stopped(&self) -> PeerError {
+        PeerError::Remote {
+            peer: self.me.clone(),
+            message: "the local replica executor has stopped".into(),
+            invalid: false,
+        }
+    }
+
     /// Ask `member` to apply `op`; local ops go to the replica executor.
     pub async fn send(
         &self,
@@ -221,11 +229,7 @@ impl Cluster {
                 return peers::check_response(&self.me, resp);
             }
             let (tx, rx) = tokio::sync::oneshot::channel();
-            let stopped = || PeerError::Remote {
-                peer: self.me.clone(),
-                message: "the local replica executor has stopped".into(),
-                invalid: false,
-            };
+            let stopped = || self.executor_stopped();
             let run = async {
                 let reply: executor::Reply = Box::new(move |resp| {
                     let _ = tx.send(resp);
@@ -274,11 +278,7 @@ impl Cluster {
     ) -> Result<Minted, PeerError> {
         let (minted_tx, minted_rx) = tokio::sync::oneshot::channel::<(VersionSet, Bytes)>();
         let (reply_tx, mut reply_rx) = tokio::sync::oneshot::channel::<ReplicaResponse>();
-        let stopped = || PeerError::Remote {
-            peer: self.me.clone(),
-            message: "the local replica executor has stopped".into(),
-            invalid: false,
-        };
+        let stopped = || self.executor_stopped();
         let run = async {
             let reply: executor::Reply = Box::new(move |resp| {
                 let _ = reply_tx.send(resp);

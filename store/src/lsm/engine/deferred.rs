@@ -110,17 +110,7 @@ impl Inner {
             self.poison(&e);
             return Err(e);
         }
-        let mut s = w.last_seq;
-        for op in batch.ops() {
-            let op = op.map_err(|r| Error::corruption("<write batch>", 0, r))?;
-            s += 1;
-            w.mem.insert(op.key, s, op.kind, op.value);
-        }
-        w.last_seq = last;
-        self.visible_seq.store(last, Ordering::Release);
-        self.stats
-            .add(&self.stats.user_bytes_written, batch.user_bytes);
-        self.stats.add(&self.stats.commit_groups, 1);
+        self.insert_and_publish(&mut w, &[batch], last, batch.user_bytes)?;
         Ok(last)
     }
 }

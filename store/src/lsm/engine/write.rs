@@ -212,6 +212,23 @@ impl Inner {
             self.poison(&e);
             return Err(e);
         }
+        self.insert_and_publish(&mut w, batches, seq, user_bytes)?;
+        if self.opts.sync == SyncPolicy::Always {
+            // The group's sync covered every write before it, deferred ones included.
+            self.durable_seq.fetch_max(seq, Ordering::AcqRel);
+        }
+        Ok(lasts)
+    }
+
+    /// Inserts `batches` (already in the log) into the memtable with the sequence numbers
+    /// after `w.last_seq`, up to `last`, and publishes `last` to readers.
+    pub(super) fn insert_and_publish(
+        &self,
+        w: &mut Writer,
+        batches: &[&WriteBatch],
+        last: u64,
+        user_bytes: u64,
+    ) -> Result<()> {
         let mut s = w.last_seq;
         for b in batches {
             for op in b.ops() {
@@ -220,15 +237,11 @@ impl Inner {
                 w.mem.insert(op.key, s, op.kind, op.value);
             }
         }
-        w.last_seq = seq;
-        self.visible_seq.store(seq, Ordering::Release);
-        if self.opts.sync == SyncPolicy::Always {
-            // The group's sync covered every write before it, deferred ones included.
-            self.durable_seq.fetch_max(seq, Ordering::AcqRel);
-        }
+        w.last_seq = last;
+        self.visible_seq.store(last, Ordering::Release);
         self.stats.add(&self.stats.user_bytes_written, user_bytes);
         self.stats.add(&self.stats.commit_groups, 1);
-        Ok(lasts)
+        Ok(())
     }
 
     /// Makes sure the memtable has room, slowing the writer down (or, as a last resort,
