@@ -20,6 +20,9 @@ use tokio::process::{Child, Command};
 
 use crate::client::{Client, ClientOptions};
 
+/// Longest wait after start for every node to reach every peer.
+const PEERS_SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Environment variable a launcher sets to its own pid so that the node stops
 /// when the launcher is gone, even after a SIGKILL that left it no chance to
 /// stop its children (the node side is in `cli`).
@@ -295,7 +298,43 @@ impl LocalCluster {
         for i in 0..cluster.nodes.len() {
             cluster.wait_ready(i).await?;
         }
+        cluster.wait_peers_reachable().await;
         Ok(cluster)
+    }
+
+    /// Waits (at most [`PEERS_SETTLE_TIMEOUT`]) until every node reaches every peer. A node
+    /// that dialled a peer before it listened leaves that peer out of requests until it
+    /// redials; a test or a measurement starting in that window would see quorums fail on a
+    /// healthy cluster. Never fails: a cluster that does not settle still serves.
+    async fn wait_peers_reachable(&self) {
+        let deadline = tokio::time::Instant::now() + PEERS_SETTLE_TIMEOUT;
+        let opts = ClientOptions {
+            timeout: Duration::from_millis(500),
+            token_aware: false,
+            connections: 1,
+        };
+        loop {
+            let mut settled = true;
+            for node in &self.nodes {
+                let unreachable = match Client::connect(
+                    std::slice::from_ref(&node.address),
+                    opts.clone(),
+                )
+                .await
+                {
+                    Ok(c) => match c.status().await {
+                        Ok(s) => s.stats.get("peers.unreachable").copied().unwrap_or(0),
+                        Err(_) => 1,
+                    },
+                    Err(_) => 1,
+                };
+                settled &= unreachable == 0;
+            }
+            if settled || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn spawn(&mut self, i: usize) -> Result<(), ClusterError> {

@@ -390,6 +390,23 @@ impl Node {
             m.insert(format!("handoff.{k}"), v.load(Ordering::Relaxed));
         }
         m.insert("ring.version".into(), self.cluster.ring().version());
+        // Ring members this node would leave out of a request right now because its last
+        // attempt to reach them failed (local clusters wait for 0 before serving tests).
+        let me = self.cluster.me().to_string();
+        let unreachable = self
+            .cluster
+            .ring()
+            .members()
+            .iter()
+            .filter(|m| m.id != me)
+            .filter(|m| {
+                self.cluster
+                    .peers()
+                    .get(&m.id, &m.address)
+                    .is_some_and(|p| !p.is_reachable())
+            })
+            .count();
+        m.insert("peers.unreachable".into(), unreachable as u64);
         let cs = self.coordinator.stats();
         for (k, v) in [
             ("writes", &cs.writes),

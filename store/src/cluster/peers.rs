@@ -31,8 +31,10 @@ use super::faults::Faults;
 pub const FROM_HEADER: &str = "x-ringkv-from";
 /// Requests queued per peer before callers wait.
 const QUEUE_DEPTH: usize = 4096;
-/// Longest pause between redials of an unreachable peer.
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest pause between redials of an unreachable peer. Short, because while a peer is
+/// unreachable requests leave it out; a peer that comes up (a restart, a cluster starting)
+/// is used again within this long.
+const MAX_BACKOFF: Duration = Duration::from_millis(250);
 /// Time allowed to establish a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
