@@ -559,6 +559,31 @@ impl From<ClientError> for CliError {
     }
 }
 
+/// Sends the admin operation `op()` to every member of the ring the first endpoint serves
+/// (or, with `only`, to that node alone), one at a time, printing each answer.
+async fn on_every_node(
+    client: &ClientArgs,
+    only: bool,
+    op: impl Fn() -> pb::admin_request::Op,
+) -> Result<(), CliError> {
+    let c = connect(client).await?;
+    let status = c.status_of(0).await?;
+    let members: Vec<String> = match (&status.ring, only) {
+        (Some(r), false) => r.members.iter().map(|m| m.address.clone()).collect(),
+        _ => vec![status.address.clone()],
+    };
+    for addr in members {
+        let args = ClientArgs {
+            endpoint: vec![addr.clone()],
+            timeout_ms: client.timeout_ms.max(60_000),
+        };
+        let node = connect(&args).await?;
+        let r = node.admin_of(0, op()).await?;
+        println!("{addr}: {}", r.message);
+    }
+    Ok(())
+}
+
 async fn connect(c: &ClientArgs) -> Result<Client, CliError> {
     let opts = ClientOptions {
         timeout: Duration::from_millis(c.timeout_ms.max(1)),
@@ -677,44 +702,16 @@ async fn run_command(cmd: Command) -> Result<(), CliError> {
             Ok(())
         }
         Command::Cleanup { only, client } => {
-            let c = connect(&client).await?;
-            let status = c.status_of(0).await?;
-            let members: Vec<String> = match (&status.ring, only) {
-                (Some(r), false) => r.members.iter().map(|m| m.address.clone()).collect(),
-                _ => vec![status.address.clone()],
-            };
-            for addr in members {
-                let args = ClientArgs {
-                    endpoint: vec![addr.clone()],
-                    timeout_ms: client.timeout_ms.max(60_000),
-                };
-                let node = connect(&args).await?;
-                let r = node
-                    .admin_of(0, pb::admin_request::Op::Cleanup(pb::Cleanup {}))
-                    .await?;
-                println!("{addr}: {}", r.message);
-            }
-            Ok(())
+            on_every_node(&client, only, || {
+                pb::admin_request::Op::Cleanup(pb::Cleanup {})
+            })
+            .await
         }
         Command::Repair { only, client } => {
-            let c = connect(&client).await?;
-            let status = c.status_of(0).await?;
-            let members: Vec<String> = match (&status.ring, only) {
-                (Some(r), false) => r.members.iter().map(|m| m.address.clone()).collect(),
-                _ => vec![status.address.clone()],
-            };
-            for addr in members {
-                let args = ClientArgs {
-                    endpoint: vec![addr.clone()],
-                    timeout_ms: client.timeout_ms.max(60_000),
-                };
-                let node = connect(&args).await?;
-                let r = node
-                    .admin_of(0, pb::admin_request::Op::Repair(pb::Repair {}))
-                    .await?;
-                println!("{addr}: {}", r.message);
-            }
-            Ok(())
+            on_every_node(&client, only, || {
+                pb::admin_request::Op::Repair(pb::Repair {})
+            })
+            .await
         }
         Command::Status { stats, client } => {
             let c = connect(&client).await?;
