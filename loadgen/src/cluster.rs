@@ -5,6 +5,7 @@
 //! needs no other binary.
 
 use store::local_cluster::ClusterSpec;
+use store::security::{ClientSecurity, files};
 
 use crate::plan::Point;
 use crate::workload::{DEFAULT_TOKENS_PER_NODE, Workload};
@@ -27,5 +28,49 @@ pub fn cluster_spec_for_point(w: &Workload, p: &Point) -> Option<ClusterSpec> {
         read_quorum: p.read_quorum,
         base_dir: None,
         extra_node_args: w.cluster.node_args.clone(),
+        insecure: w.cluster.insecure,
     })
+}
+
+/// What the loadgen presents to `cluster.endpoints`: nothing when `insecure`; the
+/// `security:` block's files; else what the environment names (`RINGKV_CLUSTER_DIR`, or
+/// `RINGKV_CA` and `RINGKV_TOKEN`).
+pub fn endpoint_security(w: &Workload) -> Result<ClientSecurity, String> {
+    let c = &w.cluster;
+    if c.insecure {
+        return Ok(ClientSecurity::insecure());
+    }
+    let Some(sec) = &c.security else {
+        return match ClientSecurity::from_env() {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => Err(
+                "`cluster.endpoints` needs the cluster's CA and a token: set `cluster.security` \
+                 (ca, token or token_file), or RINGKV_CLUSTER_DIR, or RINGKV_CA and \
+                 RINGKV_TOKEN; `cluster.insecure: true` for a cluster started --insecure"
+                    .into(),
+            ),
+            Err(e) => Err(e.to_string()),
+        };
+    };
+    let dir = sec.cluster_dir.as_deref();
+    let from_dir = match dir {
+        Some(d) => Some(ClientSecurity::from_cluster_dir(d).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let token = match (&sec.token, &sec.token_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(f)) => Some(
+            String::from_utf8(files::read_private(f).map_err(|e| e.to_string())?)
+                .map_err(|_| format!("{} is not text", f.display()))?,
+        ),
+        (None, None) => from_dir
+            .as_ref()
+            .and_then(|s| s.token.as_deref().map(String::from)),
+    };
+    let ca = sec
+        .ca
+        .clone()
+        .or_else(|| dir.map(|d| d.join(files::CA_CERT)));
+    let cert = sec.cert.as_deref().zip(sec.key.as_deref());
+    ClientSecurity::from_parts(ca.as_deref(), token, cert).map_err(|e| e.to_string())
 }

@@ -303,6 +303,8 @@ pub struct NodeProbe {
     pub endpoints: Vec<String>,
     /// Data directories, one per node.
     pub data_dirs: Vec<PathBuf>,
+    /// What a client of the cluster presents.
+    pub security: store::client::ClientSecurity,
 }
 
 async fn engine_counters(client: &store::client::Client, n: usize) -> Option<EngineCounters> {
@@ -461,6 +463,7 @@ pub async fn run_point<T: Target>(
             &p.endpoints,
             store::client::ClientOptions {
                 token_aware: false,
+                security: p.security.clone(),
                 ..store::client::ClientOptions::default()
             },
         )
@@ -661,9 +664,13 @@ mod local {
             }
             None => None,
         };
-        let (endpoints, pids) = match &cluster {
-            Some(c) => (c.endpoints(), c.pids()),
-            None => (w.cluster.endpoints.clone(), Vec::new()),
+        let (endpoints, pids, security) = match &cluster {
+            Some(c) => (c.endpoints(), c.pids(), c.client_security()),
+            None => (
+                w.cluster.endpoints.clone(),
+                Vec::new(),
+                crate::cluster::endpoint_security(w).map_err(|e| point_err(point, e))?,
+            ),
         };
         let opts = RingkvOptions {
             endpoints,
@@ -678,10 +685,12 @@ mod local {
                 crate::plan::Load::Open { rate } => Some(rate),
                 crate::plan::Load::Closed { .. } => None,
             }),
+            security,
         };
         let probe = cluster.as_ref().map(|c| NodeProbe {
             endpoints: c.endpoints(),
             data_dirs: c.nodes().iter().map(|n| n.data_dir.clone()).collect(),
+            security: c.client_security(),
         });
         let result = match RingkvTarget::connect(&opts).await {
             Ok(target) => {

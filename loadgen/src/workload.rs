@@ -67,6 +67,31 @@ pub struct ClusterConfig {
     pub endpoints: Vec<String>,
     /// Extra command-line arguments for every node started.
     pub node_args: Vec<String>,
+    /// Local nodes: start them `--insecure` (no TLS, no tokens), to measure what security
+    /// costs. Endpoints: the cluster is insecure; talk plaintext without a token.
+    pub insecure: bool,
+    /// How to reach `endpoints` securely (default: `RINGKV_CLUSTER_DIR`, or `RINGKV_CA` and
+    /// `RINGKV_TOKEN`). Local clusters make and use their own material.
+    pub security: Option<EndpointSecurity>,
+}
+
+/// `cluster.security:` — the CA, token and optional client certificate for `endpoints`.
+/// Relative paths are relative to the working directory.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EndpointSecurity {
+    /// A cluster directory holding `ca.pem` and `admin.token`.
+    pub cluster_dir: Option<PathBuf>,
+    /// The cluster CA certificate.
+    pub ca: Option<PathBuf>,
+    /// The token itself.
+    pub token: Option<String>,
+    /// A file holding the token (must not be readable by other users).
+    pub token_file: Option<PathBuf>,
+    /// A client certificate (needs `key`).
+    pub cert: Option<PathBuf>,
+    /// The client certificate's key.
+    pub key: Option<PathBuf>,
 }
 
 /// How keys are chosen.
@@ -679,6 +704,33 @@ impl Workload {
                 return Err(Problem::new(
                     "`cluster.endpoints` is an already-running cluster: remove `nodes`, \
                      `tokens_per_node` and `zones`, which only shape a local cluster",
+                ));
+            }
+        }
+        if let Some(sec) = &c.security {
+            if c.endpoints.is_empty() {
+                return Err(Problem::new(
+                    "`cluster.security` is for `cluster.endpoints`; a local cluster makes and uses its own CA and token",
+                ));
+            }
+            if c.insecure {
+                return Err(Problem::new(
+                    "`cluster.insecure` and `cluster.security` contradict each other; keep one",
+                ));
+            }
+            if sec.token.is_some() && sec.token_file.is_some() {
+                return Err(Problem::new(
+                    "`cluster.security`: give `token` or `token_file`, not both",
+                ));
+            }
+            if sec.cert.is_some() != sec.key.is_some() {
+                return Err(Problem::new(
+                    "`cluster.security`: a client certificate needs both `cert` and `key`",
+                ));
+            }
+            if sec.cluster_dir.is_none() && sec.ca.is_none() {
+                return Err(Problem::new(
+                    "`cluster.security` needs `ca` (the cluster CA certificate) or `cluster_dir`",
                 ));
             }
         }

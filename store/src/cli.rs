@@ -3,16 +3,14 @@
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 usage error.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::client::{Client, ClientError, ClientOptions, Consistency, GetReply};
-use crate::cluster::Faults;
-use crate::config::{Durability, NodeConfig, PeerSpec};
+use crate::config::PeerSpec;
 use crate::local_cluster::{ClusterSpec, LocalCluster, NodeLauncher};
 use crate::proto as pb;
 
@@ -21,322 +19,13 @@ pub const EXIT_USAGE: u8 = 2;
 /// Exit code for a runtime failure.
 pub const EXIT_FAILURE: u8 = 1;
 
-/// Arguments of a node (`ringkv node`).
-#[derive(Args, Clone, Debug, Default)]
-pub struct NodeArgs {
-    /// Node id, unique in the cluster (e.g. n1).
-    #[arg(long)]
-    pub id: Option<String>,
-    /// gRPC listen address, e.g. 127.0.0.1:7001.
-    #[arg(long)]
-    pub listen: Option<SocketAddr>,
-    /// Address others use to reach this node (default: the listen address).
-    #[arg(long)]
-    pub advertise: Option<String>,
-    /// Data directory (created if its parent exists).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Every member, this node included: ID@HOST:PORT[/ZONE],...
-    #[arg(long, value_delimiter = ',')]
-    pub peers: Vec<PeerSpec>,
-    /// This node's failure zone.
-    #[arg(long)]
-    pub zone: Option<String>,
-    /// Virtual nodes per member.
-    #[arg(long)]
-    pub tokens: Option<u32>,
-    /// Start outside the ring; add it with `ringkv admin join ID@ADDR`.
-    #[arg(long)]
-    pub join: bool,
-    /// Replication factor N.
-    #[arg(long)]
-    pub replication: Option<u32>,
-    /// Default write quorum W.
-    #[arg(long)]
-    pub write_quorum: Option<u32>,
-    /// Default read quorum R.
-    #[arg(long)]
-    pub read_quorum: Option<u32>,
-    /// Count hinted writes to fallback nodes towards W by default.
-    #[arg(long)]
-    pub sloppy: bool,
-    /// Commit-log durability before an acknowledgement.
-    #[arg(long, value_enum)]
-    pub durability: Option<DurabilityArg>,
-    /// Concurrent versions kept per key; beyond it the oldest are dropped
-    /// (logged, counted in replica.siblings_dropped).
-    #[arg(long)]
-    pub max_siblings: Option<usize>,
-    /// Share of reads that ask all N replicas (read repair) instead of R.
-    #[arg(long)]
-    pub read_repair_chance: Option<f64>,
-    /// Engine block cache in MiB.
-    #[arg(long)]
-    pub cache_mb: Option<usize>,
-    /// YAML file with the same fields (flags given here win).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Accept test-only fault commands (network partitions).
-    #[arg(long)]
-    pub enable_fault_injection: bool,
-    /// Failure-handling intervals and bounds.
-    #[command(flatten)]
-    pub failure: FailureArgs,
-    /// Log filter (tracing env-filter syntax), e.g. info or ringkv=debug.
-    #[arg(long, default_value = "info")]
-    pub log: String,
-}
+mod node;
+mod security;
 
-/// Failure-handling knobs (defaults in `FailureConfig`).
-#[derive(Args, Clone, Debug, Default)]
-pub struct FailureArgs {
-    /// SWIM probe period.
-    #[arg(long)]
-    pub probe_period_ms: Option<u64>,
-    /// Time a suspect member has to refute before it is declared down.
-    #[arg(long)]
-    pub suspect_timeout_ms: Option<u64>,
-    /// Period of Merkle anti-entropy rounds (0 turns periodic rounds off).
-    #[arg(long)]
-    pub anti_entropy_interval_ms: Option<u64>,
-    /// Keys anti-entropy exchanges per second at most (0: no limit).
-    #[arg(long)]
-    pub anti_entropy_keys_per_sec: Option<u32>,
-    /// Hints this node accepts per second when an owner replays them to it.
-    #[arg(long)]
-    pub hint_replay_per_sec: Option<u32>,
-    /// Hints older than this are dropped (anti-entropy repairs instead).
-    #[arg(long)]
-    pub hint_max_age_ms: Option<u64>,
-    /// Hint bytes kept per target before new hints are refused.
-    #[arg(long)]
-    pub hint_max_bytes: Option<u64>,
-    /// How long a tombstone every replica acknowledged is kept before purge.
-    #[arg(long)]
-    pub tombstone_grace_ms: Option<u64>,
-    /// Entries per second pulled when gaining ranges (default 5000; 0: no limit).
-    #[arg(long)]
-    pub transfer_entries_per_sec: Option<u32>,
-}
-
-/// `--durability` values.
-#[derive(ValueEnum, Clone, Copy, Debug)]
-pub enum DurabilityArg {
-    /// fsync (group commit) before every acknowledgement.
-    Always,
-    /// fsync every 50 ms.
-    Interval,
-    /// Leave flushing to the OS.
-    Never,
-}
-
-/// Resolve flags (over an optional config file) into a node config.
-pub fn node_config(args: &NodeArgs) -> Result<NodeConfig, String> {
-    let mut cfg = match &args.config {
-        Some(path) => NodeConfig::from_yaml_file(path).map_err(|e| e.to_string())?,
-        None => {
-            let id = args.id.clone().ok_or("--id is required (or --config)")?;
-            let listen = args.listen.ok_or("--listen is required (or --config)")?;
-            let dir = args
-                .data_dir
-                .clone()
-                .ok_or("--data-dir is required (or --config)")?;
-            NodeConfig::new(id, listen, dir)
-        }
-    };
-    if let Some(v) = &args.id {
-        cfg.id = v.clone();
-    }
-    if let Some(v) = args.listen {
-        cfg.listen = v;
-    }
-    if let Some(v) = &args.advertise {
-        cfg.advertise = Some(v.clone());
-    }
-    if let Some(v) = &args.data_dir {
-        cfg.data_dir = v.clone();
-    }
-    if !args.peers.is_empty() {
-        cfg.peers = args.peers.clone();
-    }
-    if let Some(v) = &args.zone {
-        cfg.zone = v.clone();
-    }
-    // This node's own zone comes from --zone when --peers omits it.
-    if let Some(me) = cfg.peers.iter_mut().find(|p| p.id == cfg.id)
-        && me.zone.is_empty()
-    {
-        me.zone = cfg.zone.clone();
-    }
-    if let Some(v) = args.tokens {
-        cfg.tokens = v;
-    }
-    if args.join {
-        cfg.join = true;
-    }
-    if let Some(v) = args.replication {
-        cfg.replication = v;
-    } else if cfg.peers.len() < cfg.replication as usize && args.config.is_none() && !cfg.join {
-        // A small cluster started without --replication: N = its size.
-        cfg.replication = cfg.peers.len().max(1) as u32;
-        cfg.write_quorum = cfg.write_quorum.min(cfg.replication);
-        cfg.read_quorum = cfg.read_quorum.min(cfg.replication);
-    }
-    if let Some(v) = args.write_quorum {
-        cfg.write_quorum = v;
-    }
-    if let Some(v) = args.read_quorum {
-        cfg.read_quorum = v;
-    }
-    if args.sloppy {
-        cfg.sloppy = true;
-    }
-    if let Some(d) = args.durability {
-        cfg.durability = match d {
-            DurabilityArg::Always => Durability::Always,
-            DurabilityArg::Interval => Durability::Interval,
-            DurabilityArg::Never => Durability::Never,
-        };
-    }
-    if let Some(v) = args.max_siblings {
-        cfg.max_siblings = v.max(1);
-    }
-    if let Some(v) = args.read_repair_chance {
-        if !(0.0..=1.0).contains(&v) {
-            return Err(format!("--read-repair-chance {v} must be between 0 and 1"));
-        }
-        cfg.read_repair_chance = v;
-    }
-    if let Some(mb) = args.cache_mb {
-        cfg.cache_bytes = mb * 1024 * 1024;
-    }
-    let f = &args.failure;
-    let fc = &mut cfg.failure;
-    if let Some(v) = f.probe_period_ms {
-        fc.probe_period_ms = v;
-    }
-    if let Some(v) = f.suspect_timeout_ms {
-        fc.suspect_timeout_ms = v;
-    }
-    if let Some(v) = f.anti_entropy_interval_ms {
-        fc.anti_entropy_interval_ms = v;
-    }
-    if let Some(v) = f.anti_entropy_keys_per_sec {
-        fc.anti_entropy_keys_per_sec = v;
-    }
-    if let Some(v) = f.hint_replay_per_sec {
-        fc.hint_replay_per_sec = v;
-    }
-    if let Some(v) = f.hint_max_age_ms {
-        fc.hint_max_age_ms = v;
-    }
-    if let Some(v) = f.hint_max_bytes {
-        fc.hint_max_bytes_per_target = v;
-    }
-    if let Some(v) = f.tombstone_grace_ms {
-        fc.tombstone_grace_ms = v;
-    }
-    if let Some(v) = f.transfer_entries_per_sec {
-        fc.transfer_entries_per_sec = v;
-    }
-    cfg.validate().map_err(|e| e.to_string())?;
-    Ok(cfg)
-}
-
-fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
-}
-
-pub use crate::local_cluster::EXIT_WITH_PARENT_ENV;
-
-/// Resolves once this process's parent is no longer `pid` (it died and the
-/// process was re-parented). Never resolves when `pid` is `None`.
-async fn parent_gone(pid: Option<u32>) {
-    let Some(pid) = pid else {
-        return std::future::pending().await;
-    };
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
-    loop {
-        tick.tick().await;
-        if std::os::unix::process::parent_id() != pid {
-            tracing::warn!(
-                launcher = pid,
-                "the process that started this node is gone; stopping"
-            );
-            return;
-        }
-    }
-}
-
-/// Run a node in the foreground until SIGINT/SIGTERM. The one node entry
-/// point: `ringkv node` and `loadgen __node` both call it.
-pub fn run_node_blocking(args: NodeArgs) -> ExitCode {
-    init_logging(&args.log);
-    let cfg = match node_config(&args) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("ringkv node: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    let faults = if args.enable_fault_injection {
-        Faults::enabled()
-    } else {
-        Faults::default()
-    };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ringkv node: cannot start the runtime: {e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
-    let id = cfg.id.clone();
-    let launcher = std::env::var(EXIT_WITH_PARENT_ENV)
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok());
-    let stop = async move {
-        tokio::select! {
-            () = shutdown_signal() => {}
-            () = parent_gone(launcher) => {}
-        }
-    };
-    match rt.block_on(crate::server::run_node(cfg, faults, stop, None)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ringkv node {id}: {e}");
-            ExitCode::from(if e.is_usage() {
-                EXIT_USAGE
-            } else {
-                EXIT_FAILURE
-            })
-        }
-    }
-}
+pub use node::{
+    DurabilityArg, EXIT_WITH_PARENT_ENV, FailureArgs, NodeArgs, node_config, run_node_blocking,
+    shutdown_signal,
+};
 
 /// `ringkv`: a Dynamo-style distributed key-value store.
 #[derive(Parser, Debug)]
@@ -356,6 +45,18 @@ pub struct ClientArgs {
     /// Request deadline in milliseconds.
     #[arg(long, default_value_t = 5000)]
     pub timeout_ms: u64,
+    /// Cluster directory with ca.pem and admin.token (`ringkv cluster up` prints it).
+    #[arg(long, env = crate::security::CLUSTER_DIR_ENV)]
+    pub cluster_dir: Option<PathBuf>,
+    /// CA certificate to trust (instead of the cluster directory's).
+    #[arg(long, env = crate::security::CA_ENV)]
+    pub ca: Option<PathBuf>,
+    /// Token to present (instead of the cluster directory's admin token).
+    #[arg(long, env = crate::security::TOKEN_ENV, hide_env_values = true)]
+    pub token: Option<String>,
+    /// No TLS and no token: for a cluster started with --insecure.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// The `ringkv` subcommands.
@@ -434,6 +135,11 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Make a cluster's TLS material for real hosts: CA, node certificates, admin token,
+    /// context key (existing files are kept, so it also adds nodes).
+    Certs(security::CertsArgs),
+    /// Add a client token with a role to a cluster directory and print it.
+    Token(security::TokenArgs),
     /// Show a node's view: ring, members, hints and counters.
     Status {
         /// Print every counter.
@@ -496,12 +202,17 @@ pub enum ClusterAction {
         /// Tokens per node.
         #[arg(long, default_value_t = crate::ring::DEFAULT_TOKENS_PER_NODE)]
         tokens: u32,
+        /// No TLS, no tokens (loud; loopback only).
+        #[arg(long)]
+        insecure: bool,
     },
 }
 
 /// Let a closed stdout end the process quietly (as `ringkv status | head`
-/// expects) instead of failing a print.
-pub fn restore_default_sigpipe() {
+/// expects) instead of failing a print. Only for the short client commands: a node (and
+/// `cluster up`) must keep SIGPIPE ignored, or a peer that closes a connection while the
+/// node writes to it (a TLS close alert, an answer) kills the node.
+fn restore_default_sigpipe() {
     // SAFETY: setting the SIGPIPE disposition to its default at start-up,
     // before any other thread exists, is async-signal-safe and has no
     // memory-safety implications.
@@ -513,10 +224,12 @@ pub fn restore_default_sigpipe() {
 
 /// Run the `ringkv` command line.
 pub fn main_with(cli: Cli) -> ExitCode {
-    if let Command::Node(args) = cli.command {
-        return run_node_blocking(*args);
+    match cli.command {
+        Command::Node(args) => return run_node_blocking(*args),
+        Command::Cluster { .. } => {}
+        _ => restore_default_sigpipe(),
     }
-    init_logging("warn");
+    node::init_logging("warn");
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -576,6 +289,7 @@ async fn on_every_node(
         let args = ClientArgs {
             endpoint: vec![addr.clone()],
             timeout_ms: client.timeout_ms.max(60_000),
+            ..client.clone()
         };
         let node = connect(&args).await?;
         let r = node.admin_of(0, op()).await?;
@@ -589,6 +303,7 @@ async fn connect(c: &ClientArgs) -> Result<Client, CliError> {
         timeout: Duration::from_millis(c.timeout_ms.max(1)),
         token_aware: true,
         connections: 1,
+        security: security::client_security(c)?,
     };
     Ok(Client::connect(&c.endpoint, opts).await?)
 }
@@ -719,6 +434,8 @@ async fn run_command(cmd: Command) -> Result<(), CliError> {
             print_status(&s, stats);
             Ok(())
         }
+        Command::Certs(a) => security::certs_command(&a),
+        Command::Token(a) => security::token_command(&a),
     }
 }
 
@@ -809,6 +526,7 @@ async fn cluster_command(action: ClusterAction) -> Result<(), CliError> {
             read_quorum,
             zones,
             tokens,
+            insecure,
         } => {
             let n = replication.unwrap_or(nodes.min(3) as u32);
             let majority = n / 2 + 1;
@@ -821,6 +539,7 @@ async fn cluster_command(action: ClusterAction) -> Result<(), CliError> {
                 read_quorum: read_quorum.unwrap_or(majority),
                 base_dir: dir,
                 extra_node_args: Vec::new(),
+                insecure,
             };
             let program = std::env::current_exe()
                 .map_err(|e| CliError::Failed(format!("cannot find my own executable: {e}")))?;
@@ -848,7 +567,19 @@ async fn cluster_command(action: ClusterAction) -> Result<(), CliError> {
                 );
             }
             let first = cluster.endpoints().first().cloned().unwrap_or_default();
-            println!("try:  ringkv put hello world --endpoint {first}");
+            let base = cluster.base_dir().display();
+            if insecure {
+                println!(
+                    "INSECURE: no TLS, no tokens; anything on this machine can read and change the data"
+                );
+                println!("try:  ringkv put hello world --insecure --endpoint {first}");
+            } else {
+                println!(
+                    "security: TLS with the CA {base}/ca.pem; admin token in {base}/admin.token"
+                );
+                println!("try:  export RINGKV_CLUSTER_DIR={base}");
+                println!("      ringkv put hello world --endpoint {first}");
+            }
             println!("      ringkv get hello --endpoint {first}");
             println!("type `help` for add/remove/kill/restart; Ctrl-C stops every node.");
             let mut cluster = cluster;
@@ -946,11 +677,34 @@ mod tests {
     }
 
     #[test]
+    fn a_node_without_tls_material_names_ringkv_certs_and_insecure_needs_loopback() {
+        let mut args = NodeArgs {
+            id: Some("n1".into()),
+            listen: Some("127.0.0.1:7001".parse().unwrap()),
+            data_dir: Some("/tmp/x".into()),
+            ..NodeArgs::default()
+        };
+        // The environment may name a cluster directory; this test is about its absence.
+        args.security.cluster_dir = None;
+        let err = node_config(&args).unwrap_err();
+        assert!(err.contains("ringkv certs"), "{err}");
+        args.security.insecure = true;
+        node_config(&args).unwrap();
+        args.listen = Some("0.0.0.0:7001".parse().unwrap());
+        let err = node_config(&args).unwrap_err();
+        assert!(err.contains("loopback"), "{err}");
+    }
+
+    #[test]
     fn small_cluster_defaults_replication_to_its_size() {
         let args = NodeArgs {
             id: Some("n1".into()),
             listen: Some("127.0.0.1:7001".parse().unwrap()),
             data_dir: Some("/tmp/x".into()),
+            security: node::SecurityArgs {
+                insecure: true,
+                ..Default::default()
+            },
             ..NodeArgs::default()
         };
         let cfg = node_config(&args).unwrap();

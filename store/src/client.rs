@@ -31,7 +31,10 @@ use crate::config::MAX_MESSAGE_BYTES;
 use crate::proto::kv_client::KvClient;
 use crate::proto::{self as pb};
 use crate::ring::{Ring, key_position};
+use crate::security::Bearer;
+pub use crate::security::ClientSecurity;
 use crate::wire::ring_from_proto;
+use tonic::service::interceptor::InterceptedService;
 
 pub use crate::coordinator::Consistency;
 
@@ -45,6 +48,8 @@ pub struct ClientOptions {
     /// Sessions (each on its own HTTP/2 connection) per node. Many requests share one
     /// session; more help only when one connection's task is the bottleneck.
     pub connections: usize,
+    /// The CA to trust and the token to present (the default is none: an insecure cluster).
+    pub security: ClientSecurity,
 }
 
 impl Default for ClientOptions {
@@ -53,6 +58,7 @@ impl Default for ClientOptions {
             timeout: Duration::from_secs(5),
             token_aware: true,
             connections: 1,
+            security: ClientSecurity::default(),
         }
     }
 }
@@ -75,6 +81,9 @@ pub enum ClientError {
         /// The transport error.
         reason: String,
     },
+    /// The security material is unusable.
+    #[error("{0}")]
+    Security(String),
     /// The node answered with an error status.
     #[error("{}: {}", code_name(.0.code()), .0.message())]
     Status(tonic::Status),
@@ -95,6 +104,8 @@ fn code_name(code: tonic::Code) -> &'static str {
         tonic::Code::FailedPrecondition => "failed precondition",
         tonic::Code::NotFound => "not found",
         tonic::Code::Unimplemented => "unimplemented",
+        tonic::Code::Unauthenticated => "unauthenticated",
+        tonic::Code::PermissionDenied => "permission denied",
         _ => "error",
     }
 }
@@ -167,6 +178,7 @@ const MAX_ATTEMPTS: usize = 3;
 struct NodeConn {
     address: String,
     endpoint: Endpoint,
+    bearer: Bearer,
     /// For unary calls off the hot path (status, admin).
     channel: Channel,
     slots: Vec<parking_lot::Mutex<Slot>>,
@@ -188,9 +200,10 @@ impl NodeConn {
     fn new(address: &str, opts: &ClientOptions) -> Result<NodeConn, ClientError> {
         let endpoint = channel_for(address, opts)?;
         Ok(NodeConn {
-            address: address.trim_start_matches("http://").to_string(),
+            address: strip_scheme(address).to_string(),
             channel: endpoint.connect_lazy(),
             endpoint,
+            bearer: bearer(opts)?,
             slots: (0..opts.connections.max(1))
                 .map(|_| parking_lot::Mutex::new(Slot::default()))
                 .collect(),
@@ -198,8 +211,8 @@ impl NodeConn {
         })
     }
 
-    fn kv(&self) -> KvClient<Channel> {
-        kv(self.channel.clone())
+    fn kv(&self) -> Kv {
+        kv(self.channel.clone(), self.bearer.clone())
     }
 
     /// An open session of slot `i`, dialling if needed (and not failed just now).
@@ -231,7 +244,7 @@ impl NodeConn {
             return r;
         }
         let opened = match self.endpoint.connect().await {
-            Ok(channel) => session::Session::open(channel)
+            Ok(channel) => session::Session::open(kv(channel, self.bearer.clone()))
                 .await
                 .map_err(|s| format!("{}: {}", code_name(s.code()), s.message())),
             Err(e) => Err(transport_reason(&e)),
@@ -264,22 +277,41 @@ pub struct Client {
     opts: ClientOptions,
 }
 
+fn strip_scheme(addr: &str) -> &str {
+    addr.trim_start_matches("http://")
+        .trim_start_matches("https://")
+}
+
+fn bearer(opts: &ClientOptions) -> Result<Bearer, ClientError> {
+    opts.security
+        .bearer()
+        .map(Bearer)
+        .map_err(|e| ClientError::Security(e.to_string()))
+}
+
 fn channel_for(addr: &str, opts: &ClientOptions) -> Result<Endpoint, ClientError> {
-    let uri = if addr.starts_with("http://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    };
-    Ok(Endpoint::from_shared(uri)
-        .map_err(|_| ClientError::BadEndpoint(addr.to_string()))?
+    let tls = opts.security.tls_config();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let uri = format!("{scheme}://{}", strip_scheme(addr));
+    let mut endpoint =
+        Endpoint::from_shared(uri).map_err(|_| ClientError::BadEndpoint(addr.to_string()))?;
+    if let Some(tls) = tls {
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| ClientError::Security(format!("the TLS settings cannot be used: {e}")))?;
+    }
+    Ok(endpoint
         .connect_timeout(Duration::from_secs(2).min(opts.timeout))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(5)))
 }
 
-fn kv(channel: Channel) -> KvClient<Channel> {
-    KvClient::new(channel)
+/// A client stub that presents the token on every call.
+pub(crate) type Kv = KvClient<InterceptedService<Channel, Bearer>>;
+
+fn kv(channel: Channel, bearer: Bearer) -> Kv {
+    KvClient::with_interceptor(channel, bearer)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
@@ -307,7 +339,10 @@ impl Client {
             let node = NodeConn::new(addr, &opts)?;
             if status.is_none() {
                 match node.endpoint.connect().await {
-                    Ok(ch) => match kv(ch).status(pb::StatusRequest {}).await {
+                    Ok(ch) => match kv(ch, node.bearer.clone())
+                        .status(pb::StatusRequest {})
+                        .await
+                    {
                         Ok(s) => status = Some(s.into_inner()),
                         Err(e) => last_err = Some(ClientError::Status(e)),
                     },

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::ring::{DEFAULT_TOKENS_PER_NODE, RingDescription, RingMember};
+use crate::security::NodePaths;
 
 /// Largest key a client may write, in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -106,6 +107,68 @@ pub struct NodeConfig {
     /// Background task intervals and bounds (failure handling).
     #[serde(default)]
     pub failure: FailureConfig,
+    /// TLS, tokens and the context key.
+    #[serde(default)]
+    pub security: SecurityConfig,
+}
+
+/// Where a node's security material is. Either a cluster directory (`ringkv certs`
+/// makes one) or each file by itself (a file given by itself wins); or `insecure`, on a
+/// loopback address only.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// A cluster directory: `ca.pem`, `nodes/ID.pem`, `nodes/ID.key`, `tokens`, `cluster.key`.
+    pub cluster_dir: Option<PathBuf>,
+    /// The cluster CA certificate.
+    pub ca: Option<PathBuf>,
+    /// This node's certificate.
+    pub cert: Option<PathBuf>,
+    /// This node's private key.
+    pub key: Option<PathBuf>,
+    /// The hashed tokens file.
+    pub tokens: Option<PathBuf>,
+    /// The context-signing key file.
+    pub cluster_key: Option<PathBuf>,
+    /// No TLS, no tokens, unsigned contexts: for experiments on loopback only.
+    pub insecure: bool,
+}
+
+impl SecurityConfig {
+    /// The files this node uses, or `None` when it runs insecure.
+    pub fn resolve(&self, id: &str, listen: &SocketAddr) -> Result<Option<NodePaths>, ConfigError> {
+        if self.insecure {
+            if !crate::security::is_loopback(listen) {
+                return Err(ConfigError::Security(format!(
+                    "--insecure is refused on {listen}: without TLS and tokens anyone who reaches the port can read and change everything; it is allowed on loopback addresses only"
+                )));
+            }
+            return Ok(None);
+        }
+        let from_dir = self
+            .cluster_dir
+            .as_ref()
+            .map(|d| NodePaths::in_cluster_dir(d, id));
+        let pick = |own: &Option<PathBuf>, dir: Option<&PathBuf>, flag: &str| {
+            own.clone().or_else(|| dir.cloned()).ok_or_else(|| {
+                ConfigError::Security(format!(
+                    "no TLS material: missing {flag}. Pass --cluster-dir DIR (or set RINGKV_CLUSTER_DIR); make one with `ringkv certs --dir DIR --nodes {id}`. For an experiment on loopback, --insecure runs without TLS or tokens"
+                ))
+            })
+        };
+        let d = from_dir.as_ref();
+        Ok(Some(NodePaths {
+            ca: pick(&self.ca, d.map(|p| &p.ca), "--tls-ca")?,
+            cert: pick(&self.cert, d.map(|p| &p.cert), "--tls-cert")?,
+            key: pick(&self.key, d.map(|p| &p.key), "--tls-key")?,
+            tokens: pick(&self.tokens, d.map(|p| &p.tokens), "--tokens-file")?,
+            cluster_key: pick(
+                &self.cluster_key,
+                d.map(|p| &p.cluster_key),
+                "--cluster-key-file",
+            )?,
+        }))
+    }
 }
 
 /// Intervals and bounds of the failure-handling machinery.
@@ -232,6 +295,9 @@ pub enum ConfigError {
         /// What went wrong (with line and column for YAML errors).
         message: String,
     },
+    /// Security material missing, or `insecure` where it is not allowed.
+    #[error("{0}")]
+    Security(String),
 }
 
 impl std::str::FromStr for PeerSpec {
@@ -297,6 +363,7 @@ impl NodeConfig {
             request_timeout_ms: default_timeout_ms(),
             read_repair_chance: default_read_repair_chance(),
             failure: FailureConfig::default(),
+            security: SecurityConfig::default(),
         }
     }
 
@@ -368,6 +435,7 @@ impl NodeConfig {
         }
         check_quorum("write quorum (W)", self.write_quorum, n)?;
         check_quorum("read quorum (R)", self.read_quorum, n)?;
+        self.security.resolve(&self.id, &self.listen)?;
         self.initial_ring().map(|_| ())
     }
 

@@ -12,6 +12,7 @@
 //! - [`client`]: the Rust client; [`local_cluster`]: real node processes on
 //!   127.0.0.1 for `ringkv cluster up`, the loadgen and the tests.
 //! - [`config`]: node configuration and every named limit.
+//! - [`security`]: TLS material, tokens and signed contexts (a leaf).
 //! - [`proto`]: generated from `proto/ringkv.proto`; [`wire`]: conversions.
 
 pub mod cli;
@@ -23,6 +24,7 @@ pub mod local_cluster;
 pub mod lsm;
 pub mod replica;
 pub mod ring;
+pub mod security;
 pub mod server;
 pub mod version;
 pub mod wire;

@@ -7,11 +7,16 @@
 //! (bind to port 0, read it back); if another process grabs one before the
 //! node binds it, the start is retried with fresh ports.
 //!
+//! Clusters are secure by default: the cluster directory gets a CA, a certificate per node,
+//! an admin token and a context key (`security::material`), which the nodes and
+//! [`LocalCluster::client_security`] use; `ClusterSpec::insecure` starts them without.
+//!
 //! Children are killed when the cluster is dropped, so nothing is left
 //! running after an error or a panic in a test. A launcher killed outright
 //! (SIGKILL, no chance to clean up) leaves its nodes re-parented: each node
 //! watches for that (`RINGKV_EXIT_WITH_PARENT`) and stops within a second.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -28,6 +33,8 @@ const PEERS_SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// stop its children (the node side is in `cli`).
 pub const EXIT_WITH_PARENT_ENV: &str = "RINGKV_EXIT_WITH_PARENT";
 use crate::config::PeerSpec;
+use crate::security::ClientSecurity;
+use crate::security::material::{self, NodeName};
 
 /// Attempts at starting a cluster when a picked port is taken meanwhile.
 const START_ATTEMPTS: usize = 3;
@@ -55,6 +62,9 @@ pub struct ClusterSpec {
     pub base_dir: Option<PathBuf>,
     /// Extra arguments for every node (e.g. `--durability never`).
     pub extra_node_args: Vec<String>,
+    /// Run without TLS and tokens (`--insecure`). By default a cluster makes its CA, node
+    /// certificates, admin token and context key in its directory and uses them.
+    pub insecure: bool,
 }
 
 impl Default for ClusterSpec {
@@ -68,6 +78,7 @@ impl Default for ClusterSpec {
             read_quorum: 2,
             base_dir: None,
             extra_node_args: Vec::new(),
+            insecure: false,
         }
     }
 }
@@ -131,6 +142,53 @@ pub struct LocalNode {
 }
 
 impl LocalNode {
+    /// Node `p` of a cluster in `base_dir`: an initial member (`peers` lists them all) or,
+    /// without `peers`, a node that waits to be joined.
+    fn new(base_dir: &Path, spec: &ClusterSpec, p: &PeerSpec, peers: Option<&str>) -> LocalNode {
+        let data_dir = base_dir.join(&p.id);
+        let log = base_dir.join(format!("{}.log", p.id));
+        let mut args = vec![
+            "--id".to_string(),
+            p.id.clone(),
+            "--listen".into(),
+            p.address.clone(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+        ];
+        match peers {
+            Some(list) => args.extend(["--peers".into(), list.to_string()]),
+            None => args.push("--join".into()),
+        }
+        args.extend([
+            "--tokens".into(),
+            spec.tokens_per_node.to_string(),
+            "--replication".into(),
+            spec.replication.to_string(),
+            "--write-quorum".into(),
+            spec.write_quorum.to_string(),
+            "--read-quorum".into(),
+            spec.read_quorum.to_string(),
+        ]);
+        if !p.zone.is_empty() {
+            args.extend(["--zone".into(), p.zone.clone()]);
+        }
+        if spec.insecure {
+            args.push("--insecure".into());
+        } else {
+            args.extend(["--cluster-dir".into(), base_dir.display().to_string()]);
+        }
+        args.extend(spec.extra_node_args.iter().cloned());
+        LocalNode {
+            id: p.id.clone(),
+            address: p.address.clone(),
+            zone: p.zone.clone(),
+            data_dir,
+            log,
+            args,
+            child: None,
+        }
+    }
+
     /// OS process id, while running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().and_then(Child::id)
@@ -150,6 +208,33 @@ pub struct LocalCluster {
     _temp: Option<tempfile::TempDir>,
     launcher: NodeLauncher,
     spec: ClusterSpec,
+    /// What a client of this cluster presents.
+    security: ClientSecurity,
+}
+
+/// Makes what is missing of the cluster's security material in `base_dir` (the CA, the
+/// admin token, the context key and a certificate for each of `nodes`) and returns what
+/// its clients present; nothing when the cluster is insecure.
+fn make_security(
+    base_dir: &Path,
+    spec: &ClusterSpec,
+    nodes: &[PeerSpec],
+) -> Result<ClientSecurity, ClusterError> {
+    if spec.insecure {
+        return Ok(ClientSecurity::insecure());
+    }
+    let names: Vec<NodeName> = nodes
+        .iter()
+        .map(|p| NodeName {
+            id: p.id.clone(),
+            hosts: Vec::new(),
+        })
+        .collect();
+    let invalid = |e: crate::security::SecurityError| {
+        ClusterError::Invalid(format!("cannot make the cluster's TLS material: {e}"))
+    };
+    material::init(base_dir, &names).map_err(invalid)?;
+    ClientSecurity::from_cluster_dir(base_dir).map_err(invalid)
 }
 
 /// Reserve `n` free loopback ports (bound, then released for the nodes).
@@ -217,7 +302,12 @@ impl LocalCluster {
         };
         let (temp, base_dir) = match &spec.base_dir {
             Some(d) => {
-                std::fs::create_dir_all(d).map_err(io(&format!("creating {}", d.display())))?;
+                // Only its user may look inside: it holds keys, tokens and data.
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(d)
+                    .map_err(io(&format!("creating {}", d.display())))?;
                 (None, d.clone())
             }
             None => {
@@ -248,49 +338,18 @@ impl LocalCluster {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        let mut nodes = Vec::with_capacity(spec.nodes);
-        for p in &peers {
-            let data_dir = base_dir.join(&p.id);
-            let log = base_dir.join(format!("{}.log", p.id));
-            let mut args = vec![
-                "--id".to_string(),
-                p.id.clone(),
-                "--listen".into(),
-                p.address.clone(),
-                "--data-dir".into(),
-                data_dir.display().to_string(),
-                "--peers".into(),
-                peer_list.clone(),
-                "--tokens".into(),
-                spec.tokens_per_node.to_string(),
-                "--replication".into(),
-                spec.replication.to_string(),
-                "--write-quorum".into(),
-                spec.write_quorum.to_string(),
-                "--read-quorum".into(),
-                spec.read_quorum.to_string(),
-            ];
-            if !p.zone.is_empty() {
-                args.push("--zone".into());
-                args.push(p.zone.clone());
-            }
-            args.extend(spec.extra_node_args.iter().cloned());
-            nodes.push(LocalNode {
-                id: p.id.clone(),
-                address: p.address.clone(),
-                zone: p.zone.clone(),
-                data_dir,
-                log,
-                args,
-                child: None,
-            });
-        }
+        let security = make_security(&base_dir, spec, &peers)?;
+        let nodes = peers
+            .iter()
+            .map(|p| LocalNode::new(&base_dir, spec, p, Some(&peer_list)))
+            .collect();
         let mut cluster = LocalCluster {
             nodes,
             base_dir,
             _temp: temp,
             launcher: launcher.clone(),
             spec: spec.clone(),
+            security,
         };
         for i in 0..cluster.nodes.len() {
             cluster.spawn(i)?;
@@ -308,11 +367,7 @@ impl LocalCluster {
     /// healthy cluster. Never fails: a cluster that does not settle still serves.
     async fn wait_peers_reachable(&self) {
         let deadline = tokio::time::Instant::now() + PEERS_SETTLE_TIMEOUT;
-        let opts = ClientOptions {
-            timeout: Duration::from_millis(500),
-            token_aware: false,
-            connections: 1,
-        };
+        let opts = self.client_options(Duration::from_millis(500));
         loop {
             let mut settled = true;
             for node in &self.nodes {
@@ -368,6 +423,7 @@ impl LocalCluster {
 
     async fn wait_ready(&mut self, i: usize) -> Result<(), ClusterError> {
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        let opts = self.client_options(Duration::from_millis(500));
         loop {
             let node = self
                 .nodes
@@ -390,12 +446,7 @@ impl LocalCluster {
                 };
                 return Err(failed(reason, node));
             }
-            let opts = ClientOptions {
-                timeout: Duration::from_millis(500),
-                token_aware: false,
-                connections: 1,
-            };
-            if let Ok(c) = Client::connect(std::slice::from_ref(&node.address), opts).await
+            if let Ok(c) = Client::connect(std::slice::from_ref(&node.address), opts.clone()).await
                 && c.status().await.is_ok()
             {
                 return Ok(());
@@ -434,6 +485,22 @@ impl LocalCluster {
     /// The spec it was started with.
     pub fn spec(&self) -> &ClusterSpec {
         &self.spec
+    }
+
+    /// What a client presents to this cluster: its CA and admin token (nothing when
+    /// insecure).
+    pub fn client_security(&self) -> ClientSecurity {
+        self.security.clone()
+    }
+
+    /// Options for a client of this cluster with `timeout` (not token-aware, one session).
+    pub fn client_options(&self, timeout: Duration) -> ClientOptions {
+        ClientOptions {
+            timeout,
+            token_aware: false,
+            connections: 1,
+            security: self.security.clone(),
+        }
     }
 
     fn signal(&self, i: usize, sig: libc::c_int) -> bool {
@@ -541,39 +608,10 @@ impl LocalCluster {
                 .cloned()
                 .unwrap_or_default()
         });
-        let data_dir = self.base_dir.join(&id);
-        let log = self.base_dir.join(format!("{id}.log"));
-        let mut args = vec![
-            "--id".to_string(),
-            id.clone(),
-            "--listen".into(),
-            address.clone(),
-            "--data-dir".into(),
-            data_dir.display().to_string(),
-            "--join".into(),
-            "--tokens".into(),
-            self.spec.tokens_per_node.to_string(),
-            "--replication".into(),
-            self.spec.replication.to_string(),
-            "--write-quorum".into(),
-            self.spec.write_quorum.to_string(),
-            "--read-quorum".into(),
-            self.spec.read_quorum.to_string(),
-        ];
-        if !zone.is_empty() {
-            args.push("--zone".into());
-            args.push(zone.clone());
-        }
-        args.extend(self.spec.extra_node_args.iter().cloned());
-        self.nodes.push(LocalNode {
-            id: id.clone(),
-            address: address.clone(),
-            zone: zone.clone(),
-            data_dir,
-            log,
-            args,
-            child: None,
-        });
+        let peer = PeerSpec { id, address, zone };
+        make_security(&self.base_dir, &self.spec, std::slice::from_ref(&peer))?;
+        self.nodes
+            .push(LocalNode::new(&self.base_dir, &self.spec, &peer, None));
         let i = self.nodes.len() - 1;
         self.spawn(i)?;
         self.wait_ready(i).await?;
@@ -604,11 +642,7 @@ impl LocalCluster {
             .iter()
             .find(|n| n.is_running() && Some(n.id.as_str()) != avoid)
             .ok_or_else(|| ClusterError::Invalid("no running node to send the change to".into()))?;
-        let opts = ClientOptions {
-            timeout: Duration::from_secs(600),
-            token_aware: false,
-            connections: 1,
-        };
+        let opts = self.client_options(Duration::from_secs(600));
         let client = Client::connect(std::slice::from_ref(&via.address), opts)
             .await
             .map_err(|e| ClusterError::Change(e.to_string()))?;

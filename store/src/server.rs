@@ -21,7 +21,7 @@ use crate::cluster::executor::Executor;
 use crate::cluster::handoff::apply_batch;
 use crate::cluster::peers::FROM_HEADER;
 use crate::cluster::rebalance::{self, Change, ChangeError};
-use crate::cluster::{Cluster, Faults, Topology};
+use crate::cluster::{Cluster, Faults, PeerPool, Topology};
 use crate::config::{Durability, MAX_MESSAGE_BYTES, NodeConfig};
 use crate::coordinator::{Consistency, CoordError, Coordinator, Defaults};
 use crate::lsm;
@@ -30,6 +30,7 @@ use crate::proto::replica_server::{Replica as ReplicaRpc, ReplicaServer};
 use crate::proto::{self as pb};
 use crate::replica::{Replica, ReplicaOptions};
 use crate::ring::{RingMember, Segment};
+use crate::security::{NodeSecurity, Role};
 use crate::version::VersionSet;
 use crate::wire::{ring_from_proto, ring_to_proto};
 
@@ -91,6 +92,8 @@ pub struct Node {
     coordinator: Arc<Coordinator>,
     cluster: Arc<Cluster>,
     config: Arc<NodeConfig>,
+    /// `None` on an `--insecure` node.
+    security: Option<Arc<NodeSecurity>>,
 }
 
 fn engine_options(cfg: &NodeConfig) -> lsm::Options {
@@ -127,10 +130,32 @@ fn check_data_dir(path: &std::path::Path) -> Result<(), NodeError> {
                     parent.display()
                 )));
             }
-            std::fs::create_dir(path).map_err(|e| err(format!("cannot create it: {e}")))
+            // Only the node's user may read its data.
+            std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+                .create(path)
+                .map_err(|e| err(format!("cannot create it: {e}")))
         }
         Err(e) => Err(err(e.to_string())),
     }
+}
+
+/// Loads the node's security material, or warns loudly that it runs without.
+fn load_security(cfg: &NodeConfig) -> Result<Option<Arc<NodeSecurity>>, NodeError> {
+    let paths = cfg
+        .security
+        .resolve(&cfg.id, &cfg.listen)
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+    let Some(paths) = paths else {
+        tracing::warn!(
+            node = %cfg.id,
+            addr = %cfg.listen,
+            "INSECURE: no TLS, no tokens, unsigned contexts; anything that reaches this port can read, change and reconfigure the cluster"
+        );
+        return Ok(None);
+    };
+    NodeSecurity::load(&paths, &cfg.id)
+        .map(|s| Some(Arc::new(s)))
+        .map_err(|e| NodeError::Config(e.to_string()))
 }
 
 /// Connections the kernel queues for the node before it accepts them.
@@ -147,6 +172,7 @@ pub async fn run_node(
 ) -> Result<(), NodeError> {
     cfg.validate()
         .map_err(|e| NodeError::Config(e.to_string()))?;
+    let security = load_security(&cfg)?;
     check_data_dir(&cfg.data_dir)?;
     // Claim the address now, so a port in use is reported before anything is
     // opened, but listen only once the node serves: until then a peer or a
@@ -203,7 +229,11 @@ pub async fn run_node(
         &cfg.id,
         topology,
         replica.clone(),
-        faults,
+        PeerPool::new(
+            &cfg.id,
+            faults,
+            security.as_ref().map(|s| s.peer_tls.clone()),
+        ),
         cfg.failure.clone(),
         cfg.write_quorum,
         executor,
@@ -225,6 +255,7 @@ pub async fn run_node(
         coordinator,
         cluster: cluster.clone(),
         config: Arc::new(cfg.clone()),
+        security: security.clone(),
     };
     let kv = KvServer::new(node.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -251,7 +282,13 @@ pub async fn run_node(
             std::future::pending::<()>().await;
         }
     };
-    let serve = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(sec) = &security {
+        builder = builder
+            .tls_config(sec.server_tls.clone())
+            .map_err(|e| NodeError::Config(format!("the TLS material cannot be used: {e}")))?;
+    }
+    let serve = builder
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .add_service(kv)
@@ -426,37 +463,92 @@ impl Node {
 impl Node {
     /// A put (unary or inside a session).
     async fn put(&self, r: pb::PutRequest) -> Result<pb::PutResponse, Status> {
+        let context = self.context_in(&r.key, &r.context)?;
         let out = self
             .coordinator
-            .write(r.key, Some(r.value), r.context, consistency(r.consistency))
+            .write(
+                r.key.clone(),
+                Some(r.value),
+                context,
+                consistency(r.consistency),
+            )
             .await?;
         Ok(pb::PutResponse {
-            context: Bytes::from(out.context.encode_context()),
+            context: self.context_out(&r.key, out.context.encode_context()),
             acks: out.acks,
         })
+    }
+
+    /// The context inside one a client sent, checked against its signature.
+    #[allow(clippy::result_large_err)]
+    fn context_in(&self, key: &[u8], context: &Bytes) -> Result<Bytes, Status> {
+        match &self.security {
+            Some(s) => s
+                .contexts
+                .verify(key, context)
+                .map_err(|e| Status::invalid_argument(e.to_string())),
+            None => Ok(context.clone()),
+        }
+    }
+
+    /// A context to hand a client, signed.
+    fn context_out(&self, key: &[u8], context: Vec<u8>) -> Bytes {
+        match &self.security {
+            Some(s) => s.contexts.sign(key, &context),
+            None => Bytes::from(context),
+        }
+    }
+
+    /// The role of a client call, checked against what it needs (`Admin` when insecure).
+    #[allow(clippy::result_large_err)]
+    fn client_role<T>(&self, req: &Request<T>, need: Role, what: &str) -> Result<Role, Status> {
+        match &self.security {
+            Some(s) => {
+                let role = s.role_of(req.metadata())?;
+                crate::security::require(role, need, what)?;
+                Ok(role)
+            }
+            None => Ok(Role::Admin),
+        }
+    }
+
+    /// The calling node of a node-to-node call: proven by its certificate, or (insecure)
+    /// as its header says.
+    #[allow(clippy::result_large_err)]
+    fn caller<T>(&self, req: &Request<T>) -> Result<String, Status> {
+        match &self.security {
+            Some(s) => s.authorize_peer(req, FROM_HEADER),
+            None => Ok(req
+                .metadata()
+                .get(FROM_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()),
+        }
     }
 
     /// A get (unary or inside a session).
     async fn get(&self, r: pb::GetRequest) -> Result<pb::GetResponse, Status> {
         let out = self
             .coordinator
-            .read(r.key, consistency(r.consistency))
+            .read(r.key.clone(), consistency(r.consistency))
             .await?;
         Ok(pb::GetResponse {
             versions: versions_for_client(&out.versions),
-            context: Bytes::from(out.versions.clock().encode_context()),
+            context: self.context_out(&r.key, out.versions.clock().encode_context()),
             replies: out.replies,
         })
     }
 
     /// A delete (unary or inside a session).
     async fn delete(&self, r: pb::DeleteRequest) -> Result<pb::DeleteResponse, Status> {
+        let context = self.context_in(&r.key, &r.context)?;
         let out = self
             .coordinator
-            .write(r.key, None, r.context, consistency(r.consistency))
+            .write(r.key.clone(), None, context, consistency(r.consistency))
             .await?;
         Ok(pb::DeleteResponse {
-            context: Bytes::from(out.context.encode_context()),
+            context: self.context_out(&r.key, out.context.encode_context()),
             acks: out.acks,
         })
     }
@@ -465,10 +557,12 @@ impl Node {
 #[tonic::async_trait]
 impl Kv for Node {
     async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        self.client_role(&req, Role::ReadWrite, "put")?;
         Node::put(self, req.into_inner()).await.map(Response::new)
     }
 
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        self.client_role(&req, Role::Read, "get")?;
         Node::get(self, req.into_inner()).await.map(Response::new)
     }
 
@@ -476,6 +570,7 @@ impl Kv for Node {
         &self,
         req: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
+        self.client_role(&req, Role::ReadWrite, "delete")?;
         Node::delete(self, req.into_inner())
             .await
             .map(Response::new)
@@ -487,16 +582,19 @@ impl Kv for Node {
         &self,
         req: Request<Streaming<pb::SessionRequest>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        let role = self.client_role(&req, Role::Read, "a session")?;
         Ok(Response::new(session::SessionStream::new(
             self.clone(),
+            role,
             req.into_inner(),
         )))
     }
 
     async fn status(
         &self,
-        _req: Request<pb::StatusRequest>,
+        req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
+        self.client_role(&req, Role::Read, "status")?;
         let d = self.coordinator.defaults();
         Ok(Response::new(pb::StatusResponse {
             node_id: self.config.id.clone(),
@@ -514,6 +612,11 @@ impl Kv for Node {
         &self,
         req: Request<pb::AdminRequest>,
     ) -> Result<Response<pb::AdminResponse>, Status> {
+        self.client_role(
+            &req,
+            Role::Admin,
+            "admin (join, leave, repair, cleanup, faults)",
+        )?;
         let op = req
             .into_inner()
             .op
@@ -568,15 +671,6 @@ async fn change(cluster: &Arc<Cluster>, c: Change) -> Result<String, Status> {
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-/// The calling node's id on a node-to-node request.
-fn caller<T>(req: &Request<T>) -> String {
-    req.metadata()
-        .get(FROM_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
-}
-
 #[tonic::async_trait]
 impl ReplicaRpc for Node {
     type PipelineStream = BoxStream<pb::ReplicaResponse>;
@@ -585,7 +679,7 @@ impl ReplicaRpc for Node {
         &self,
         req: Request<Streaming<pb::ReplicaRequest>>,
     ) -> Result<Response<Self::PipelineStream>, Status> {
-        let from = caller(&req);
+        let from = self.caller(&req)?;
         let faults = self.cluster.faults().clone();
         if faults.blocks(&from) {
             return Err(Status::unavailable(format!(
@@ -639,6 +733,7 @@ impl ReplicaRpc for Node {
         &self,
         req: Request<pb::RingDescription>,
     ) -> Result<Response<pb::PushRingResponse>, Status> {
+        self.caller(&req)?;
         let desc = ring_from_proto(req.get_ref());
         let adopted = self
             .cluster
@@ -655,6 +750,7 @@ impl ReplicaRpc for Node {
         &self,
         req: Request<pb::MerkleLevelRequest>,
     ) -> Result<Response<pb::MerkleLevelResponse>, Status> {
+        self.caller(&req)?;
         let r = req.into_inner();
         let merkle = self.cluster.replica().merkle();
         let trees = r
@@ -697,7 +793,7 @@ impl ReplicaRpc for Node {
         &self,
         req: Request<pb::ScanRangeRequest>,
     ) -> Result<Response<Self::ScanRangeStream>, Status> {
-        let from = caller(&req);
+        let from = self.caller(&req)?;
         if self.cluster.faults().blocks(&from) {
             return Err(Status::unavailable("partitioned by fault injection"));
         }
@@ -748,7 +844,7 @@ impl ReplicaRpc for Node {
         &self,
         req: Request<pb::HandoffBatch>,
     ) -> Result<Response<pb::HandoffAck>, Status> {
-        let from = caller(&req);
+        let from = self.caller(&req)?;
         if self.cluster.faults().blocks(&from) {
             return Err(Status::unavailable("partitioned by fault injection"));
         }
@@ -774,6 +870,7 @@ impl ReplicaRpc for Node {
         &self,
         req: Request<pb::StreamRangesRequest>,
     ) -> Result<Response<pb::StreamRangesResponse>, Status> {
+        self.caller(&req)?;
         let version = req.into_inner().ring_version;
         rebalance::stream_ranges(&self.cluster, version)
             .await
@@ -785,7 +882,7 @@ impl ReplicaRpc for Node {
         &self,
         req: Request<pb::GossipPacket>,
     ) -> Result<Response<pb::GossipAck>, Status> {
-        let from = caller(&req);
+        let from = self.caller(&req)?;
         let packet = req.into_inner();
         self.cluster.deliver_gossip(&from, packet.data);
         Ok(Response::new(pb::GossipAck {}))

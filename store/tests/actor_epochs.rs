@@ -27,7 +27,7 @@ async fn fallback_write_after_handoff_keeps_the_handed_off_version() {
     // only fallback.
     let mut cluster = start(fast_failure_spec(4, 3, 2, 2)).await;
     let f_addr = cluster.nodes()[0].address.clone();
-    let f = client_for(&f_addr).await;
+    let f = client_for(&cluster, &f_addr).await;
     let status = f.status().await.unwrap();
     let ring = store::ring::Ring::new(store::wire::ring_from_proto(status.ring.as_ref().unwrap()))
         .unwrap();
@@ -67,16 +67,16 @@ async fn fallback_write_after_handoff_keeps_the_handed_off_version() {
         }
     };
     let drained = |want_removed: u64| {
-        let f_addr = f_addr.clone();
+        let f = f.clone();
         async move {
             eventually(
                 Duration::from_secs(30),
                 "hints delivered and copy dropped",
                 || {
-                    let f_addr = f_addr.clone();
+                    let f = f.clone();
                     async move {
-                        stat(&f_addr, "hints.pending").await == 0
-                            && stat(&f_addr, "handoff.handed_off_removed").await >= want_removed
+                        stat_of(&f, "hints.pending").await == 0
+                            && stat_of(&f, "handoff.handed_off_removed").await >= want_removed
                     }
                 },
             )
@@ -103,7 +103,7 @@ async fn fallback_write_after_handoff_keeps_the_handed_off_version() {
         "the handed-off write and the later blind write are siblings"
     );
     assert!(
-        stat(&f_addr, "replica.actor_epoch").await >= 1,
+        stat(&cluster, &f_addr, "replica.actor_epoch").await >= 1,
         "F moved to a new actor epoch when it dropped its copy"
     );
     cluster.stop().await.unwrap();

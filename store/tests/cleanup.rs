@@ -12,12 +12,13 @@ use std::time::Duration;
 use common::*;
 
 /// Keys a node holds locally (one ScanRange page over the whole ring).
-async fn local_keys(address: &str) -> BTreeSet<String> {
+async fn local_keys(
+    cluster: &store::local_cluster::LocalCluster,
+    address: &str,
+) -> BTreeSet<String> {
     use store::proto::replica_client::ReplicaClient;
     use store::proto::{Range, ScanRangeRequest};
-    let mut rc = ReplicaClient::connect(format!("http://{address}"))
-        .await
-        .unwrap();
+    let mut rc = ReplicaClient::new(peer_channel(cluster, address, "n1").await);
     let mut stream = rc
         .scan_range(ScanRangeRequest {
             range: Some(Range { start: 0, end: 0 }),
@@ -43,7 +44,7 @@ async fn after_a_join_old_nodes_drop_what_they_no_longer_replicate() {
         c.put(k.as_bytes(), b"v", None, &wr(2, 2)).await.unwrap();
     }
     let n4 = cluster.add_node(None).await.expect("join n4");
-    let status = client_for(&cluster.nodes()[n4].address)
+    let status = client_for(&cluster, &cluster.nodes()[n4].address)
         .await
         .status()
         .await
@@ -68,7 +69,8 @@ async fn after_a_join_old_nodes_drop_what_they_no_longer_replicate() {
             || {
                 let address = address.clone();
                 let should = should.clone();
-                async move { local_keys(&address).await == should }
+                let cluster = &cluster;
+                async move { local_keys(cluster, &address).await == should }
             },
         )
         .await;

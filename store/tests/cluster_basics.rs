@@ -15,7 +15,7 @@ async fn read_your_write_with_overlapping_quorums_3_and_5_nodes() {
         let cluster = start(spec(nodes, n, w, r)).await;
         // Through every node as coordinator, not only the token owner.
         for (i, ep) in cluster.endpoints().iter().enumerate() {
-            let c = client_for(ep).await;
+            let c = client_for(&cluster, ep).await;
             for k in 0..40 {
                 let key = format!("ryw-{i}-{k}");
                 let value = format!("value-{k}-via-{i}");
@@ -37,8 +37,8 @@ async fn read_your_write_with_overlapping_quorums_3_and_5_nodes() {
 async fn concurrent_writers_make_siblings_and_merged_context_resolves() {
     let cluster = start(spec(3, 3, 2, 2)).await;
     let eps = cluster.endpoints();
-    let a = client_for(&eps[0]).await;
-    let b = client_for(&eps[1]).await;
+    let a = client_for(&cluster, &eps[0]).await;
+    let b = client_for(&cluster, &eps[1]).await;
     let cons = wr(2, 2);
     a.put(b"cart", b"base", None, &cons).await.unwrap();
     let seen = a.get(b"cart", &cons).await.unwrap();
@@ -82,11 +82,11 @@ async fn stale_replica_is_repaired_by_a_read() {
     // n3 is down while the key is written, so it misses it.
     cluster.kill_node(2).await.unwrap();
     let eps = cluster.endpoints();
-    let c = client_for(&eps[0]).await;
+    let c = client_for(&cluster, &eps[0]).await;
     c.put(b"stale", b"fresh", None, &wr(2, 2)).await.unwrap();
     cluster.restart_node(2).await.unwrap();
     // A read at R = 3 sees n3's empty answer and repairs it in the background.
-    let n3 = client_for(&cluster.nodes()[2].address).await;
+    let n3 = client_for(&cluster, &cluster.nodes()[2].address).await;
     eventually(Duration::from_secs(10), "n3 answers R = 3", || async {
         n3.get(b"stale", &wr(2, 3)).await.is_ok()
     })
@@ -117,7 +117,7 @@ async fn restarted_node_keeps_its_data() {
     cluster.restart_node(0).await.unwrap();
     cluster.stop_node(1).await.unwrap();
     cluster.stop_node(2).await.unwrap();
-    let n1 = client_for(&cluster.nodes()[0].address).await;
+    let n1 = client_for(&cluster, &cluster.nodes()[0].address).await;
     // Only n1 is up: R = 1 reads its local data.
     eventually(Duration::from_secs(10), "n1 sees peers down", || async {
         n1.get(b"keep-0", &wr(1, 1)).await.is_ok()
@@ -187,7 +187,7 @@ async fn unmet_quorum_says_how_many_answered() {
     let mut cluster = start(spec(3, 3, 2, 2)).await;
     cluster.kill_node(1).await.unwrap();
     cluster.kill_node(2).await.unwrap();
-    let c = client_for(&cluster.nodes()[0].address).await;
+    let c = client_for(&cluster, &cluster.nodes()[0].address).await;
     let err = c.put(b"k", b"v", None, &wr(2, 2)).await.unwrap_err();
     assert_eq!(err.code(), Some(tonic::Code::Unavailable), "{err}");
     let msg = err.to_string();

@@ -1,4 +1,4 @@
-//! `ringkv cluster up`: the nodes it starts never outlive it.
+//! `ringkv cluster up`: secure with nothing to type, and the nodes it starts never outlive it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -38,6 +38,28 @@ fn nodes_stop_when_cluster_up_is_killed_outright() {
     for ep in &endpoints {
         assert!(TcpStream::connect(ep).is_ok(), "node {ep} is serving");
     }
+    // Secure by default, and nothing to type: the CLI finds the CA and admin token through
+    // RINGKV_CLUSTER_DIR; without it, it says where to look.
+    let ringkv = |with_dir: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ringkv"));
+        c.args(["put", "k", "v", "--endpoint", &endpoints[0]])
+            .env_remove("RINGKV_CA")
+            .env_remove("RINGKV_TOKEN")
+            .env_remove("RINGKV_CLUSTER_DIR");
+        if with_dir {
+            c.env("RINGKV_CLUSTER_DIR", dir.path().join("c"));
+        }
+        c.output().unwrap()
+    };
+    let out = ringkv(true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ringkv(false);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RINGKV_CLUSTER_DIR"));
 
     // SIGKILL: `cluster up` gets no chance to stop its children.
     up.kill().unwrap();

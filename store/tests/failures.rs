@@ -59,7 +59,7 @@ async fn kill9_during_writes_hints_drain_and_merkle_roots_converge() {
     // 4 nodes, N = 3: while one is down its writes go to the fourth node
     // with a hint.
     let mut cluster = start(fast_failure_spec(4, 3, 2, 2)).await;
-    let coord = client_for(&cluster.nodes()[0].address).await;
+    let coord = client_for(&cluster, &cluster.nodes()[0].address).await;
     let cons = wr(2, 2);
     let mut acked = write_keys(&coord, "pre", 0..200, &cons).await;
     assert_eq!(acked.len(), 200);
@@ -91,7 +91,7 @@ async fn kill9_during_writes_hints_drain_and_merkle_roots_converge() {
         || async { stat_sum(&cluster, "hints.pending").await == 0 },
     )
     .await;
-    assert!(stat(&cluster.nodes()[2].address, "handoff.received").await > 0);
+    assert!(stat(&cluster, &cluster.nodes()[2].address, "handoff.received").await > 0);
     // Every acknowledged write is readable at R = 3.
     assert_all_readable(&coord, &acked, &wr(2, 3)).await;
     eventually(
@@ -106,7 +106,7 @@ async fn kill9_during_writes_hints_drain_and_merkle_roots_converge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_strict_refuses_sloppy_accepts_then_hands_off() {
     let cluster = start(fast_failure_spec(4, 3, 3, 1)).await;
-    let n1 = client_for(&cluster.nodes()[0].address).await;
+    let n1 = client_for(&cluster, &cluster.nodes()[0].address).await;
     // Cut n4 off from everyone.
     partition(&cluster, 3, true).await;
     // Strict W = 3 must refuse keys that n4 replicates; find some.
@@ -154,7 +154,9 @@ async fn partition_strict_refuses_sloppy_accepts_then_hands_off() {
         || async { stat_sum(&cluster, "hints.pending").await == 0 },
     )
     .await;
-    assert!(stat(&cluster.nodes()[3].address, "handoff.received").await >= acked.len() as u64);
+    assert!(
+        stat(&cluster, &cluster.nodes()[3].address, "handoff.received").await >= acked.len() as u64
+    );
     assert_all_readable(&n1, &acked, &wr(3, 3)).await;
     eventually(Duration::from_secs(30), "replicas converge", || async {
         merkle_roots_agree(&cluster).await
@@ -175,7 +177,7 @@ async fn join_under_load_serves_reads_then_leave_loses_nothing() {
     // Readers check preloaded keys and writers add new ones while n4 joins.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
-        let c = client_for(&cluster.nodes()[0].address).await;
+        let c = client_for(&cluster, &cluster.nodes()[0].address).await;
         let acked = acked.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -198,7 +200,7 @@ async fn join_under_load_serves_reads_then_leave_loses_nothing() {
         })
     };
     let writer = {
-        let c = client_for(&cluster.nodes()[1].address).await;
+        let c = client_for(&cluster, &cluster.nodes()[1].address).await;
         let stop = stop.clone();
         tokio::spawn(async move {
             let mut acked = BTreeMap::new();
@@ -230,7 +232,7 @@ async fn join_under_load_serves_reads_then_leave_loses_nothing() {
     );
 
     // The new node owns its share and got it by transfer.
-    let status = client_for(&cluster.nodes()[n4].address)
+    let status = client_for(&cluster, &cluster.nodes()[n4].address)
         .await
         .status()
         .await
@@ -243,7 +245,7 @@ async fn join_under_load_serves_reads_then_leave_loses_nothing() {
         .keys()
         .filter(|k| ring.preference_list(k.as_bytes()).contains(&me))
         .count() as u64;
-    let moved = stat(&cluster.nodes()[n4].address, "transfer.entries").await;
+    let moved = stat(&cluster, &cluster.nodes()[n4].address, "transfer.entries").await;
     eprintln!(
         "join: n4 now replicates {ideal} of {keys} preloaded keys; transfer moved {moved} entries ({:.2}x the ideal; 2 sources per range = N - W + 1)",
         moved as f64 / ideal.max(1) as f64
@@ -281,9 +283,10 @@ async fn restart_during_streaming_resumes_from_the_checkpoint() {
         let n4 = cluster.add_node_process(None).await.expect("start n4");
         let via = cluster.nodes()[0].address.clone();
         let node = ids(&cluster, n4);
-        let handle = tokio::spawn(async move { join_via(&via, &node).await });
+        let opts = cluster.client_options(Duration::from_secs(5));
+        let handle = tokio::spawn(async move { join_via(opts, &via, &node).await });
         eventually(Duration::from_secs(20), "transfer under way", || async {
-            stat(&cluster.nodes()[n4].address, "transfer.entries").await > 500
+            stat(&cluster, &cluster.nodes()[n4].address, "transfer.entries").await > 500
         })
         .await;
         cluster.kill_node(n4).await.unwrap();
@@ -299,15 +302,22 @@ async fn restart_during_streaming_resumes_from_the_checkpoint() {
     cluster.restart_node(joined).await.unwrap();
     let via = cluster.nodes()[0].address.clone();
     let node = ids(&cluster, joined);
-    let summary = join_via(&via, &node).await.expect("resumed join");
+    let summary = join_via(cluster.client_options(Duration::from_secs(5)), &via, &node)
+        .await
+        .expect("resumed join");
     eprintln!("resumed join: {summary}");
-    let resumed = stat(&cluster.nodes()[joined].address, "transfer.resumed").await;
+    let resumed = stat(
+        &cluster,
+        &cluster.nodes()[joined].address,
+        "transfer.resumed",
+    )
+    .await;
     assert!(
         resumed > 0,
         "the transfer must resume from a checkpoint: {summary}"
     );
     // Fewer entries move the second time than a transfer from zero needs.
-    let status = client_for(&cluster.nodes()[joined].address)
+    let status = client_for(&cluster, &cluster.nodes()[joined].address)
         .await
         .status()
         .await
@@ -319,7 +329,12 @@ async fn restart_during_streaming_resumes_from_the_checkpoint() {
         .keys()
         .filter(|k| ring.preference_list(k.as_bytes()).contains(&me))
         .count() as u64;
-    let second = stat(&cluster.nodes()[joined].address, "transfer.entries").await;
+    let second = stat(
+        &cluster,
+        &cluster.nodes()[joined].address,
+        "transfer.entries",
+    )
+    .await;
     assert!(
         second < 2 * ideal,
         "resumed transfer moved {second} entries, a full one moves {}",
@@ -334,9 +349,15 @@ fn ids(cluster: &store::local_cluster::LocalCluster, i: usize) -> (String, Strin
     (n.id.clone(), n.address.clone(), n.zone.clone())
 }
 
-async fn join_via(via: &str, node: &(String, String, String)) -> Result<String, String> {
+async fn join_via(
+    opts: store::client::ClientOptions,
+    via: &str,
+    node: &(String, String, String),
+) -> Result<String, String> {
     use store::proto::{JoinNode, admin_request::Op};
-    let c = client_for(via).await;
+    let c = store::client::Client::connect(&[via.to_string()], opts)
+        .await
+        .expect("connect");
     c.admin_of(
         0,
         Op::Join(JoinNode {
@@ -356,7 +377,7 @@ async fn whole_zone_down_quorums_still_met() {
     let mut spec = fast_failure_spec(6, 3, 2, 2);
     spec.zones = vec!["a".into(), "b".into(), "c".into()];
     let mut cluster = start(spec).await;
-    let c = client_for(&cluster.nodes()[0].address).await;
+    let c = client_for(&cluster, &cluster.nodes()[0].address).await;
     let cons = wr(2, 2);
     let acked = write_keys(&c, "z", 0..300, &cons).await;
     assert_eq!(acked.len(), 300);
@@ -378,7 +399,7 @@ async fn tombstone_every_replica_acknowledged_is_purged_after_grace() {
     spec.extra_node_args
         .extend(["--tombstone-grace-ms".to_string(), "500".to_string()]);
     let mut cluster = start(spec).await;
-    let c = client_for(&cluster.nodes()[0].address).await;
+    let c = client_for(&cluster, &cluster.nodes()[0].address).await;
     c.put(b"gone", b"v", None, &wr(2, 2)).await.unwrap();
     c.put(b"kept", b"v", None, &wr(2, 2)).await.unwrap();
     let ctx = c.get(b"gone", &wr(2, 3)).await.unwrap().context;

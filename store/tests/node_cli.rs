@@ -5,7 +5,11 @@
 use std::process::Command;
 
 fn ringkv() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ringkv"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ringkv"));
+    for v in ["RINGKV_CLUSTER_DIR", "RINGKV_CA", "RINGKV_TOKEN"] {
+        c.env_remove(v);
+    }
+    c
 }
 
 fn run(cmd: &mut Command) -> (i32, String) {
@@ -31,6 +35,7 @@ fn port_in_use_is_a_usage_error() {
         &addr,
         "--data-dir",
         dir.path().join("d").to_str().unwrap(),
+        "--insecure",
     ]));
     assert_eq!(code, 2, "{text}");
     assert!(
@@ -51,6 +56,7 @@ fn missing_data_dir_parent_is_a_usage_error() {
         "127.0.0.1:0",
         "--data-dir",
         missing.to_str().unwrap(),
+        "--insecure",
     ]));
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("does not exist"), "{text}");
@@ -71,6 +77,7 @@ fn quorum_larger_than_n_is_a_usage_error() {
         "1",
         "--write-quorum",
         "2",
+        "--insecure",
     ]));
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("write quorum (W) = 2"), "{text}");
@@ -92,7 +99,83 @@ fn unknown_endpoint_is_a_clear_failure() {
         .local_addr()
         .unwrap()
         .port();
-    let (code, text) = run(ringkv().args(["get", "k", "--endpoint", &format!("127.0.0.1:{port}")]));
+    let endpoint = format!("127.0.0.1:{port}");
+    let (code, text) = run(ringkv().args(["get", "k", "--insecure", "--endpoint", &endpoint]));
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("cannot connect"), "{text}");
+}
+
+#[test]
+fn a_bare_node_refuses_to_start_and_names_ringkv_certs() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = |extra: &[&str]| {
+        let mut c = ringkv();
+        c.args(["node", "--id", "n1", "--data-dir"])
+            .arg(dir.path().join("d"))
+            .args(extra);
+        run(&mut c)
+    };
+    let (code, text) = node(&["--listen", "127.0.0.1:0"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("ringkv certs") && text.contains("--insecure"),
+        "{text}"
+    );
+    let (code, text) = node(&["--listen", "0.0.0.0:0", "--insecure"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("loopback"), "{text}");
+}
+
+#[test]
+fn a_client_command_without_a_ca_is_a_usage_error() {
+    let (code, text) = run(ringkv().args(["get", "k", "--endpoint", "127.0.0.1:1"]));
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("RINGKV_CLUSTER_DIR"), "{text}");
+}
+
+/// SIGPIPE must stay ignored in a node: a peer closing a connection while the node writes
+/// to it killed nodes (seen as "exited with signal 13" once TLS added close alerts).
+#[test]
+fn a_node_ignores_sigpipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = ringkv()
+        .args([
+            "node",
+            "--id",
+            "n1",
+            "--insecure",
+            "--listen",
+            &addr,
+            "--data-dir",
+        ])
+        .arg(dir.path().join("d"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(&addr).is_err() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let ignored = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .unwrap();
+    // Bit n-1 stands for signal n; SIGPIPE is 13 on Linux.
+    let sigpipe = 1u64 << 12;
+    assert_ne!(
+        ignored & sigpipe,
+        0,
+        "SIGPIPE is not ignored (SigIgn {ignored:x})"
+    );
 }

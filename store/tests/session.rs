@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{client, spec, start, wr};
-use store::proto::kv_client::KvClient;
+use common::{client, raw_kv, spec, start, wr};
+use store::local_cluster::LocalCluster;
 use store::proto::{self as pb, session_request, session_response};
 use tokio_stream::StreamExt;
 
@@ -45,11 +45,13 @@ fn get(id: u64, key: &[u8]) -> pb::SessionRequest {
 }
 
 /// Sends `requests` on one session and collects every answer, in arrival order.
-async fn exchange(address: &str, requests: Vec<pb::SessionRequest>) -> Vec<pb::SessionResponse> {
+async fn exchange(
+    cluster: &LocalCluster,
+    address: &str,
+    requests: Vec<pb::SessionRequest>,
+) -> Vec<pb::SessionResponse> {
     let n = requests.len();
-    let mut kv = KvClient::connect(format!("http://{address}"))
-        .await
-        .unwrap();
+    let mut kv = raw_kv(cluster, address).await;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     for r in requests {
         tx.send(r).unwrap();
@@ -81,7 +83,7 @@ async fn answers_come_back_by_id_in_any_order_with_thousands_in_flight() {
     let address = cluster.nodes()[0].address.clone();
     // A put with W = 3 needs every replica's fsync; an empty key is refused at once. Sent in
     // that order on one session, the refusal must not wait behind the put.
-    let answers = exchange(&address, vec![put(1, "slow", 3), get(2, b"")]).await;
+    let answers = exchange(&cluster, &address, vec![put(1, "slow", 3), get(2, b"")]).await;
     let ids: Vec<u64> = answers.iter().map(|a| a.id).collect();
     assert_eq!(ids, vec![2, 1], "the quick answer overtakes the slow one");
     match &answers[0].result {
@@ -107,7 +109,7 @@ async fn answers_come_back_by_id_in_any_order_with_thousands_in_flight() {
             }
         })
         .collect();
-    let answers = exchange(&address, requests).await;
+    let answers = exchange(&cluster, &address, requests).await;
     let mut seen = HashSet::new();
     for a in &answers {
         assert!(seen.insert(a.id), "id {} answered twice", a.id);
@@ -129,6 +131,7 @@ async fn a_bad_request_fails_alone_and_the_session_goes_on() {
     let no_op = pb::SessionRequest { id: 5, op: None };
     let huge_key = vec![b'k'; store::config::MAX_KEY_BYTES + 1];
     let answers = exchange(
+        &cluster,
         &address,
         vec![no_op, get(6, &huge_key), put(7, "fine", 1), get(8, b"fine")],
     )

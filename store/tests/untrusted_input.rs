@@ -11,11 +11,17 @@ use store::version::{Dot, VersionVector};
 
 /// A context from a real get with every counter rewritten to u64::MAX must be
 /// refused; before, it was accepted, and a later blind put at W = 3 read back
-/// as nothing at all at R = 3.
+/// as nothing at all at R = 3. On an insecure cluster: there contexts are not
+/// signed, so this is the validation of what is inside a context (a secure
+/// cluster refuses any crafted context earlier, by its signature: tests/security.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maxed_out_context_is_refused_and_no_write_is_lost() {
-    let cluster = start(spec(3, 3, 3, 3)).await;
-    let c = client_for(&cluster.endpoints()[0]).await;
+    let cluster = start(store::local_cluster::ClusterSpec {
+        insecure: true,
+        ..spec(3, 3, 3, 3)
+    })
+    .await;
+    let c = client_for(&cluster, &cluster.endpoints()[0]).await;
     let all = wr(3, 3);
     c.put(b"crafted", b"v1", None, &all).await.expect("put v1");
     let seen = c.get(b"crafted", &all).await.expect("get");
@@ -82,11 +88,9 @@ async fn malformed_peer_messages_are_refused_and_the_node_keeps_serving() {
 
     let cluster = start(spec(3, 3, 1, 1)).await;
     let addr = cluster.nodes()[0].address.clone();
-    let c = client_for(&addr).await;
+    let c = client_for(&cluster, &addr).await;
     let before = c.status().await.unwrap().ring.unwrap();
-    let mut rc = ReplicaClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
+    let mut rc = ReplicaClient::new(peer_channel(&cluster, &addr, "n2").await);
 
     // Rings: version at the end of the range, far ahead, too many members.
     let mut evil = before.clone();

@@ -46,6 +46,10 @@ enum Command {
         /// Run every point K times, each on a fresh cluster (replaces the file's `repeat:`).
         #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=100))]
         repeat: Option<u32>,
+        /// Start the local clusters without TLS or tokens (`cluster.insecure: true`), to
+        /// measure what security costs.
+        #[arg(long)]
+        insecure: bool,
     },
     /// Check workload files without running them.
     Validate {
@@ -190,8 +194,10 @@ fn main() -> ExitCode {
             concurrency,
             duration,
             repeat,
+            insecure,
         } => {
-            let workload = match load(&file).and_then(|w| {
+            let workload = match load(&file).and_then(|mut w| {
+                w.cluster.insecure |= insecure;
                 w.with_overrides(rate, concurrency, duration, &file)
                     .map_err(|e| {
                         eprintln!("error: {e}");

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use bytes::Bytes;
-use store::client::{Client, ClientError, ClientOptions, Consistency};
+use store::client::{Client, ClientError, ClientOptions, ClientSecurity, Consistency};
 
 use super::{OpError, Target};
 use crate::generator::{OpKind, OpSpec};
@@ -35,6 +35,8 @@ pub struct RingkvOptions {
     pub pids: Vec<u32>,
     /// Driver threads for the sessions' I/O; 0 runs it on the runner's thread.
     pub driver_threads: usize,
+    /// The CA to trust and the token to present.
+    pub security: ClientSecurity,
 }
 
 /// Operations per second one driver thread is sized for. Measured: the client costs about
@@ -138,6 +140,7 @@ impl RingkvTarget {
             timeout: opts.timeout,
             token_aware: true,
             connections: opts.connections.max(1),
+            security: opts.security.clone(),
         };
         let threads = opts.driver_threads.min(MAX_DRIVER_THREADS);
         let mut drivers = Vec::with_capacity(threads);

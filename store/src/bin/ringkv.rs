@@ -3,7 +3,6 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    store::cli::restore_default_sigpipe();
     let cli = match store::cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

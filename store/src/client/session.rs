@@ -11,14 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::proto::{self as pb, session_request, session_response};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::transport::Channel;
-
-use crate::config::MAX_MESSAGE_BYTES;
-use crate::proto::kv_client::KvClient;
-use crate::proto::{self as pb, session_request, session_response};
 
 /// How one call on a session ended, when it did not get an answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,12 +44,9 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Opens a session on `channel`; its reader runs on the current runtime.
-    pub(crate) async fn open(channel: Channel) -> Result<Session, tonic::Status> {
+    /// Opens a session with `kv`; its reader runs on the current runtime.
+    pub(crate) async fn open(mut kv: super::Kv) -> Result<Session, tonic::Status> {
         let (queue, rx) = mpsc::unbounded_channel();
-        let mut kv = KvClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let mut inbound = kv
             .session(UnboundedReceiverStream::new(rx))
             .await?

@@ -17,9 +17,10 @@
 //! whose answer is in memory never come here (`Cluster::fetch_from_memory`),
 //! so they never queue behind an fsync. (A separate syncer thread was tried:
 //! it adds a wake-up per write, and at 3,000 ops/s open loop the two
-//! designs measured within the run-to-run noise, so the simpler one stays.) A coordinated write can also
-//! ask to hear its new version set as soon as it is applied ([`Minted`]), so
-//! the coordinator sends it to the other replicas while the local fsync runs.
+//! designs measured within the run-to-run noise, so the simpler one stays.)
+//! A coordinated write can also ask to hear its new version set as soon as it
+//! is applied ([`Minted`]), so the coordinator sends it to the other replicas
+//! while the local fsync runs.
 
 use std::sync::Arc;
 use std::sync::mpsc;

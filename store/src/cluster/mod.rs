@@ -50,23 +50,24 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Wire up the cluster view of node `me`. `write_quorum` is the default
-    /// W (range transfers read from enough replicas to meet every write
-    /// quorum).
+    /// Wire up the cluster view of node `me`, reaching its peers through `peers` (whose
+    /// fault switches it shares). `write_quorum` is the default W (range transfers read
+    /// from enough replicas to meet every write quorum).
     pub fn new(
         me: &str,
         topology: Topology,
         replica: Arc<Replica>,
-        faults: Faults,
+        peers: PeerPool,
         failure: FailureConfig,
         write_quorum: u32,
         executor: executor::Executor,
     ) -> Self {
+        let faults = peers.faults().clone();
         Cluster {
             executor,
             me: me.to_string(),
             topology,
-            peers: PeerPool::new(me, faults.clone()),
+            peers,
             membership: Membership::new(me),
             faults,
             replica,

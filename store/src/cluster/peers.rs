@@ -19,7 +19,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::config::MAX_MESSAGE_BYTES;
 use crate::proto::replica_client::ReplicaClient;
@@ -81,9 +81,25 @@ pub struct Peer {
 }
 
 impl Peer {
-    fn spawn(me: &str, id: &str, address: &str, faults: Faults) -> Option<Arc<Peer>> {
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .ok()?
+    fn spawn(
+        me: &str,
+        id: &str,
+        address: &str,
+        faults: Faults,
+        tls: Option<&ClientTlsConfig>,
+    ) -> Option<Arc<Peer>> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}")).ok()?;
+        if let Some(tls) = tls {
+            endpoint = match endpoint.tls_config(tls.clone()) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(peer = id, error = %e, "cannot set up TLS to this peer");
+                    return None;
+                }
+            };
+        }
+        let endpoint = endpoint
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
@@ -306,16 +322,24 @@ pub struct PeerPool {
     me: String,
     peers: RwLock<HashMap<String, Arc<Peer>>>,
     faults: Faults,
+    /// The CA and this node's certificate; `None` on an insecure node.
+    tls: Option<ClientTlsConfig>,
 }
 
 impl PeerPool {
-    /// An empty pool for node `me`.
-    pub fn new(me: &str, faults: Faults) -> Self {
+    /// An empty pool for node `me`, dialling with `tls` (mutual TLS) when given.
+    pub fn new(me: &str, faults: Faults, tls: Option<ClientTlsConfig>) -> Self {
         PeerPool {
             me: me.to_string(),
             peers: RwLock::new(HashMap::new()),
             faults,
+            tls,
         }
+    }
+
+    /// The fault switches calls go through.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
     }
 
     /// The peer with this id at this address (connecting on first use, and
@@ -326,7 +350,13 @@ impl PeerPool {
         {
             return Some(p.clone());
         }
-        let peer = Peer::spawn(&self.me, id, address, self.faults.clone())?;
+        let peer = Peer::spawn(
+            &self.me,
+            id,
+            address,
+            self.faults.clone(),
+            self.tls.as_ref(),
+        )?;
         self.peers.write().insert(id.to_string(), peer.clone());
         Some(peer)
     }

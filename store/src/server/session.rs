@@ -9,8 +9,9 @@
 //! At most [`MAX_IN_FLIGHT`] requests of one session run at once; past that the session stops
 //! reading, and HTTP/2 flow control slows the client. A request that fails is answered with a
 //! [`pb::SessionError`] carrying the status code the unary call would have had; the session
-//! goes on. A frame that does not decode ends the session with `INVALID_ARGUMENT`, after the
-//! requests already read have been answered.
+//! goes on (a write on a `read` token is refused this way). A frame that does not decode
+//! ends the session with `INVALID_ARGUMENT`, after the requests already read have been
+//! answered.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,6 +23,7 @@ use tonic::{Status, Streaming};
 
 use super::Node;
 use crate::proto::{self as pb, session_request, session_response};
+use crate::security::{Role, require};
 
 /// Most requests of one session running at once.
 pub const MAX_IN_FLIGHT: usize = 4096;
@@ -31,6 +33,8 @@ type Answer = Pin<Box<dyn Future<Output = pb::SessionResponse> + Send>>;
 /// The response stream of one session (see the module docs).
 pub struct SessionStream {
     node: Node,
+    /// The role of the token the session was opened with.
+    role: Role,
     /// `None` once the client closed its side or sent an undecodable frame.
     inbound: Option<Streaming<pb::SessionRequest>>,
     running: FuturesUnordered<Answer>,
@@ -39,10 +43,11 @@ pub struct SessionStream {
 }
 
 impl SessionStream {
-    /// A session over `inbound` served by `node`.
-    pub(super) fn new(node: Node, inbound: Streaming<pb::SessionRequest>) -> Self {
+    /// A session over `inbound` served by `node`, for a client with `role`.
+    pub(super) fn new(node: Node, role: Role, inbound: Streaming<pb::SessionRequest>) -> Self {
         SessionStream {
             node,
+            role,
             inbound: Some(inbound),
             running: FuturesUnordered::new(),
             end: None,
@@ -61,18 +66,22 @@ fn error(id: u64, status: &Status) -> pb::SessionResponse {
 }
 
 /// Starts one request; the future answers it.
-fn start(node: Node, req: pb::SessionRequest) -> Answer {
+fn start(node: Node, role: Role, req: pb::SessionRequest) -> Answer {
     let id = req.id;
     Box::pin(async move {
         let result = match req.op {
-            Some(session_request::Op::Put(r)) => {
-                node.put(r).await.map(session_response::Result::Put)
-            }
+            Some(session_request::Op::Put(r)) => match require(role, Role::ReadWrite, "put") {
+                Ok(()) => node.put(r).await.map(session_response::Result::Put),
+                Err(e) => Err(e),
+            },
             Some(session_request::Op::Get(r)) => {
                 node.get(r).await.map(session_response::Result::Get)
             }
             Some(session_request::Op::Delete(r)) => {
-                node.delete(r).await.map(session_response::Result::Delete)
+                match require(role, Role::ReadWrite, "delete") {
+                    Ok(()) => node.delete(r).await.map(session_response::Result::Delete),
+                    Err(e) => Err(e),
+                }
             }
             None => Err(Status::invalid_argument(
                 "session request without an operation (put, get or delete); is the client newer than this node?",
@@ -98,7 +107,9 @@ impl Stream for SessionStream {
                 break;
             };
             match Pin::new(inbound).poll_next(cx) {
-                Poll::Ready(Some(Ok(req))) => this.running.push(start(this.node.clone(), req)),
+                Poll::Ready(Some(Ok(req))) => {
+                    this.running.push(start(this.node.clone(), this.role, req))
+                }
                 Poll::Ready(Some(Err(status))) => {
                     this.inbound = None;
                     this.end = Some(Status::invalid_argument(format!(

@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use store::client::{Client, ClientOptions, Consistency};
 use store::local_cluster::{ClusterSpec, LocalCluster, NodeLauncher};
+use store::proto::kv_client::KvClient;
+use store::security::Bearer;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// The `ringkv` binary built for this test run.
 pub fn launcher() -> NodeLauncher {
@@ -28,21 +32,29 @@ pub fn spec(nodes: usize, n: u32, w: u32, r: u32) -> ClusterSpec {
     }
 }
 
+/// Set to a directory to keep every test cluster's data, logs and TLS material there
+/// (`c<pid>-<n>` per cluster) instead of in temp dirs removed at the end: for reading the
+/// node logs of a failed run.
+pub const KEEP_DIR_ENV: &str = "RINGKV_TEST_KEEP_DIR";
+
 /// Start a cluster; panics with the node's log tail if it cannot.
-pub async fn start(spec: ClusterSpec) -> LocalCluster {
+pub async fn start(mut spec: ClusterSpec) -> LocalCluster {
+    if let Some(d) = std::env::var_os(KEEP_DIR_ENV) {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::path::Path::new(&d).join(format!("c{}-{n}", std::process::id()));
+        spec.base_dir = Some(dir);
+    }
     match LocalCluster::start(&spec, &launcher()).await {
         Ok(c) => c,
         Err(e) => panic!("cluster did not start: {e}"),
     }
 }
 
-/// A client for one endpoint (not token-aware: that node coordinates).
-pub async fn client_for(endpoint: &str) -> Client {
-    let opts = ClientOptions {
-        timeout: Duration::from_secs(5),
-        token_aware: false,
-        connections: 1,
-    };
+/// A client for one endpoint (not token-aware: that node coordinates), with the cluster's
+/// CA and admin token.
+pub async fn client_for(cluster: &LocalCluster, endpoint: &str) -> Client {
+    let opts = cluster.client_options(Duration::from_secs(5));
     Client::connect(&[endpoint.to_string()], opts)
         .await
         .expect("connect")
@@ -50,9 +62,62 @@ pub async fn client_for(endpoint: &str) -> Client {
 
 /// A token-aware client for the whole cluster.
 pub async fn client(cluster: &LocalCluster) -> Client {
-    Client::connect(&cluster.endpoints(), ClientOptions::default())
+    let opts = ClientOptions {
+        security: cluster.client_security(),
+        ..ClientOptions::default()
+    };
+    Client::connect(&cluster.endpoints(), opts)
         .await
         .expect("connect")
+}
+
+/// A TLS channel to `address` trusting the cluster's CA, presenting `identity` (PEM
+/// certificate and key) when given.
+pub async fn tls_channel(
+    cluster: &LocalCluster,
+    address: &str,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+) -> Channel {
+    let ca = std::fs::read(cluster.base_dir().join(store::security::files::CA_CERT)).unwrap();
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+    if let Some((c, k)) = identity {
+        tls = tls.identity(Identity::from_pem(c, k));
+    }
+    Endpoint::from_shared(format!("https://{address}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .expect("TLS connect")
+}
+
+/// A channel to `address` that presents node `as_node`'s certificate: what a peer sees.
+pub async fn peer_channel(cluster: &LocalCluster, address: &str, as_node: &str) -> Channel {
+    use store::security::files;
+    let dir = cluster.base_dir();
+    let pem = |p: std::path::PathBuf| std::fs::read(p).unwrap();
+    let identity = (
+        pem(files::node_cert(dir, as_node)),
+        pem(files::node_key(dir, as_node)),
+    );
+    tls_channel(cluster, address, Some(identity)).await
+}
+
+/// A raw `Kv` stub to `address` with the cluster's TLS and admin token.
+pub async fn raw_kv(
+    cluster: &LocalCluster,
+    address: &str,
+) -> KvClient<InterceptedService<Channel, Bearer>> {
+    let sec = cluster.client_security();
+    let channel = Endpoint::from_shared(format!("https://{address}"))
+        .unwrap()
+        .tls_config(sec.tls_config().unwrap())
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect");
+    KvClient::with_interceptor(channel, Bearer(sec.bearer().unwrap()))
 }
 
 /// Consistency with explicit W and R.
@@ -131,7 +196,7 @@ pub async fn partition(cluster: &LocalCluster, i: usize, cut: bool) {
         } else {
             vec![me.clone()]
         };
-        let c = client_for(&node.address).await;
+        let c = client_for(cluster, &node.address).await;
         c.admin_of(
             0,
             Op::Faults(SetFaults {
@@ -144,8 +209,12 @@ pub async fn partition(cluster: &LocalCluster, i: usize, cut: bool) {
 }
 
 /// A counter from a node's status.
-pub async fn stat(address: &str, name: &str) -> u64 {
-    let c = client_for(address).await;
+pub async fn stat(cluster: &LocalCluster, address: &str, name: &str) -> u64 {
+    stat_of(&client_for(cluster, address).await, name).await
+}
+
+/// A counter from the status of the node a client is connected to.
+pub async fn stat_of(c: &Client, name: &str) -> u64 {
     let s = c.status().await.expect("status");
     s.stats.get(name).copied().unwrap_or(0)
 }
@@ -162,7 +231,7 @@ pub async fn merkle_roots_agree(cluster: &LocalCluster) -> bool {
         .find(|n| n.is_running())
         .unwrap()
         .address;
-    let status = client_for(first).await.status().await.unwrap();
+    let status = client_for(cluster, first).await.status().await.unwrap();
     let ring = Ring::new(store::wire::ring_from_proto(&status.ring.unwrap())).unwrap();
     let segments: Vec<_> = ring.segments().map(|(s, pl)| (s, pl.to_vec())).collect();
     let ranges: Vec<Range> = segments
@@ -174,9 +243,7 @@ pub async fn merkle_roots_agree(cluster: &LocalCluster) -> bool {
         .collect();
     let mut roots: BTreeMap<String, Vec<Option<u64>>> = BTreeMap::new();
     for m in ring.members() {
-        let Ok(mut c) = ReplicaClient::connect(format!("http://{}", m.address)).await else {
-            return false;
-        };
+        let mut c = ReplicaClient::new(peer_channel(cluster, &m.address, "n1").await);
         let Ok(resp) = c
             .merkle_level(MerkleLevelRequest {
                 ranges: ranges.clone(),
@@ -218,7 +285,7 @@ pub async fn merkle_roots_agree(cluster: &LocalCluster) -> bool {
 pub async fn stat_sum(cluster: &LocalCluster, name: &str) -> u64 {
     let mut total = 0;
     for n in cluster.nodes().iter().filter(|n| n.is_running()) {
-        total += stat(&n.address, name).await;
+        total += stat(cluster, &n.address, name).await;
     }
     total
 }
