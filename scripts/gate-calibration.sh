@@ -13,7 +13,7 @@
 # results/gate/calibration.tsv (one line per comparison) and results/gate/calibration.md
 # (the table for README). Takes about 2.5 minutes per comparison at K = 5 on 2 cores.
 #
-# Usage: scripts/gate-calibration.sh [AA=20] [RR=10] [K=5] [CHANCES="0.25 0.5"] [SMALL=5]
+# Usage: [LOADGEN=path] scripts/gate-calibration.sh [AA=20] [RR=10] [K=5] [CHANCES="0.25 0.5"] [SMALL=5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,8 +31,12 @@ SMALL=${SMALL:-5}
 WORKLOAD=workloads/ci-gate.yaml
 OUT=results/gate
 
-cargo build --release -p loadgen
-LOADGEN=target/release/loadgen
+# LOADGEN=path runs a binary built before (e.g. a copy, so rebuilding meanwhile cannot
+# swap the binary under a running calibration).
+if [ -z "${LOADGEN:-}" ]; then
+    cargo build --release -p loadgen
+    LOADGEN=target/release/loadgen
+fi
 mkdir -p "$OUT"
 TSV="$OUT/calibration.tsv"
 printf 'kind\tn\texit\tcpu_change_pct\tread_p99_change_pct\tcpu_detectable_pct\tfolder\n' > "$TSV"
