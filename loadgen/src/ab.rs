@@ -42,8 +42,11 @@ pub async fn run_ab(w: &Workload, opts: &AbOptions) -> Result<(PathBuf, PathBuf)
         repeat: opts.repeat,
         nodes: nodes.clone(),
     };
-    let mut a = Session::begin(w, &side("a", &opts.a))?;
-    let mut b = Session::begin(w, &side("b", &opts.b))?;
+    let facts = crate::cluster::describe_endpoints(w)
+        .await
+        .map_err(SweepError::Results)?;
+    let mut a = Session::begin(w, &side("a", &opts.a), facts.as_ref())?;
+    let mut b = Session::begin(w, &side("b", &opts.b), facts.as_ref())?;
     let points = a.points.clone();
     for point in &points {
         for run in 1..=a.repeat {

@@ -7,7 +7,7 @@
 use store::local_cluster::ClusterSpec;
 use store::security::{ClientSecurity, files};
 
-use crate::plan::Point;
+use crate::plan::{ClusterFacts, Point};
 use crate::workload::{DEFAULT_TOKENS_PER_NODE, Workload};
 
 /// The hidden subcommand that runs one node (`loadgen __node ARGS`).
@@ -73,4 +73,47 @@ pub fn endpoint_security(w: &Workload) -> Result<ClientSecurity, String> {
         .or_else(|| dir.map(|d| d.join(files::CA_CERT)));
     let cert = sec.cert.as_deref().zip(sec.key.as_deref());
     ClientSecurity::from_parts(ca.as_deref(), token, cert).map_err(|e| e.to_string())
+}
+
+/// Asks an already-running cluster (`cluster.endpoints`) what it is: members, N, default W
+/// and R, zones. `None` for a local cluster or another target.
+pub async fn describe_endpoints(w: &Workload) -> Result<Option<ClusterFacts>, String> {
+    if w.target != crate::workload::TargetKind::Ringkv || w.cluster.endpoints.is_empty() {
+        return Ok(None);
+    }
+    let opts = store::client::ClientOptions {
+        timeout: w.request_timeout(),
+        token_aware: false,
+        connections: 1,
+        security: endpoint_security(w)?,
+    };
+    let client = store::client::Client::connect(&w.cluster.endpoints, opts)
+        .await
+        .map_err(|e| format!("`cluster.endpoints`: {e}"))?;
+    let status = client
+        .status()
+        .await
+        .map_err(|e| format!("`cluster.endpoints`: the cluster's Status failed: {e}"))?;
+    let ring = status.ring.as_ref().ok_or_else(|| {
+        format!(
+            "`cluster.endpoints`: {} answered Status without a ring; is it a ringkv node that has joined?",
+            status.address
+        )
+    })?;
+    let mut zones: Vec<String> = ring
+        .members
+        .iter()
+        .map(|m| m.zone.clone())
+        .filter(|z| !z.is_empty())
+        .collect();
+    zones.sort();
+    zones.dedup();
+    Ok(Some(ClusterFacts {
+        nodes: u32::try_from(ring.members.len()).unwrap_or(u32::MAX),
+        replication: ring.replication,
+        write_quorum: status.write_quorum,
+        read_quorum: status.read_quorum,
+        zones,
+        asked: status.address.clone(),
+    }))
 }

@@ -27,6 +27,23 @@ pub enum Load {
     },
 }
 
+/// What an already-running cluster (`cluster.endpoints`) says it is, from its `Status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterFacts {
+    /// Ring members.
+    pub nodes: u32,
+    /// Replication factor N.
+    pub replication: u32,
+    /// The cluster's default W.
+    pub write_quorum: u32,
+    /// The cluster's default R.
+    pub read_quorum: u32,
+    /// Distinct zones of the members (empty: no zones).
+    pub zones: Vec<String>,
+    /// The endpoint that answered.
+    pub asked: String,
+}
+
 /// One run of the sweep: the parameters that vary between points.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Point {
@@ -92,9 +109,21 @@ pub fn points(w: &Workload) -> Result<Vec<Point>, String> {
 
 /// Expands the sweep into points, refusing an impossible one (W > N, N > nodes, …) by naming it.
 pub(crate) fn expand(w: &Workload) -> Result<Vec<Point>, Problem> {
+    expand_for(w, None)
+}
+
+/// The points of a workload; against an already-running cluster, `facts` supply what the
+/// workload does not set (nodes, N, default W and R), and a point asking for another N is
+/// refused.
+pub(crate) fn expand_for(
+    w: &Workload,
+    facts: Option<&ClusterFacts>,
+) -> Result<Vec<Point>, Problem> {
     let c = &w.cluster;
     let base_nodes = c.nodes.as_ref().map(|s| s.value).unwrap_or(DEFAULT_NODES);
-    let nodes_list: Vec<(u32, Option<&serde_saphyr::Spanned<u32>>)> = if w.sweep.nodes.is_empty() {
+    let nodes_list: Vec<(u32, Option<&serde_saphyr::Spanned<u32>>)> = if let Some(f) = facts {
+        vec![(f.nodes, None)]
+    } else if w.sweep.nodes.is_empty() {
         vec![(base_nodes, c.nodes.as_ref())]
     } else {
         w.sweep.nodes.iter().map(|s| (s.value, Some(s))).collect()
@@ -135,7 +164,7 @@ pub(crate) fn expand(w: &Workload) -> Result<Vec<Point>, Problem> {
 
     let mut points = Vec::new();
     for &(nodes, nodes_at) in &nodes_list {
-        if nodes == 0 || nodes > MAX_LOCAL_NODES {
+        if facts.is_none() && (nodes == 0 || nodes > MAX_LOCAL_NODES) {
             let msg = format!("nodes = {nodes}: a local cluster has 1..={MAX_LOCAL_NODES} nodes");
             return Err(match nodes_at {
                 Some(s) => Problem::at(s, msg),
@@ -143,15 +172,34 @@ pub(crate) fn expand(w: &Workload) -> Result<Vec<Point>, Problem> {
             });
         }
         for &(repl, repl_at) in &repl_list {
-            let replication = repl.unwrap_or(nodes.min(3));
+            let replication = repl
+                .or(facts.map(|f| f.replication))
+                .unwrap_or(nodes.min(3));
+            if let Some(f) = facts
+                && replication != f.replication
+            {
+                let msg = format!(
+                    "replication N = {replication}, but the cluster at `cluster.endpoints` \
+                     ({}) has N = {} (from its Status); N is the cluster's, not the \
+                     workload's: remove `replication` or point at a cluster with N = \
+                     {replication}",
+                    f.asked, f.replication
+                );
+                return Err(match repl_at {
+                    Some(s) => Problem::at(s, msg),
+                    None => Problem::new(msg),
+                });
+            }
             for &(quorum, quorum_at) in &quorum_list {
                 let write_quorum = quorum
                     .map(|q| q.w)
                     .or(c.write_quorum.as_ref().map(|s| s.value))
+                    .or(facts.map(|f| f.write_quorum))
                     .unwrap_or(majority(replication));
                 let read_quorum = quorum
                     .map(|q| q.r)
                     .or(c.read_quorum.as_ref().map(|s| s.value))
+                    .or(facts.map(|f| f.read_quorum))
                     .unwrap_or(majority(replication));
                 for values in &values_list {
                     for &load in &load_list {

@@ -2,7 +2,7 @@
 //! for ringkv), reads the resource counters at the edges of each measured window, and writes the
 //! results folder.
 
-use crate::plan::expand;
+use crate::plan::expand_for;
 pub use crate::plan::{Load, Point, fmt_rate, majority, points};
 
 // ------------------------------------------------------------------ running the sweep
@@ -71,6 +71,9 @@ pub enum SweepError {
     /// Writing results failed.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// The workload cannot run against this cluster as written (exit code 2).
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// A finished run: where it is and what it found.
@@ -139,9 +142,14 @@ pub struct Session {
 }
 
 impl Session {
-    /// Prepares the results folder and writes `manifest.json`.
-    pub fn begin(w: &crate::workload::Workload, opts: &RunOptions) -> Result<Session, SweepError> {
-        let points = expand(w).map_err(|p| SweepError::Results(p.to_string()))?;
+    /// Prepares the results folder and writes `manifest.json`. `facts` describe an
+    /// already-running cluster ([`crate::cluster::describe_endpoints`]).
+    pub fn begin(
+        w: &crate::workload::Workload,
+        opts: &RunOptions,
+        facts: Option<&crate::plan::ClusterFacts>,
+    ) -> Result<Session, SweepError> {
+        let points = expand_for(w, facts).map_err(|p| SweepError::Usage(p.to_string()))?;
         let repeat = opts.repeat.unwrap_or_else(|| w.repeat_count()).max(1);
         let started = SystemTime::now();
         let dir = results_dir(w, opts, started)?;
@@ -165,6 +173,7 @@ impl Session {
             started: crate::report::utc_iso8601(started),
             command: opts.command.clone(),
             points: points.clone(),
+            cluster: facts.cloned(),
         };
         crate::report::write_json(&dir.join("manifest.json"), &manifest)?;
         let summary = Summary {
@@ -285,7 +294,10 @@ pub async fn run_workload(
     w: &crate::workload::Workload,
     opts: &RunOptions,
 ) -> Result<RunReport, SweepError> {
-    let mut session = Session::begin(w, opts)?;
+    let facts = crate::cluster::describe_endpoints(w)
+        .await
+        .map_err(SweepError::Results)?;
+    let mut session = Session::begin(w, opts, facts.as_ref())?;
     let points = session.points.clone();
     for point in &points {
         for run in 1..=session.repeat {

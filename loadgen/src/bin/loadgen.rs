@@ -337,7 +337,10 @@ fn ab(
         }
         Some(Err(e)) => {
             eprintln!("error: {e}");
-            ExitCode::from(EXIT_RUNTIME)
+            ExitCode::from(match e {
+                loadgen::sweep::SweepError::Usage(_) => EXIT_USAGE,
+                _ => EXIT_RUNTIME,
+            })
         }
         Some(Ok((a, b))) => {
             if !opts.quiet {
@@ -391,7 +394,10 @@ fn run(
         }
         Some(Err(e)) => {
             eprintln!("error: {e}");
-            ExitCode::from(EXIT_RUNTIME)
+            ExitCode::from(match e {
+                loadgen::sweep::SweepError::Usage(_) => EXIT_USAGE,
+                _ => EXIT_RUNTIME,
+            })
         }
         Some(Ok(report)) => {
             let dir = report.dir.display();

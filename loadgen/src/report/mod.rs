@@ -73,6 +73,9 @@ pub struct Manifest<'a> {
     pub command: Vec<String>,
     /// Every sweep point, in order.
     pub points: Vec<crate::plan::Point>,
+    /// What an already-running cluster (`cluster.endpoints`) said it is, from its Status;
+    /// `None` for local clusters (the points say what was started).
+    pub cluster: Option<crate::plan::ClusterFacts>,
 }
 
 /// The node build a run measured.
