@@ -110,6 +110,9 @@ pub struct NodeConfig {
     /// TLS, tokens and the context key.
     #[serde(default)]
     pub security: SecurityConfig,
+    /// Serve Prometheus metrics (`/metrics`, plain HTTP) here; none by default.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Where a node's security material is. Either a cluster directory (`ringkv certs`
@@ -364,6 +367,7 @@ impl NodeConfig {
             read_repair_chance: default_read_repair_chance(),
             failure: FailureConfig::default(),
             security: SecurityConfig::default(),
+            metrics_listen: None,
         }
     }
 

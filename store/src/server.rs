@@ -34,6 +34,7 @@ use crate::security::{NodeSecurity, Role};
 use crate::version::VersionSet;
 use crate::wire::{ring_from_proto, ring_to_proto};
 
+mod metrics;
 mod session;
 
 /// Threads applying replica operations to the local engine. Two keep one
@@ -94,6 +95,8 @@ pub struct Node {
     config: Arc<NodeConfig>,
     /// `None` on an `--insecure` node.
     security: Option<Arc<NodeSecurity>>,
+    /// Client request latencies, for `/metrics`.
+    requests: Arc<metrics::RequestMetrics>,
 }
 
 fn engine_options(cfg: &NodeConfig) -> lsm::Options {
@@ -256,6 +259,17 @@ pub async fn run_node(
         cluster: cluster.clone(),
         config: Arc::new(cfg.clone()),
         security: security.clone(),
+        requests: Arc::default(),
+    };
+    let metrics_task = match cfg.metrics_listen {
+        Some(addr) => {
+            let listener = metrics::bind(addr)
+                .await
+                .map_err(|source| NodeError::Bind { addr, source })?;
+            tracing::info!(node = %cfg.id, addr = %addr, "serving /metrics");
+            Some(tokio::spawn(metrics::serve(node.clone(), listener)))
+        }
+        None => None,
     };
     let kv = KvServer::new(node.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -305,6 +319,9 @@ pub async fn run_node(
         () = grace => Ok(()),
     };
     tracing::info!(node = %cfg.id, "shutting down: flushing the engine");
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     drop(node);
     // Background tasks may still hold the cluster briefly; flush regardless.
     let flushed = tokio::task::spawn_blocking(move || replica.shutdown())
@@ -463,6 +480,49 @@ impl Node {
 impl Node {
     /// A put (unary or inside a session).
     async fn put(&self, r: pb::PutRequest) -> Result<pb::PutResponse, Status> {
+        self.timed("put", self.put_untimed(r)).await
+    }
+
+    /// A get (unary or inside a session).
+    async fn get(&self, r: pb::GetRequest) -> Result<pb::GetResponse, Status> {
+        self.timed("get", self.get_untimed(r)).await
+    }
+
+    /// A delete (unary or inside a session).
+    async fn delete(&self, r: pb::DeleteRequest) -> Result<pb::DeleteResponse, Status> {
+        self.timed("delete", self.delete_untimed(r)).await
+    }
+
+    /// Runs a request, recording its latency and outcome for `/metrics`.
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        request: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let start = std::time::Instant::now();
+        let out = request.await;
+        self.requests
+            .record(op, out.as_ref().err().map(Status::code), start.elapsed());
+        out
+    }
+
+    /// Each ring member and the state this node sees it in.
+    fn member_states(&self) -> Vec<(String, String)> {
+        let ring = self.cluster.ring();
+        ring.members()
+            .iter()
+            .map(|m| {
+                let state = self
+                    .cluster
+                    .membership()
+                    .get(&m.id)
+                    .map_or("alive", |(s, _)| s.as_str());
+                (m.id.clone(), state.to_string())
+            })
+            .collect()
+    }
+
+    async fn put_untimed(&self, r: pb::PutRequest) -> Result<pb::PutResponse, Status> {
         let context = self.context_in(&r.key, &r.context)?;
         let out = self
             .coordinator
@@ -527,8 +587,7 @@ impl Node {
         }
     }
 
-    /// A get (unary or inside a session).
-    async fn get(&self, r: pb::GetRequest) -> Result<pb::GetResponse, Status> {
+    async fn get_untimed(&self, r: pb::GetRequest) -> Result<pb::GetResponse, Status> {
         let out = self
             .coordinator
             .read(r.key.clone(), consistency(r.consistency))
@@ -540,8 +599,7 @@ impl Node {
         })
     }
 
-    /// A delete (unary or inside a session).
-    async fn delete(&self, r: pb::DeleteRequest) -> Result<pb::DeleteResponse, Status> {
+    async fn delete_untimed(&self, r: pb::DeleteRequest) -> Result<pb::DeleteResponse, Status> {
         let context = self.context_in(&r.key, &r.context)?;
         let out = self
             .coordinator

@@ -75,6 +75,10 @@ pub struct NodeArgs {
     /// TLS, tokens and the context key.
     #[command(flatten)]
     pub security: SecurityArgs,
+    /// Serve Prometheus metrics at http://ADDR/metrics (plain HTTP; keep it on loopback
+    /// or a private network), e.g. 127.0.0.1:9100.
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
     /// Log filter (tracing env-filter syntax), e.g. info or ringkv=debug.
     #[arg(long, default_value = "info")]
     pub log: String,
@@ -258,6 +262,9 @@ pub fn node_config(args: &NodeArgs) -> Result<NodeConfig, String> {
     }
     if let Some(v) = f.transfer_entries_per_sec {
         fc.transfer_entries_per_sec = v;
+    }
+    if let Some(a) = args.metrics_listen {
+        cfg.metrics_listen = Some(a);
     }
     let s = &args.security;
     let sc = &mut cfg.security;
