@@ -8,13 +8,15 @@
 //! - [`cluster`]: peers (pipelined streams), ring in force, membership, faults.
 //! - [`replica`]: one node's versioned data, Merkle index and hints.
 //! - [`lsm`]: the storage engine (synchronous, no network).
-//! - [`ring`], [`version`]: consistent hashing and causal versions (leaves).
+//! - [`ring`], [`version`]: consistent hashing and causal versions (leaves);
+//!   [`audit`]: the lost-write check over a client history (a leaf).
 //! - [`client`]: the Rust client; [`local_cluster`]: real node processes on
 //!   127.0.0.1 for `ringkv cluster up`, the loadgen and the tests.
 //! - [`config`]: node configuration and every named limit.
 //! - [`security`]: TLS material, tokens and signed contexts (a leaf).
 //! - [`proto`]: generated from `proto/ringkv.proto`; [`wire`]: conversions.
 
+pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod cluster;

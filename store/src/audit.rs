@@ -1,0 +1,252 @@
+//! The lost-write audit: given what clients did (every write they attempted, with the
+//! context it carried, and which were acknowledged) and what a final read at R = N returns,
+//! check that **every acknowledged write is present or was causally superseded** by a write
+//! whose context covered it, and that no acknowledged delete was undone.
+//!
+//! One implementation, used by the nemesis test (`tests/nemesis.rs`) and meant for the
+//! loadgen's audit. It needs no network: callers decode the contexts they hold
+//! ([`client_context`]) and pass values, which must be unique per write.
+//!
+//! Superseding is judged by clocks: a put's reply context is the clock of the version set
+//! its write produced, so a later write whose context dominates that clock saw it. Every
+//! attempted write counts as a possible superseder, acknowledged or not (a write whose
+//! outcome is unknown, or whose quorum failed, may still have been applied somewhere), so
+//! the audit never blames the store for a write a client itself overwrote; it may miss a
+//! loss hidden behind such a write.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::version::{DecodeError, VersionVector};
+
+/// One write a client attempted.
+#[derive(Clone, Debug)]
+pub struct Write {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The value written (unique per write); `None` for a delete.
+    pub value: Option<Vec<u8>>,
+    /// The context the write carried (empty for a blind write).
+    pub context: VersionVector,
+    /// When acknowledged: the context of the reply (covers the write).
+    pub acked: Option<VersionVector>,
+}
+
+/// What a final read of a key returned.
+#[derive(Clone, Debug, Default)]
+pub struct FinalState {
+    /// The values of every sibling (tombstones left out).
+    pub values: Vec<Vec<u8>>,
+}
+
+/// A violation the audit found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// An acknowledged put is neither present nor superseded.
+    Lost {
+        /// The key.
+        key: Vec<u8>,
+        /// The value that vanished.
+        value: Vec<u8>,
+    },
+    /// A value an acknowledged delete had seen is back.
+    Resurrected {
+        /// The key.
+        key: Vec<u8>,
+        /// The value that came back.
+        value: Vec<u8>,
+    },
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        match self {
+            Violation::Lost { key, value } => write!(
+                f,
+                "key {:?}: acknowledged write {:?} is gone and no later write saw it",
+                s(key),
+                s(value)
+            ),
+            Violation::Resurrected { key, value } => write!(
+                f,
+                "key {:?}: {:?} is back after an acknowledged delete that saw it",
+                s(key),
+                s(value)
+            ),
+        }
+    }
+}
+
+/// What the audit found.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Acknowledged puts checked.
+    pub acked_puts: usize,
+    /// Of those, found in the final state.
+    pub present: usize,
+    /// Of those, gone because a later write saw them.
+    pub superseded: usize,
+    /// Acknowledged deletes checked.
+    pub acked_deletes: usize,
+    /// Everything wrong.
+    pub violations: Vec<Violation>,
+}
+
+/// Whether `a` has seen everything `b` has.
+pub fn dominates(a: &VersionVector, b: &VersionVector) -> bool {
+    b.iter().all(|(actor, n)| a.get(actor) >= n)
+}
+
+/// Decodes a context a client holds: on a secure cluster it ends in a signature tag
+/// (`signed`), which a client cannot check and the audit does not need.
+pub fn client_context(bytes: &[u8], signed: bool) -> Result<VersionVector, DecodeError> {
+    let raw = if signed && !bytes.is_empty() {
+        let cut = bytes
+            .len()
+            .checked_sub(crate::security::contexts::TAG_BYTES)
+            .ok_or(DecodeError::Truncated)?;
+        bytes.get(..cut).ok_or(DecodeError::Truncated)?
+    } else {
+        bytes
+    };
+    VersionVector::decode_context(raw)
+}
+
+/// Audits `writes` against the final state of every key they touched. A key missing from
+/// `finals` is taken as read back empty.
+pub fn audit(writes: &[Write], finals: &BTreeMap<Vec<u8>, FinalState>) -> Report {
+    let mut report = Report::default();
+    let empty = FinalState::default();
+    let mut by_key: BTreeMap<&[u8], Vec<&Write>> = BTreeMap::new();
+    for w in writes {
+        by_key.entry(w.key.as_slice()).or_default().push(w);
+    }
+    for (key, ws) in by_key {
+        let fin = finals.get(key).unwrap_or(&empty);
+        let present: HashSet<&[u8]> = fin.values.iter().map(Vec::as_slice).collect();
+        let seen_by_a_later_write =
+            |clock: &VersionVector| ws.iter().any(|x| dominates(&x.context, clock));
+        for w in &ws {
+            let Some(reply) = &w.acked else { continue };
+            match &w.value {
+                Some(v) => {
+                    report.acked_puts += 1;
+                    if present.contains(v.as_slice()) {
+                        report.present += 1;
+                    } else if seen_by_a_later_write(reply) {
+                        report.superseded += 1;
+                    } else {
+                        report.violations.push(Violation::Lost {
+                            key: key.to_vec(),
+                            value: v.clone(),
+                        });
+                    }
+                }
+                None => {
+                    report.acked_deletes += 1;
+                    // Every value this delete saw must stay gone.
+                    for x in &ws {
+                        if let (Some(v), Some(x_reply)) = (&x.value, &x.acked)
+                            && present.contains(v.as_slice())
+                            && dominates(&w.context, x_reply)
+                        {
+                            report.violations.push(Violation::Resurrected {
+                                key: key.to_vec(),
+                                value: v.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::version::Dot;
+
+    fn vv(dots: &[(u64, u64)]) -> VersionVector {
+        let mut v = VersionVector::new();
+        for &(actor, counter) in dots {
+            v.add(Dot { actor, counter });
+        }
+        v
+    }
+
+    fn put(key: &str, value: &str, ctx: VersionVector, acked: Option<VersionVector>) -> Write {
+        Write {
+            key: key.into(),
+            value: Some(value.into()),
+            context: ctx,
+            acked,
+        }
+    }
+
+    fn state(values: &[&str]) -> FinalState {
+        FinalState {
+            values: values.iter().map(|v| v.as_bytes().to_vec()).collect(),
+        }
+    }
+
+    #[test]
+    fn present_and_superseded_writes_pass_and_a_dropped_one_is_reported() {
+        let a = put("k", "a", vv(&[]), Some(vv(&[(1, 1)])));
+        // b saw a (its context dominates a's reply): a may go.
+        let b = put("k", "b", vv(&[(1, 1)]), Some(vv(&[(1, 2)])));
+        // c is blind and concurrent with b: it must stay.
+        let c = put("k", "c", vv(&[]), Some(vv(&[(2, 1)])));
+        let finals = BTreeMap::from([(b"k".to_vec(), state(&["b", "c"]))]);
+        let r = audit(&[a.clone(), b.clone(), c.clone()], &finals);
+        assert_eq!((r.acked_puts, r.present, r.superseded), (3, 2, 1));
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+
+        // A doctored history: c dropped from the final state.
+        let doctored = BTreeMap::from([(b"k".to_vec(), state(&["b"]))]);
+        let r = audit(&[a, b, c], &doctored);
+        assert_eq!(
+            r.violations,
+            vec![Violation::Lost {
+                key: b"k".to_vec(),
+                value: b"c".to_vec()
+            }]
+        );
+    }
+
+    #[test]
+    fn an_unacknowledged_write_may_supersede_but_is_never_required() {
+        let a = put("k", "a", vv(&[]), Some(vv(&[(1, 1)])));
+        let lost_in_flight = put("k", "x", vv(&[(1, 1)]), None);
+        let finals = BTreeMap::from([(b"k".to_vec(), state(&[]))]);
+        let r = audit(&[a, lost_in_flight], &finals);
+        assert_eq!((r.acked_puts, r.superseded), (1, 1));
+        assert!(r.violations.is_empty());
+    }
+
+    #[test]
+    fn a_value_back_after_a_delete_that_saw_it_is_reported() {
+        let a = put("k", "a", vv(&[]), Some(vv(&[(1, 1)])));
+        let del = Write {
+            key: b"k".to_vec(),
+            value: None,
+            context: vv(&[(1, 1)]),
+            acked: Some(vv(&[(1, 2)])),
+        };
+        let gone = BTreeMap::new();
+        assert!(
+            audit(&[a.clone(), del.clone()], &gone)
+                .violations
+                .is_empty()
+        );
+        let back = BTreeMap::from([(b"k".to_vec(), state(&["a"]))]);
+        assert_eq!(
+            audit(&[a, del], &back).violations,
+            vec![Violation::Resurrected {
+                key: b"k".to_vec(),
+                value: b"a".to_vec()
+            }]
+        );
+    }
+}
