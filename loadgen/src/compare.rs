@@ -1222,6 +1222,7 @@ mod tests {
                 OpSummary {
                     count: 10_000,
                     errors,
+                    errors_indeterminate: 0,
                     throughput_ops_s: 1000.0,
                     response: Latency {
                         p50_us: p99 * 500.0,

@@ -60,6 +60,18 @@ pub fn new_hist() -> Result<Histogram<u64>, RecordError> {
     Histogram::new_with_bounds(1, HIST_MAX_NS, HIST_SIGFIG).map_err(RecordError::Create)
 }
 
+/// How one request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestOutcome {
+    /// Answered successfully.
+    Ok,
+    /// Failed.
+    Failed,
+    /// A write that failed with its outcome unknown (it may have been applied); counted
+    /// among the failures and apart.
+    Indeterminate,
+}
+
 /// Response and service time of one operation kind, failed requests apart, plus counts.
 #[derive(Debug, Clone)]
 pub struct OpHistograms {
@@ -72,6 +84,8 @@ pub struct OpHistograms {
     pub failed: Histogram<u64>,
     /// Operations that failed (`failed.len()`).
     pub errors: u64,
+    /// Of those, writes whose outcome is unknown.
+    pub indeterminate: u64,
     /// Open-loop ticks never sent by the end of the drain, recorded in `response` at their
     /// intended time with the end of the run as their completion.
     pub missed: u64,
@@ -84,6 +98,7 @@ impl OpHistograms {
             service: new_hist()?,
             failed: new_hist()?,
             errors: 0,
+            indeterminate: 0,
             missed: 0,
         })
     }
@@ -93,6 +108,7 @@ impl OpHistograms {
         self.service.reset();
         self.failed.reset();
         self.errors = 0;
+        self.indeterminate = 0;
         self.missed = 0;
     }
 
@@ -102,6 +118,7 @@ impl OpHistograms {
         let _ = self.service.add(&other.service);
         let _ = self.failed.add(&other.failed);
         self.errors += other.errors;
+        self.indeterminate += other.indeterminate;
         self.missed += other.missed;
     }
 
@@ -251,7 +268,7 @@ impl Recorder {
         intended: Instant,
         sent: Instant,
         done: Instant,
-        ok: bool,
+        outcome: RequestOutcome,
     ) {
         if intended < self.measure_start {
             self.warmup_ops += 1;
@@ -264,13 +281,16 @@ impl Recorder {
         self.schedule_lag.saturating_record(ns(lag));
         if let Some(slot) = self.current.ops.get_mut(kind.index()) {
             let response = ns(done.saturating_duration_since(intended));
-            if ok {
+            if outcome == RequestOutcome::Ok {
                 slot.response.saturating_record(response);
                 slot.service
                     .saturating_record(ns(done.saturating_duration_since(sent)));
             } else {
                 slot.failed.saturating_record(response);
                 slot.errors += 1;
+                if outcome == RequestOutcome::Indeterminate {
+                    slot.indeterminate += 1;
+                }
                 self.live.errors += 1;
             }
         }
@@ -567,18 +587,41 @@ mod tests {
             Recorder::new(start, SystemTime::now(), &[OpKind::Read], dir.path(), "p00").unwrap();
         for i in 0..1000u64 {
             let t = start + Duration::from_micros(i);
-            rec.record(OpKind::Read, t, t, t + Duration::from_micros(100 + i), true);
+            rec.record(
+                OpKind::Read,
+                t,
+                t,
+                t + Duration::from_micros(100 + i),
+                RequestOutcome::Ok,
+            );
         }
         rec.rotate(start + Duration::from_secs(1)).unwrap();
         let t = start + Duration::from_millis(1500);
-        rec.record(OpKind::Read, t, t, t + Duration::from_millis(3), false);
+        rec.record(
+            OpKind::Read,
+            t,
+            t,
+            t + Duration::from_millis(3),
+            RequestOutcome::Failed,
+        );
+        rec.record(
+            OpKind::Read,
+            t,
+            t,
+            t + Duration::from_millis(3),
+            RequestOutcome::Indeterminate,
+        );
         let done = rec.finish(start + Duration::from_secs(2)).unwrap();
         assert_eq!(done.intervals, 2);
         // The failure has a histogram of its own, so it cannot pull the percentiles down.
         assert_eq!(done.ops[0].response.len(), 1000);
-        assert_eq!(done.ops[0].failed.len(), 1);
-        assert_eq!(done.ops[0].errors, 1);
-        assert_eq!(done.ops[0].completed(), 1001);
+        assert_eq!(done.ops[0].failed.len(), 2);
+        assert_eq!(done.ops[0].errors, 2);
+        assert_eq!(
+            done.ops[0].indeterminate, 1,
+            "outcome unknown, counted apart"
+        );
+        assert_eq!(done.ops[0].completed(), 1002);
 
         let path = dir.path().join("p00-read.hlog");
         let text = std::fs::read_to_string(&path).unwrap();

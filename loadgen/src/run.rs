@@ -20,7 +20,7 @@ use futures_util::future::join_all;
 
 use crate::generator::{OpGen, ValuePool, write_key};
 use crate::plan::Load;
-use crate::record::{INTERVAL, Live, RecordError, Recorded, Recorder};
+use crate::record::{INTERVAL, Live, RecordError, Recorded, Recorder, RequestOutcome};
 use crate::target::Target;
 use crate::timer::PreciseTimer;
 
@@ -123,15 +123,18 @@ struct Shared<'a> {
 
 impl Shared<'_> {
     #[inline]
-    fn note(&self, result: Result<(), crate::target::OpError>) -> bool {
+    fn note(&self, result: Result<(), crate::target::OpError>) -> RequestOutcome {
         match result {
-            Ok(()) => true,
+            Ok(()) => RequestOutcome::Ok,
             Err(e) => {
                 let mut first = self.first_op_error.borrow_mut();
                 if first.is_none() {
                     *first = Some(e.to_string());
                 }
-                false
+                match e {
+                    crate::target::OpError::Indeterminate(_) => RequestOutcome::Indeterminate,
+                    _ => RequestOutcome::Failed,
+                }
             }
         }
     }
@@ -372,9 +375,11 @@ async fn open_worker<T: Target>(target: &T, s: &Shared<'_>, sched: &Schedule, ke
         write_key(&mut key, op.key_index);
         let value = s.pool.slice(op.key_index, op.value_len);
         let sent = now;
-        let ok = s.note(target.execute(op, &key, value).await);
+        let outcome = s.note(target.execute(op, &key, value).await);
         now = Instant::now();
-        s.rec.borrow_mut().record(op.kind, intended, sent, now, ok);
+        s.rec
+            .borrow_mut()
+            .record(op.kind, intended, sent, now, outcome);
         unyielded += 1;
         if unyielded >= YIELD_EVERY {
             unyielded = 0;
@@ -412,9 +417,9 @@ async fn closed_worker<T: Target>(
         write_key(&mut key, op.key_index);
         let value = s.pool.slice(op.key_index, op.value_len);
         let sent = now;
-        let ok = s.note(target.execute(op, &key, value).await);
+        let outcome = s.note(target.execute(op, &key, value).await);
         now = Instant::now();
-        s.rec.borrow_mut().record(op.kind, sent, sent, now, ok);
+        s.rec.borrow_mut().record(op.kind, sent, sent, now, outcome);
         unyielded += 1;
         if unyielded >= YIELD_EVERY {
             unyielded = 0;

@@ -205,7 +205,20 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
     if !errors.is_empty() {
         let _ = writeln!(s, "\n**Errors** (first message per point):\n");
         for p in errors {
-            let _ = writeln!(s, "- {}: {}", p.id, p.first_error.as_deref().unwrap_or(""));
+            let unknown: u64 = p.ops.values().map(|o| o.errors_indeterminate).sum();
+            let note = if unknown > 0 {
+                format!(
+                    " ({unknown} of the failed writes have an unknown outcome: they may have been applied)"
+                )
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                s,
+                "- {}: {}{note}",
+                p.id,
+                p.first_error.as_deref().unwrap_or("")
+            );
         }
     }
     if summary.points.iter().any(|p| !p.events.is_empty()) {

@@ -63,6 +63,10 @@ pub struct OpSummary {
     pub count: u64,
     /// Failed operations.
     pub errors: u64,
+    /// Of those, writes whose outcome is unknown (in flight when a connection broke or a
+    /// deadline passed: they may have been applied). Absent in folders written before.
+    #[serde(default)]
+    pub errors_indeterminate: u64,
     /// Successful operations per second of the measured window.
     pub throughput_ops_s: f64,
     /// Response time (open loop: from the intended start).
@@ -411,6 +415,7 @@ fn op_summary(h: &OpHistograms, secs: f64) -> OpSummary {
     OpSummary {
         count: h.completed() + h.missed,
         errors: h.errors,
+        errors_indeterminate: h.indeterminate,
         throughput_ops_s: (succeeded as f64 / secs * 10.0).round() / 10.0,
         response: Latency::of(&h.response),
         service: Latency::of(&h.service),
@@ -521,6 +526,7 @@ pub fn aggregate(runs: Vec<PointSummary>) -> Option<PointSummary> {
         let each: Vec<&OpSummary> = runs.iter().filter_map(|r| r.ops.get(op)).collect();
         o.count = med_u64(each.iter().map(|s| s.count));
         o.errors = med_u64(each.iter().map(|s| s.errors));
+        o.errors_indeterminate = med_u64(each.iter().map(|s| s.errors_indeterminate));
         o.throughput_ops_s = med(each.iter().map(|s| s.throughput_ops_s));
         o.response = med_latency(&each.iter().map(|s| &s.response).collect::<Vec<_>>());
         o.service = med_latency(&each.iter().map(|s| &s.service).collect::<Vec<_>>());

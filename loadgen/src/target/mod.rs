@@ -23,6 +23,10 @@ pub enum OpError {
     /// The target answered with an error.
     #[error("{0}")]
     Failed(String),
+    /// A write whose outcome is unknown: its connection broke or its deadline passed in
+    /// flight, so it may or may not have been applied.
+    #[error("{0}")]
+    Indeterminate(String),
 }
 
 /// A system under load.

@@ -127,6 +127,9 @@ pub struct RingkvTarget {
 }
 
 fn op_error(e: ClientError) -> OpError {
+    if e.is_indeterminate() {
+        return OpError::Indeterminate(e.to_string());
+    }
     match e.code() {
         Some(tonic::Code::DeadlineExceeded) => OpError::Timeout,
         _ => OpError::Failed(e.to_string()),
@@ -257,5 +260,22 @@ impl Target for RingkvTarget {
 
     fn pids(&self) -> Vec<u32> {
         self.pids.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_with_an_unknown_outcome_is_told_apart() {
+        let e = ClientError::Indeterminate {
+            reason: "connection lost".into(),
+        };
+        assert!(matches!(op_error(e), OpError::Indeterminate(_)));
+        let e = ClientError::Status(tonic::Status::unavailable("quorum"));
+        assert!(matches!(op_error(e), OpError::Failed(_)));
+        let e = ClientError::Status(tonic::Status::deadline_exceeded("late"));
+        assert!(matches!(op_error(e), OpError::Timeout));
     }
 }
