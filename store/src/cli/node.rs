@@ -17,7 +17,7 @@ pub struct NodeArgs {
     /// Node id, unique in the cluster (e.g. n1).
     #[arg(long)]
     pub id: Option<String>,
-    /// gRPC listen address, e.g. 127.0.0.1:7001.
+    /// gRPC listen address (default 127.0.0.1:7001: loopback unless told otherwise).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
     /// Address others use to reach this node (default: the listen address).
@@ -83,6 +83,10 @@ pub struct NodeArgs {
     #[arg(long, default_value = "info")]
     pub log: String,
 }
+
+/// Where a node listens without `--listen`: loopback, so nothing is exposed by default.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7001);
 
 /// Where the node's security material is (see `ringkv certs`).
 #[derive(Args, Clone, Debug, Default)]
@@ -160,7 +164,7 @@ pub fn node_config(args: &NodeArgs) -> Result<NodeConfig, String> {
         Some(path) => NodeConfig::from_yaml_file(path).map_err(|e| e.to_string())?,
         None => {
             let id = args.id.clone().ok_or("--id is required (or --config)")?;
-            let listen = args.listen.ok_or("--listen is required (or --config)")?;
+            let listen = args.listen.unwrap_or(DEFAULT_LISTEN);
             let dir = args
                 .data_dir
                 .clone()
