@@ -209,72 +209,7 @@ pub fn machine() -> Machine {
 
 // ------------------------------------------------------------------ exact window counters
 
-/// Counters of one process at one instant, read from `/proc`. Fields that could not be read are
-/// zero and the matching `has_*` flag is false.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ProcCounters {
-    /// The process.
-    pub pid: u32,
-    /// CPU time on the CPU (user + system) summed over live threads, ns (`schedstat`).
-    pub cpu_ns: u64,
-    /// Voluntary context switches summed over live threads.
-    pub voluntary_ctx: u64,
-    /// Involuntary context switches summed over live threads.
-    pub involuntary_ctx: u64,
-    /// Bytes the process caused to be read from storage (`read_bytes`).
-    pub read_bytes: u64,
-    /// Bytes the process caused to be written to storage (`write_bytes`).
-    pub write_bytes: u64,
-    /// Bytes passed to read-like syscalls, sockets included (`rchar`).
-    pub rchar: u64,
-    /// Bytes passed to write-like syscalls, sockets included (`wchar`).
-    pub wchar: u64,
-    /// `/proc/PID/io` was readable.
-    pub has_io: bool,
-}
-
-fn parse_field(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|rest| rest.trim_start_matches(':').trim().parse().ok())
-}
-
-/// Reads the counters of `pid`; `None` when the process is gone or `/proc` is not there.
-/// Threads that exited before the read are not in the CPU and context-switch sums; a node's
-/// threads live as long as the node, so over a measured window this loses nothing that matters.
-pub fn read_counters(pid: u32) -> Option<ProcCounters> {
-    let base = std::path::PathBuf::from(format!("/proc/{pid}"));
-    let mut c = ProcCounters {
-        pid,
-        ..ProcCounters::default()
-    };
-    let tasks = std::fs::read_dir(base.join("task")).ok()?;
-    let mut any = false;
-    for t in tasks.flatten() {
-        let dir = t.path();
-        if let Ok(text) = std::fs::read_to_string(dir.join("schedstat"))
-            && let Some(ns) = text
-                .split_whitespace()
-                .next()
-                .and_then(|f| f.parse::<u64>().ok())
-        {
-            c.cpu_ns += ns;
-            any = true;
-        }
-        if let Ok(text) = std::fs::read_to_string(dir.join("status")) {
-            c.voluntary_ctx += parse_field(&text, "voluntary_ctxt_switches").unwrap_or(0);
-            c.involuntary_ctx += parse_field(&text, "nonvoluntary_ctxt_switches").unwrap_or(0);
-        }
-    }
-    if let Ok(text) = std::fs::read_to_string(base.join("io")) {
-        c.read_bytes = parse_field(&text, "read_bytes").unwrap_or(0);
-        c.write_bytes = parse_field(&text, "write_bytes").unwrap_or(0);
-        c.rchar = parse_field(&text, "rchar").unwrap_or(0);
-        c.wchar = parse_field(&text, "wchar").unwrap_or(0);
-        c.has_io = true;
-    }
-    any.then_some(c)
-}
+pub use store::procstat::{ProcCounters, read_counters};
 
 /// Counters of several processes at one instant.
 #[derive(Debug, Clone, Default)]
@@ -321,6 +256,9 @@ pub struct EngineCounters {
     pub fsyncs: u64,
     /// `engine.disk_bytes_written`.
     pub disk_bytes_written: u64,
+    /// The nodes' own process counters (`process.*`), summed: used when the node processes
+    /// are not local (`cluster.endpoints`).
+    pub process: ProcCounters,
     /// Nodes that answered.
     pub nodes: usize,
 }
@@ -443,9 +381,29 @@ pub fn per_op(
             node.wchar += d.wchar;
         }
     }
+    let engine = engine.filter(|(s, e)| s.nodes > 0 && s.nodes == e.nodes);
+    // No local node processes (a remote cluster): the nodes' own reports, from Status.
+    if node_count == 0
+        && let Some((s, e)) = engine
+        && e.process.cpu_ns > 0
+    {
+        let (a, b) = (s.process, e.process);
+        node = ProcCounters {
+            pid: 0,
+            cpu_ns: b.cpu_ns.saturating_sub(a.cpu_ns),
+            voluntary_ctx: b.voluntary_ctx.saturating_sub(a.voluntary_ctx),
+            involuntary_ctx: b.involuntary_ctx.saturating_sub(a.involuntary_ctx),
+            read_bytes: b.read_bytes.saturating_sub(a.read_bytes),
+            write_bytes: b.write_bytes.saturating_sub(a.write_bytes),
+            rchar: b.rchar.saturating_sub(a.rchar),
+            wchar: b.wchar.saturating_sub(a.wchar),
+            has_io: b.has_io,
+        };
+        node_count = e.nodes;
+        node_io = b.has_io;
+    }
     let nodes = node_count > 0;
     let io = nodes && node_io;
-    let engine = engine.filter(|(s, e)| s.nodes > 0 && s.nodes == e.nodes);
     Resources {
         ops,
         window_s: round3(window_s),

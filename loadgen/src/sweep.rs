@@ -329,6 +329,16 @@ async fn engine_counters(client: &store::client::Client, n: usize) -> Option<Eng
             .get("engine.disk_bytes_written")
             .copied()
             .unwrap_or(0);
+        let get = |k: &str| status.stats.get(k).copied().unwrap_or(0);
+        let p = &mut c.process;
+        p.cpu_ns += get("process.cpu_ns");
+        p.voluntary_ctx += get("process.voluntary_ctx");
+        p.involuntary_ctx += get("process.involuntary_ctx");
+        p.read_bytes += get("process.read_bytes");
+        p.write_bytes += get("process.write_bytes");
+        p.rchar += get("process.rchar");
+        p.wchar += get("process.wchar");
+        p.has_io = status.stats.contains_key("process.wchar");
         c.nodes += 1;
     }
     Some(c)
@@ -474,7 +484,9 @@ pub async fn run_point<T: Target>(
         Some(p) if !p.endpoints.is_empty() => store::client::Client::connect(
             &p.endpoints,
             store::client::ClientOptions {
-                token_aware: false,
+                // Token-aware, so a remote cluster's every member is asked, not only the
+                // endpoints listed.
+                token_aware: true,
                 security: p.security.clone(),
                 ..store::client::ClientOptions::default()
             },
@@ -483,7 +495,10 @@ pub async fn run_point<T: Target>(
         .ok(),
         _ => None,
     };
-    let probe_nodes = probe.as_ref().map(|p| p.endpoints.len()).unwrap_or(0);
+    let probe_nodes = engine_client
+        .as_ref()
+        .map(store::client::Client::node_count)
+        .unwrap_or(0);
     // Reads the engine counters at the start of the measured window (a short Status call per
     // node on the driver thread, once).
     let engine_start = async {
@@ -699,10 +714,19 @@ mod local {
             }),
             security,
         };
-        let probe = cluster.as_ref().map(|c| NodeProbe {
-            endpoints: c.endpoints(),
-            data_dirs: c.nodes().iter().map(|n| n.data_dir.clone()).collect(),
-            security: c.client_security(),
+        // A remote cluster's nodes report their own counters in Status; there are no data
+        // directories to measure.
+        let probe = Some(match cluster.as_ref() {
+            Some(c) => NodeProbe {
+                endpoints: c.endpoints(),
+                data_dirs: c.nodes().iter().map(|n| n.data_dir.clone()).collect(),
+                security: c.client_security(),
+            },
+            None => NodeProbe {
+                endpoints: w.cluster.endpoints.clone(),
+                data_dirs: Vec::new(),
+                security: opts.security.clone(),
+            },
         });
         let result = match RingkvTarget::connect(&opts).await {
             Ok(target) => {

@@ -1,6 +1,6 @@
 //! `cluster.endpoints`: the loadgen asks an already-running cluster what it is (members, N,
 //! default W and R) and labels its results with that; a workload asking for another N is
-//! refused up front (exit 2). The clusters are real, secure local clusters; the loadgen finds
+//! refused up front (exit 2); node costs per operation come from the nodes' own Status. The clusters are real, secure local clusters; the loadgen finds
 //! their CA and token through `cluster.security.cluster_dir`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -90,7 +90,13 @@ async fn results_carry_what_the_cluster_is_and_a_wrong_n_is_refused() {
         let errors = point["ops"]["write"]["errors"].as_u64().unwrap_or(0)
             + point["ops"]["read"]["errors"].as_u64().unwrap_or(0);
         assert_eq!(errors, 0, "{point}");
-        let manifest = json(&out.join("manifest.json"));
+        // The nodes are not local processes of the loadgen: their costs come from their own
+        // Status reports, every member's (the workload lists all endpoints here).
+        let res = &point["resources"];
+        let cpu = res["node_cpu_us_per_op"].as_f64();
+        assert!(cpu.is_some_and(|c| c > 0.0), "node CPU per op from Status: {res}");
+        assert!(res["fsyncs_per_op"].as_f64().is_some(), "{res}");
+                let manifest = json(&out.join("manifest.json"));
         assert_eq!(manifest["cluster"]["nodes"], nodes as u64);
         assert_eq!(manifest["cluster"]["replication"], u64::from(n));
 

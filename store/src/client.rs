@@ -609,7 +609,14 @@ impl Client {
         Err(last.unwrap_or(ClientError::NoEndpoints))
     }
 
-    /// Status of node `i` of the endpoints given to `connect`.
+    /// Nodes this client knows: the endpoints given to `connect`, then (token-aware) the
+    /// other ring members it learned of.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Status of node `i` of the endpoints given to `connect` (then of the ring members
+    /// learned, see [`Client::node_count`]).
     pub async fn status_of(&self, i: usize) -> Result<pb::StatusResponse, ClientError> {
         let node = self.nodes.get(i).ok_or(ClientError::NoEndpoints)?;
         node.kv()

@@ -12,7 +12,8 @@
 //!   [`audit`]: the lost-write check over a client history (a leaf).
 //! - [`client`]: the Rust client; [`local_cluster`]: real node processes on
 //!   127.0.0.1 for `ringkv cluster up`, the loadgen and the tests.
-//! - [`config`]: node configuration and every named limit.
+//! - [`config`]: node configuration and every named limit; [`procstat`]: a
+//!   process's `/proc` counters (a leaf).
 //! - [`security`]: TLS material, tokens and signed contexts (a leaf).
 //! - [`proto`]: generated from `proto/ringkv.proto`; [`wire`]: conversions.
 
@@ -24,6 +25,7 @@ pub mod config;
 pub mod coordinator;
 pub mod local_cluster;
 pub mod lsm;
+pub mod procstat;
 pub mod replica;
 pub mod ring;
 pub mod security;

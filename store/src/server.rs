@@ -444,6 +444,21 @@ impl Node {
             m.insert(format!("handoff.{k}"), v.load(Ordering::Relaxed));
         }
         m.insert("ring.version".into(), self.cluster.ring().version());
+        // The node's own process counters, so a load generator on another host can compute
+        // per-operation costs from two Status calls.
+        if let Some(p) = crate::procstat::read_self() {
+            for (k, v) in [
+                ("cpu_ns", p.cpu_ns),
+                ("voluntary_ctx", p.voluntary_ctx),
+                ("involuntary_ctx", p.involuntary_ctx),
+                ("read_bytes", p.read_bytes),
+                ("write_bytes", p.write_bytes),
+                ("rchar", p.rchar),
+                ("wchar", p.wchar),
+            ] {
+                m.insert(format!("process.{k}"), v);
+            }
+        }
         // Ring members this node would leave out of a request right now because its last
         // attempt to reach them failed (local clusters wait for 0 before serving tests).
         let me = self.cluster.me().to_string();
