@@ -226,7 +226,7 @@ pub async fn run_node(
     if topology.ring().index_of(&cfg.id).is_none() {
         tracing::warn!(node = %cfg.id, "this node is not in the ring it holds; it will coordinate but own no data");
     }
-    let executor = Executor::start(replica.clone(), EXECUTOR_THREADS)
+    let executor = Executor::start(replica.clone(), EXECUTOR_THREADS, faults.clone())
         .map_err(|e| NodeError::Storage(format!("cannot start the replica executor: {e}")))?;
     let cluster = Arc::new(Cluster::new(
         &cfg.id,
@@ -444,6 +444,7 @@ impl Node {
             m.insert(format!("handoff.{k}"), v.load(Ordering::Relaxed));
         }
         m.insert("ring.version".into(), self.cluster.ring().version());
+        m.insert("executor.panics".into(), self.cluster.executor().panics());
         // The node's own process counters, so a load generator on another host can compute
         // per-operation costs from two Status calls.
         if let Some(p) = crate::procstat::read_self() {
@@ -703,7 +704,12 @@ impl Kv for Node {
                     ));
                 }
                 faults.set_blocked(f.partitioned_from);
-                format!("partitioned from {:?}", faults.blocked())
+                faults.add_executor_panics(f.executor_panics);
+                format!(
+                    "partitioned from {:?}; {} executor panics injected",
+                    faults.blocked(),
+                    f.executor_panics
+                )
             }
             pb::admin_request::Op::Join(j) => {
                 let member = RingMember {

@@ -433,3 +433,47 @@ async fn tombstone_every_replica_acknowledged_is_purged_after_grace() {
     assert_eq!(value_of(&c, b"kept", &wr(2, 3)).await, None);
     cluster.stop().await.unwrap();
 }
+
+/// A panic in the replica executor must not wedge the node: each panicking batch is answered
+/// with errors, counted, and the thread goes on. Before the supervisor, the two executor
+/// threads died after two panics and every later write hung until its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executor_panics_are_survived() {
+    use store::proto::{SetFaults, admin_request::Op};
+    let cluster = start(fast_failure_spec(1, 1, 1, 1)).await;
+    let c = client(&cluster).await;
+    c.admin_of(
+        0,
+        Op::Faults(SetFaults {
+            partitioned_from: Vec::new(),
+            executor_panics: 5,
+        }),
+    )
+    .await
+    .expect("inject panics");
+    let cons = store::client::Consistency {
+        timeout: Some(Duration::from_secs(2)),
+        ..wr(1, 1)
+    };
+    // The first writes meet the panics and fail; every write after them succeeds.
+    let mut failed = 0;
+    for i in 0..40 {
+        if c.put(format!("p{i}").as_bytes(), b"v", None, &cons)
+            .await
+            .is_err()
+        {
+            failed += 1;
+        }
+    }
+    assert!(failed <= 5, "{failed} writes failed for 5 injected panics");
+    for i in 0..20 {
+        c.put(format!("after{i}").as_bytes(), b"v", None, &cons)
+            .await
+            .expect("the node still writes after its executor panicked");
+    }
+    assert_eq!(
+        stat(&cluster, &cluster.nodes()[0].address, "executor.panics").await,
+        5
+    );
+    cluster.stop().await.unwrap();
+}

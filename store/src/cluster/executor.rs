@@ -23,6 +23,7 @@
 //! while the local fsync runs.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use bytes::Bytes;
@@ -32,6 +33,7 @@ use crate::proto::{ReplicaResponse, replica_request};
 use crate::replica::{LocalWrite, Replica};
 use crate::version::VersionSet;
 
+use super::faults::Faults;
 use super::{ApplyError, apply_local, decode_context, respond};
 
 /// Most operations one executor thread takes at once.
@@ -62,24 +64,63 @@ pub const MAX_QUEUED: usize = 1024;
 pub struct Executor {
     tx: mpsc::Sender<Job>,
     permits: Arc<tokio::sync::Semaphore>,
+    panics: Arc<AtomicU64>,
+}
+
+/// A reply that answers with an error if it is dropped unanswered (its batch panicked),
+/// so the caller learns at once instead of waiting for its deadline.
+struct AnswerOnDrop(Option<Reply>);
+
+impl AnswerOnDrop {
+    fn answer(mut self, resp: ReplicaResponse) {
+        if let Some(r) = self.0.take() {
+            r(resp);
+        }
+    }
+}
+
+impl Drop for AnswerOnDrop {
+    fn drop(&mut self) {
+        if let Some(r) = self.0.take() {
+            r(respond(Err(ApplyError::Failed(
+                "the replica executor failed on this request (see the node log); try another replica".into(),
+            ))));
+        }
+    }
 }
 
 impl Executor {
-    /// Start `threads` executor threads over `replica`.
-    pub fn start(replica: Arc<Replica>, threads: usize) -> std::io::Result<Executor> {
+    /// Start `threads` executor threads over `replica`; `faults` may inject panics.
+    pub fn start(
+        replica: Arc<Replica>,
+        threads: usize,
+        faults: Faults,
+    ) -> std::io::Result<Executor> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
+        let panics = Arc::new(AtomicU64::new(0));
         for i in 0..threads.max(1) {
             let rx = rx.clone();
             let replica = replica.clone();
+            let supervisor = Supervisor {
+                faults: faults.clone(),
+                panics: panics.clone(),
+            };
             std::thread::Builder::new()
                 .name(format!("ringkv-replica-{i}"))
-                .spawn(move || run(&replica, &rx))?;
+                .spawn(move || run(&replica, &rx, &supervisor))?;
         }
         Ok(Executor {
             tx,
             permits: Arc::new(tokio::sync::Semaphore::new(MAX_QUEUED)),
+            panics,
         })
+    }
+
+    /// Batches that panicked since start (each was answered with errors and the thread
+    /// went on).
+    pub fn panics(&self) -> u64 {
+        self.panics.load(Ordering::Relaxed)
     }
 
     /// Queue an operation once there is room; `reply` is called with the
@@ -99,10 +140,11 @@ impl Executor {
         let Ok(permit) = self.permits.clone().acquire_owned().await else {
             return false;
         };
-        let reply: Reply = Box::new(move |resp| {
+        let guard = AnswerOnDrop(Some(Box::new(move |resp| {
             drop(permit);
             reply(resp);
-        });
+        })));
+        let reply: Reply = Box::new(move |resp| guard.answer(resp));
         self.tx.send(Job { op, reply, minted }).is_ok()
     }
 }
@@ -128,7 +170,43 @@ fn answer_when_durable(
     }
 }
 
-fn run(replica: &Replica, rx: &Mutex<mpsc::Receiver<Job>>) {
+/// What keeps an executor thread alive: a batch that panics is logged and counted, its
+/// unanswered requests get errors (their replies are dropped, see [`AnswerOnDrop`]), and
+/// the thread takes the next batch. The per-key locks are parking_lot's (released on
+/// unwind, never poisoned).
+struct Supervisor {
+    faults: Faults,
+    panics: Arc<AtomicU64>,
+}
+
+impl Supervisor {
+    fn execute(&self, replica: &Replica, jobs: Vec<Job>) {
+        let size = jobs.len();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if self.faults.take_executor_panic() {
+                injected_panic();
+            }
+            execute(replica, jobs);
+        }));
+        if let Err(payload) = outcome {
+            let n = self.panics.fetch_add(1, Ordering::Relaxed) + 1;
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            tracing::error!(panics = n, batch = size, error = %what, "a replica executor batch panicked; its requests were answered with errors and the thread goes on");
+        }
+    }
+}
+
+/// A panic on purpose (fault injection), to test the supervisor.
+#[allow(clippy::panic)]
+fn injected_panic() {
+    panic!("injected executor panic (fault injection)");
+}
+
+fn run(replica: &Replica, rx: &Mutex<mpsc::Receiver<Job>>, supervisor: &Supervisor) {
     loop {
         let jobs = {
             let rx = rx.lock();
@@ -144,7 +222,7 @@ fn run(replica: &Replica, rx: &Mutex<mpsc::Receiver<Job>>) {
             }
             jobs
         };
-        execute(replica, jobs);
+        supervisor.execute(replica, jobs);
     }
 }
 

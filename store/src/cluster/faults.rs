@@ -4,11 +4,12 @@
 //! partition it from named peers: outgoing pipeline calls and gossip to them
 //! fail as unreachable, and incoming node-to-node calls from them are refused.
 //! Nothing needs root or iptables, and a node without the flag refuses the
-//! admin request.
+//! admin request. The same switchboard can make the next executor batches panic, to test
+//! that the executor survives it.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use parking_lot::RwLock;
 
@@ -22,6 +23,7 @@ pub struct Faults {
 struct Inner {
     enabled: AtomicBool,
     blocked: RwLock<BTreeSet<String>>,
+    executor_panics: AtomicU32,
 }
 
 impl Faults {
@@ -50,6 +52,26 @@ impl Faults {
     /// Peers this node is partitioned from.
     pub fn blocked(&self) -> Vec<String> {
         self.inner.blocked.read().iter().cloned().collect()
+    }
+
+    /// Make the next `n` executor batches panic (on top of any still pending).
+    pub fn add_executor_panics(&self, n: u32) {
+        let _ =
+            self.inner
+                .executor_panics
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+                    Some(p.saturating_add(n))
+                });
+    }
+
+    /// Whether this executor batch must panic (consumes one pending panic).
+    pub fn take_executor_panic(&self) -> bool {
+        self.is_enabled()
+            && self
+                .inner
+                .executor_panics
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| p.checked_sub(1))
+                .is_ok()
     }
 }
 

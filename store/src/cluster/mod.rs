@@ -394,6 +394,10 @@ fn coordinate(replica: &Replica, c: crate::proto::CoordinatePut) -> Result<Versi
 enum ApplyError {
     #[error("{0}")]
     Invalid(String),
+    /// The operation was lost to a failure of this node (an executor panic); another
+    /// replica may take it.
+    #[error("{0}")]
+    Failed(String),
     #[error(transparent)]
     Replica(#[from] ReplicaError),
 }

@@ -201,6 +201,7 @@ pub async fn partition(cluster: &LocalCluster, i: usize, cut: bool) {
             0,
             Op::Faults(SetFaults {
                 partitioned_from: blocked,
+                executor_panics: 0,
             }),
         )
         .await
