@@ -94,9 +94,12 @@ async fn results_carry_what_the_cluster_is_and_a_wrong_n_is_refused() {
         // Status reports, every member's (the workload lists all endpoints here).
         let res = &point["resources"];
         let cpu = res["node_cpu_us_per_op"].as_f64();
-        assert!(cpu.is_some_and(|c| c > 0.0), "node CPU per op from Status: {res}");
+        assert!(
+            cpu.is_some_and(|c| c > 0.0),
+            "node CPU per op from Status: {res}"
+        );
         assert!(res["fsyncs_per_op"].as_f64().is_some(), "{res}");
-                let manifest = json(&out.join("manifest.json"));
+        let manifest = json(&out.join("manifest.json"));
         assert_eq!(manifest["cluster"]["nodes"], nodes as u64);
         assert_eq!(manifest["cluster"]["replication"], u64::from(n));
 
