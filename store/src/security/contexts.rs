@@ -8,6 +8,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use ring::hmac;
+use subtle::ConstantTimeEq;
 
 use super::SecurityError;
 use super::files;
@@ -38,9 +39,8 @@ impl ContextSigner {
 
     /// Reads the cluster key file (hex, private).
     pub fn load(path: &Path) -> Result<ContextSigner, SecurityError> {
-        let text = files::read_private(path)?;
-        let text = String::from_utf8(text).map_err(|_| SecurityError::file(path, "is not text"))?;
-        let text = text.trim();
+        let text = files::read_private_text(path)?;
+        let text = text.as_str();
         let key: Option<Vec<u8>> = (text.len() >= 32 && text.len().is_multiple_of(2))
             .then(|| {
                 (0..text.len())
@@ -78,19 +78,18 @@ impl ContextSigner {
         Bytes::from(out)
     }
 
-    /// The context inside a signed one, if the tag matches.
+    /// The context inside a signed one, if the tag matches (compared in constant time).
     pub fn verify(&self, key: &[u8], signed: &Bytes) -> Result<Bytes, Forged> {
         if signed.is_empty() {
             return Ok(Bytes::new());
         }
         let split = signed.len().checked_sub(TAG_BYTES).ok_or(Forged)?;
         let (context, tag) = signed.split_at(split);
-        let mut ctx = Vec::with_capacity(8 + key.len() + context.len());
-        ctx.extend_from_slice(&(key.len() as u64).to_be_bytes());
-        ctx.extend_from_slice(key);
-        ctx.extend_from_slice(context);
-        hmac::verify(&self.key, &ctx, tag).map_err(|_| Forged)?;
-        Ok(signed.slice(..split))
+        if bool::from(self.tag(key, context).as_ref().ct_eq(tag)) {
+            Ok(signed.slice(..split))
+        } else {
+            Err(Forged)
+        }
     }
 }
 
