@@ -59,10 +59,7 @@ pub fn endpoint_security(w: &Workload) -> Result<ClientSecurity, String> {
     };
     let token = match (&sec.token, &sec.token_file) {
         (Some(t), _) => Some(t.clone()),
-        (None, Some(f)) => Some(
-            String::from_utf8(files::read_private(f).map_err(|e| e.to_string())?)
-                .map_err(|_| format!("{} is not text", f.display()))?,
-        ),
+        (None, Some(f)) => Some(files::read_private_text(f).map_err(|e| e.to_string())?),
         (None, None) => from_dir
             .as_ref()
             .and_then(|s| s.token.as_deref().map(String::from)),

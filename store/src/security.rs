@@ -255,12 +255,10 @@ impl ClientSecurity {
     /// The CA and the admin token of a cluster directory.
     pub fn from_cluster_dir(dir: &Path) -> Result<ClientSecurity, SecurityError> {
         let ca = files::read_public(&dir.join(files::CA_CERT))?;
-        let token = files::read_private(&dir.join(files::ADMIN_TOKEN))?;
-        let token = String::from_utf8(token)
-            .map_err(|_| SecurityError::file(&dir.join(files::ADMIN_TOKEN), "is not text"))?;
+        let token = files::read_private_text(&dir.join(files::ADMIN_TOKEN))?;
         Ok(ClientSecurity {
             ca_pem: Some(Arc::new(ca)),
-            token: Some(Arc::from(token.trim())),
+            token: Some(Arc::from(token)),
             identity: None,
         })
     }

@@ -1,6 +1,6 @@
 //! `ringkv certs`, `ringkv token`, and how the client commands find the CA and token.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
@@ -116,15 +116,11 @@ pub(super) fn client_security(c: &ClientArgs) -> Result<ClientSecurity, CliError
     };
     let token = match (&c.token, dir) {
         (Some(t), _) => Some(t.clone()),
-        (None, Some(d)) => Some(read_token(&d.join(files::ADMIN_TOKEN))?),
+        (None, Some(d)) => Some(
+            files::read_private_text(&d.join(files::ADMIN_TOKEN))
+                .map_err(|e| CliError::Usage(e.to_string()))?,
+        ),
         (None, None) => None,
     };
     ClientSecurity::from_parts(Some(&ca), token, None).map_err(|e| CliError::Usage(e.to_string()))
-}
-
-fn read_token(path: &Path) -> Result<String, CliError> {
-    let bytes = files::read_private(path).map_err(|e| CliError::Usage(e.to_string()))?;
-    String::from_utf8(bytes)
-        .map(|t| t.trim().to_string())
-        .map_err(|_| CliError::Usage(format!("{} is not text", path.display())))
 }

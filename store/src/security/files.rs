@@ -61,6 +61,14 @@ pub fn read_private(path: &Path) -> Result<Vec<u8>, SecurityError> {
     read_public(path)
 }
 
+/// Reads a secret text file, trimmed, refusing it when other users can read it.
+pub fn read_private_text(path: &Path) -> Result<String, SecurityError> {
+    let bytes = read_private(path)?;
+    String::from_utf8(bytes)
+        .map(|t| t.trim().to_string())
+        .map_err(|_| SecurityError::file(path, "is not text"))
+}
+
 /// Refuses a secret file other users can read.
 pub fn check_private(path: &Path) -> Result<(), SecurityError> {
     let meta = std::fs::metadata(path).map_err(|e| SecurityError::file(path, e))?;

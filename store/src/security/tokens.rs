@@ -132,9 +132,7 @@ pub struct TokenStore {
 impl TokenStore {
     /// Reads the tokens file; it must be private and parse.
     pub fn load(path: &Path) -> Result<TokenStore, SecurityError> {
-        let text = files::read_private(path)?;
-        let text = String::from_utf8(text).map_err(|_| SecurityError::file(path, "is not text"))?;
-        let tokens = parse(&text, path)?;
+        let tokens = parse(&files::read_private_text(path)?, path)?;
         Ok(TokenStore {
             path: path.to_path_buf(),
             state: RwLock::new((modified(path), tokens)),
@@ -168,11 +166,7 @@ impl TokenStore {
         if stamp == self.state.read().0 {
             return;
         }
-        let loaded = files::read_private(&self.path).and_then(|t| {
-            let text =
-                String::from_utf8(t).map_err(|_| SecurityError::file(&self.path, "is not text"))?;
-            parse(&text, &self.path)
-        });
+        let loaded = files::read_private_text(&self.path).and_then(|text| parse(&text, &self.path));
         match loaded {
             Ok(tokens) => {
                 tracing::info!(path = %self.path.display(), tokens = tokens.len(), "tokens file re-read");
