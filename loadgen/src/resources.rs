@@ -356,17 +356,7 @@ pub fn per_op(
         let Some(s) = start.procs.iter().find(|s| s.pid == e.pid) else {
             continue;
         };
-        let d = ProcCounters {
-            pid: e.pid,
-            cpu_ns: e.cpu_ns.saturating_sub(s.cpu_ns),
-            voluntary_ctx: e.voluntary_ctx.saturating_sub(s.voluntary_ctx),
-            involuntary_ctx: e.involuntary_ctx.saturating_sub(s.involuntary_ctx),
-            read_bytes: e.read_bytes.saturating_sub(s.read_bytes),
-            write_bytes: e.write_bytes.saturating_sub(s.write_bytes),
-            rchar: e.rchar.saturating_sub(s.rchar),
-            wchar: e.wchar.saturating_sub(s.wchar),
-            has_io: e.has_io && s.has_io,
-        };
+        let d = e.since(s);
         if e.pid == self_pid {
             me = d;
         } else {
@@ -387,20 +377,9 @@ pub fn per_op(
         && let Some((s, e)) = engine
         && e.process.cpu_ns > 0
     {
-        let (a, b) = (s.process, e.process);
-        node = ProcCounters {
-            pid: 0,
-            cpu_ns: b.cpu_ns.saturating_sub(a.cpu_ns),
-            voluntary_ctx: b.voluntary_ctx.saturating_sub(a.voluntary_ctx),
-            involuntary_ctx: b.involuntary_ctx.saturating_sub(a.involuntary_ctx),
-            read_bytes: b.read_bytes.saturating_sub(a.read_bytes),
-            write_bytes: b.write_bytes.saturating_sub(a.write_bytes),
-            rchar: b.rchar.saturating_sub(a.rchar),
-            wchar: b.wchar.saturating_sub(a.wchar),
-            has_io: b.has_io,
-        };
+        node = e.process.since(&s.process);
         node_count = e.nodes;
-        node_io = b.has_io;
+        node_io = node.has_io;
     }
     let nodes = node_count > 0;
     let io = nodes && node_io;

@@ -27,6 +27,24 @@ pub struct ProcCounters {
     pub has_io: bool,
 }
 
+impl ProcCounters {
+    /// What happened between `earlier` and this reading of the same process (counters that
+    /// went backwards count as zero).
+    pub fn since(&self, earlier: &ProcCounters) -> ProcCounters {
+        ProcCounters {
+            pid: self.pid,
+            cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
+            voluntary_ctx: self.voluntary_ctx.saturating_sub(earlier.voluntary_ctx),
+            involuntary_ctx: self.involuntary_ctx.saturating_sub(earlier.involuntary_ctx),
+            read_bytes: self.read_bytes.saturating_sub(earlier.read_bytes),
+            write_bytes: self.write_bytes.saturating_sub(earlier.write_bytes),
+            rchar: self.rchar.saturating_sub(earlier.rchar),
+            wchar: self.wchar.saturating_sub(earlier.wchar),
+            has_io: self.has_io && earlier.has_io,
+        }
+    }
+}
+
 fn parse_field(text: &str, name: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name))
