@@ -304,6 +304,15 @@ fn parse_duration(text: &str) -> Result<loadgen::workload::DurationSpec, String>
     loadgen::workload::DurationSpec::parse(text)
 }
 
+/// Reports a failed run or A/B run: exit 2 when the workload cannot run as written, else 1.
+fn sweep_failed(e: &loadgen::sweep::SweepError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(match e {
+        loadgen::sweep::SweepError::Usage(_) => EXIT_USAGE,
+        _ => EXIT_RUNTIME,
+    })
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -335,13 +344,7 @@ fn ab(
             eprintln!("interrupted: finished points are in the summary.json of a/ and b/");
             ExitCode::from(EXIT_INTERRUPTED)
         }
-        Some(Err(e)) => {
-            eprintln!("error: {e}");
-            ExitCode::from(match e {
-                loadgen::sweep::SweepError::Usage(_) => EXIT_USAGE,
-                _ => EXIT_RUNTIME,
-            })
-        }
+        Some(Err(e)) => sweep_failed(&e),
         Some(Ok((a, b))) => {
             if !opts.quiet {
                 eprintln!("A: {}\nB: {}", a.display(), b.display());
@@ -392,13 +395,7 @@ fn run(
             eprintln!("interrupted: finished points are in summary.json of the results folder");
             ExitCode::from(EXIT_INTERRUPTED)
         }
-        Some(Err(e)) => {
-            eprintln!("error: {e}");
-            ExitCode::from(match e {
-                loadgen::sweep::SweepError::Usage(_) => EXIT_USAGE,
-                _ => EXIT_RUNTIME,
-            })
-        }
+        Some(Err(e)) => sweep_failed(&e),
         Some(Ok(report)) => {
             let dir = report.dir.display();
             if quiet {
