@@ -237,6 +237,13 @@ fn make_security(
     ClientSecurity::from_cluster_dir(base_dir).map_err(invalid)
 }
 
+/// A loopback address whose port was free a moment ago (bound, then released), for a
+/// process about to listen there.
+pub fn free_loopback_address() -> std::io::Result<String> {
+    let port = pick_ports(1)?.first().copied().unwrap_or(0);
+    Ok(format!("127.0.0.1:{port}"))
+}
+
 /// Reserve `n` free loopback ports (bound, then released for the nodes).
 fn pick_ports(n: usize) -> std::io::Result<Vec<u16>> {
     let listeners: Vec<std::net::TcpListener> = (0..n)

@@ -166,18 +166,11 @@ async fn bad_input_gets_a_clear_status() {
         .await
         .unwrap();
     // An endpoint where nothing listens.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let err = store::client::Client::connect(
-        &[format!("127.0.0.1:{port}")],
-        store::client::ClientOptions::default(),
-    )
-    .await
-    .err()
-    .expect("nothing listens there");
+    let nowhere = store::local_cluster::free_loopback_address().unwrap();
+    let err = store::client::Client::connect(&[nowhere], store::client::ClientOptions::default())
+        .await
+        .err()
+        .expect("nothing listens there");
     assert!(err.to_string().contains("cannot connect"), "{err}");
     cluster.stop().await.unwrap();
 }

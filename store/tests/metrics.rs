@@ -52,12 +52,7 @@ fn parse(body: &str) -> prometheus_parse::Scrape {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_and_move_under_load() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let metrics = format!("127.0.0.1:{port}");
+    let metrics = store::local_cluster::free_loopback_address().unwrap();
     let mut s = spec(1, 1, 1, 1);
     s.extra_node_args = vec!["--metrics-listen".into(), metrics.clone()];
     let cluster = start(s).await;

@@ -94,12 +94,7 @@ fn bad_peer_list_and_unknown_flags_are_usage_errors() {
 
 #[test]
 fn unknown_endpoint_is_a_clear_failure() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let endpoint = format!("127.0.0.1:{port}");
+    let endpoint = store::local_cluster::free_loopback_address().unwrap();
     let (code, text) = run(ringkv().args(["get", "k", "--insecure", "--endpoint", &endpoint]));
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("cannot connect"), "{text}");
@@ -138,12 +133,7 @@ fn a_client_command_without_a_ca_is_a_usage_error() {
 #[test]
 fn a_node_ignores_sigpipe() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = store::local_cluster::free_loopback_address().unwrap();
     let mut child = ringkv()
         .args([
             "node",

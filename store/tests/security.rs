@@ -217,12 +217,7 @@ async fn a_node_of_another_cluster_cannot_join() {
     let mut cluster = start(spec(2, 2, 1, 1)).await;
     // A node started with its own CA: the cluster cannot verify it, nor it the cluster.
     let other = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = store::local_cluster::free_loopback_address().unwrap();
     material::init(other.path(), &["n3".parse().unwrap()]).unwrap();
     let mut stranger = std::process::Command::new(env!("CARGO_BIN_EXE_ringkv"))
         .args([
