@@ -80,7 +80,7 @@ pub async fn describe_endpoints(w: &Workload) -> Result<Option<ClusterFacts>, St
     }
     let opts = store::client::ClientOptions {
         timeout: w.request_timeout(),
-        token_aware: false,
+        routing: store::client::Routing::Endpoints,
         connections: 1,
         security: endpoint_security(w)?,
     };

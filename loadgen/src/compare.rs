@@ -117,6 +117,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "p999",
     "errors",
     "missed_ticks",
+    "stale_reads",
     "cpu_us_per_op",
     "loadgen_cpu_us_per_op",
     "voluntary_ctx_per_op",
@@ -329,6 +330,7 @@ struct RunView<'a> {
     schedule: &'a ScheduleCheck,
     resources: Option<Resources>,
     client_bound: bool,
+    consistency: Option<&'a crate::consistency::Measured>,
 }
 
 fn legacy_resources(p: &PointSummary) -> Option<Resources> {
@@ -360,6 +362,7 @@ fn runs_of(p: &PointSummary) -> Vec<RunView<'_>> {
             schedule: &p.schedule,
             resources: p.resources.clone().or_else(|| legacy_resources(p)),
             client_bound: p.client_bound,
+            consistency: p.consistency.as_ref().map(|c| &c.measured),
         }];
     }
     p.runs
@@ -369,6 +372,7 @@ fn runs_of(p: &PointSummary) -> Vec<RunView<'_>> {
             schedule: &r.schedule,
             resources: r.resources.clone(),
             client_bound: r.client_bound,
+            consistency: r.consistency.as_ref(),
         })
         .collect()
 }
@@ -565,6 +569,26 @@ fn collect(
             "missed_ticks",
             missed(&br),
             missed(&cr),
+            [br.len(), cr.len()],
+            opts,
+        ));
+    }
+    // Stale reads over checked reads: a rise is a regression (when both sides checked).
+    let stale = |runs: &[RunView]| -> Option<(u64, f64)> {
+        let each: Option<Vec<_>> = runs.iter().map(|r| r.consistency).collect();
+        let each = each?;
+        Some((
+            each.iter().map(|m| m.stale_reads).sum(),
+            each.iter().map(|m| m.reads_checked as f64).sum(),
+        ))
+    };
+    if let (Some(bs), Some(cs)) = (stale(&br), stale(&cr)) {
+        out.push(count_row(
+            b,
+            "read",
+            "stale_reads",
+            bs,
+            cs,
             [br.len(), cr.len()],
             opts,
         ));
@@ -1257,6 +1281,7 @@ mod tests {
                     node_cpu_us_per_op: Some(*cpu),
                     ..Resources::default()
                 }),
+                consistency: None,
                 first_error: None,
                 logs: BTreeMap::new(),
             })
@@ -1291,6 +1316,8 @@ mod tests {
             response_time: "corrected".into(),
             resources: None,
             intervals: BTreeMap::new(),
+            consistency: None,
+            audit: None,
             runs: run_list,
         }
     }
@@ -1375,6 +1402,41 @@ mod tests {
         let c = summary(vec![point(&[(2.0, 100.0, 1)])]);
         let cmp = compare_summaries(&b, &c, &Options::default()).unwrap();
         assert_eq!(verdict(&cmp, "errors"), Verdict::Ok);
+    }
+
+    #[test]
+    fn a_rise_in_stale_reads_regresses() {
+        let with_stale = |stale: u64| {
+            let mut p = point(&[(2.0, 100.0, 0)]);
+            let m = crate::consistency::Measured {
+                reads_checked: 10_000,
+                stale_reads: stale,
+                reads_not_checked: 0,
+                stale_rate: Some(stale as f64 / 10_000.0),
+                k_staleness: vec![stale, 0, 0, 0],
+                t_visibility_p50_ms: None,
+                t_visibility_p99_ms: None,
+                t_visibility_p999_ms: None,
+                curve: Vec::new(),
+            };
+            for r in &mut p.runs {
+                r.consistency = Some(m.clone());
+            }
+            summary(vec![p])
+        };
+        let cmp = compare_summaries(&with_stale(10), &with_stale(60), &Options::default()).unwrap();
+        assert_eq!(
+            verdict(&cmp, "stale_reads"),
+            Verdict::Regression,
+            "{}",
+            render(&cmp)
+        );
+        let cmp = compare_summaries(&with_stale(10), &with_stale(12), &Options::default()).unwrap();
+        assert_eq!(verdict(&cmp, "stale_reads"), Verdict::Ok);
+        // Without a measurement on one side there is no row.
+        let b = summary(vec![point(&[(2.0, 100.0, 0)])]);
+        let cmp = compare_summaries(&b, &with_stale(60), &Options::default()).unwrap();
+        assert!(!cmp.rows.iter().any(|r| r.metric == "stale_reads"));
     }
 
     #[test]

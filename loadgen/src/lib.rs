@@ -16,6 +16,7 @@
 //! - [`events`]    — kill, restart, pause, add or remove nodes on a schedule during a point
 //! - [`resources`] — /proc counters at the window's edges, RSS samples, the machine
 //! - [`record`]    — HdrHistogram recording and 1-second interval logs
+//! - [`consistency`] — live stale-read checking (k-staleness, t-visibility) and PBS predictions
 //! - [`run`]       — open-loop (coordinated-omission corrected) and closed-loop runners
 //! - [`report`]    — summary.json (medians over runs), points.csv, report.md and charts
 //! - [`sweep`]     — the orchestrator: every point, `repeat` times, on fresh clusters
@@ -28,6 +29,7 @@
 pub mod ab;
 pub mod cluster;
 pub mod compare;
+pub mod consistency;
 pub mod events;
 pub mod generator;
 pub mod history;

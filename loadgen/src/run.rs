@@ -18,7 +18,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::join_all;
 
-use crate::generator::{OpGen, ValuePool, write_key};
+use crate::consistency::Checker;
+use crate::generator::{OpGen, OpSpec, ValuePool, write_key};
 use crate::plan::Load;
 use crate::record::{INTERVAL, Live, RecordError, Recorded, Recorder, RequestOutcome};
 use crate::target::Target;
@@ -108,6 +109,7 @@ impl Progress for NoProgress {
 struct Shared<'a> {
     opgen: RefCell<OpGen>,
     pool: &'a ValuePool,
+    check: &'a RefCell<Checker>,
     rec: RefCell<Recorder>,
     /// Open loop: next tick to claim. Closed loop: measured operations sent.
     next: Cell<u64>,
@@ -122,10 +124,35 @@ struct Shared<'a> {
 }
 
 impl Shared<'_> {
+    /// Sends `op` (intended at `intended`, sent at `sent`) and takes in its answer; returns
+    /// how it ended and when.
+    async fn send<T: Target>(
+        &self,
+        target: &T,
+        op: OpSpec,
+        key: &[u8],
+        buf: &mut Vec<u8>,
+        intended: Instant,
+        sent: Instant,
+    ) -> (RequestOutcome, Instant) {
+        let context = if self.check.borrow().auditing() {
+            target.context_of(op.key_index)
+        } else {
+            None
+        };
+        let (value, seq) = self.check.borrow_mut().value(self.pool, op, intended, buf);
+        let result = target.execute(op, key, value).await;
+        let done = Instant::now();
+        self.check
+            .borrow_mut()
+            .observe(op, seq, context.as_ref(), (sent, done), &result);
+        (self.note(result), done)
+    }
+
     #[inline]
-    fn note(&self, result: Result<(), crate::target::OpError>) -> RequestOutcome {
+    fn note(&self, result: Result<crate::target::Seen, crate::target::OpError>) -> RequestOutcome {
         match result {
-            Ok(()) => RequestOutcome::Ok,
+            Ok(_) => RequestOutcome::Ok,
             Err(e) => {
                 let mut first = self.first_op_error.borrow_mut();
                 if first.is_none() {
@@ -158,11 +185,13 @@ impl Schedule {
 }
 
 /// Runs one point against `target` and returns what was recorded. `new_recorder` receives the
-/// monotonic and wall-clock start of the measured phase.
+/// monotonic and wall-clock start of the measured phase; `check` traces values and checks
+/// reads from the start of that phase.
 pub async fn drive<T, F, P>(
     target: &T,
     opgen: OpGen,
     pool: &ValuePool,
+    check: &RefCell<Checker>,
     spec: &RunSpec,
     new_recorder: F,
     progress: &P,
@@ -203,9 +232,11 @@ where
     };
     let measure_start_wall = wall_start + measure_start.saturating_duration_since(start);
     progress.window(measure_start);
+    check.borrow_mut().count_from(measure_start);
     let shared = Shared {
         opgen: RefCell::new(opgen),
         pool,
+        check,
         rec: RefCell::new(new_recorder(measure_start, measure_start_wall)?),
         next: Cell::new(0),
         error: RefCell::new(None),
@@ -351,6 +382,7 @@ async fn pacer(s: &Shared<'_>, sched: &Schedule) {
 
 async fn open_worker<T: Target>(target: &T, s: &Shared<'_>, sched: &Schedule, key_size: usize) {
     let mut key = vec![0u8; key_size];
+    let mut buf = value_buffer(s);
     let mut now = Instant::now();
     let mut unyielded = 0u32;
     loop {
@@ -373,10 +405,9 @@ async fn open_worker<T: Target>(target: &T, s: &Shared<'_>, sched: &Schedule, ke
         }
         let op = s.opgen.borrow_mut().next_op();
         write_key(&mut key, op.key_index);
-        let value = s.pool.slice(op.key_index, op.value_len);
         let sent = now;
-        let outcome = s.note(target.execute(op, &key, value).await);
-        now = Instant::now();
+        let (outcome, done) = s.send(target, op, &key, &mut buf, intended, sent).await;
+        now = done;
         s.rec
             .borrow_mut()
             .record(op.kind, intended, sent, now, outcome);
@@ -398,6 +429,7 @@ async fn closed_worker<T: Target>(
     key_size: usize,
 ) {
     let mut key = vec![0u8; key_size];
+    let mut buf = value_buffer(s);
     let mut now = Instant::now();
     let mut unyielded = 0u32;
     loop {
@@ -415,10 +447,9 @@ async fn closed_worker<T: Target>(
         }
         let op = s.opgen.borrow_mut().next_op();
         write_key(&mut key, op.key_index);
-        let value = s.pool.slice(op.key_index, op.value_len);
         let sent = now;
-        let outcome = s.note(target.execute(op, &key, value).await);
-        now = Instant::now();
+        let (outcome, done) = s.send(target, op, &key, &mut buf, sent, sent).await;
+        now = done;
         s.rec.borrow_mut().record(op.kind, sent, sent, now, outcome);
         unyielded += 1;
         if unyielded >= YIELD_EVERY {
@@ -429,17 +460,41 @@ async fn closed_worker<T: Target>(
     }
 }
 
-/// Writes the first `count` keys once each (values sized by `opgen`), `concurrency` at a time,
+/// A worker's buffer for traced values (empty, allocating nothing, when checking is off).
+fn value_buffer(s: &Shared<'_>) -> Vec<u8> {
+    if s.check.borrow().enabled() {
+        Vec::with_capacity(crate::workload::MAX_VALUE_BYTES as usize)
+    } else {
+        Vec::new()
+    }
+}
+
+/// What to preload: the first `count` keys, `concurrency` writes at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct PreloadSpec {
+    /// Keys to write (the first ones).
+    pub count: u64,
+    /// Writes in flight.
+    pub concurrency: u32,
+    /// Key length in bytes.
+    pub key_size: usize,
+}
+
+/// Writes the first `spec.count` keys once each (values sized by `opgen`, traced by `check`)
 /// before warm-up. Returns (written, failed, first error message).
 pub async fn preload<T: Target>(
     target: &T,
     opgen: &mut OpGen,
     pool: &ValuePool,
-    count: u64,
-    concurrency: u32,
-    key_size: usize,
+    check: &RefCell<Checker>,
+    spec: PreloadSpec,
     progress: &dyn Fn(u64),
 ) -> (u64, u64, Option<String>) {
+    let PreloadSpec {
+        count,
+        concurrency,
+        key_size,
+    } = spec;
     let next = Cell::new(0u64);
     let done = Cell::new(0u64);
     let failed = Cell::new(0u64);
@@ -447,6 +502,7 @@ pub async fn preload<T: Target>(
     let opgen = RefCell::new(opgen);
     let worker = || async {
         let mut key = vec![0u8; key_size];
+        let mut buf = Vec::new();
         let mut unyielded = 0u32;
         loop {
             let i = next.get();
@@ -461,7 +517,18 @@ pub async fn preload<T: Target>(
                 key_index: i,
                 value_len: len,
             };
-            if let Err(e) = target.execute(op, &key, pool.slice(i, len)).await {
+            let sent = Instant::now();
+            let context = if check.borrow().auditing() {
+                target.context_of(i)
+            } else {
+                None
+            };
+            let (value, seq) = check.borrow_mut().value(pool, op, sent, &mut buf);
+            let result = target.execute(op, &key, value).await;
+            check
+                .borrow_mut()
+                .observe(op, seq, context.as_ref(), (sent, Instant::now()), &result);
+            if let Err(e) = result {
                 failed.set(failed.get() + 1);
                 first_error
                     .borrow_mut()

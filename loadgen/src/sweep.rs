@@ -210,6 +210,7 @@ impl Session {
             TargetKind::Null => {
                 run_point(
                     &NullTarget,
+                    &checker_for(w, point)?,
                     w,
                     point,
                     &self.dir,
@@ -398,11 +399,32 @@ fn progress_bar(measure: Measure, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// Preload, warm up, measure and summarise one run of a point against `target`. `probe`
-/// names the local cluster's nodes, whose engine counters and data size are read.
+/// The consistency checker of one run of a point: on when the workload checks consistency,
+/// recording writes for the audit when it audits.
+pub fn checker_for(
+    w: &crate::workload::Workload,
+    point: &Point,
+) -> Result<std::cell::RefCell<crate::consistency::Checker>, SweepError> {
+    let check = crate::consistency::Checker::new(w.checks_consistency(), w.keys.count)
+        .map_err(|e| SweepError::Point {
+            point: point.id(),
+            message: format!("cannot make the consistency histograms: {e}"),
+        })?
+        .with_audit(crate::consistency::audit::History::new(
+            w.audits(),
+            0,
+            w.keys.size.0 as usize,
+        ));
+    Ok(std::cell::RefCell::new(check))
+}
+
+/// Preload, warm up, measure and summarise one run of a point against `target`, checking
+/// reads and recording writes with `check`. `probe` names the local cluster's nodes, whose
+/// engine counters and data size are read.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_point<T: Target>(
     target: &T,
+    check: &std::cell::RefCell<crate::consistency::Checker>,
     w: &crate::workload::Workload,
     point: &Point,
     dir: &Path,
@@ -427,9 +449,12 @@ pub async fn run_point<T: Target>(
             target,
             &mut preload_gen,
             &pool,
-            preload_count,
-            PRELOAD_CONCURRENCY,
-            key_size,
+            check,
+            crate::run::PreloadSpec {
+                count: preload_count,
+                concurrency: PRELOAD_CONCURRENCY,
+                key_size,
+            },
             &|n| bar.set_position(n),
         )
         .await;
@@ -486,7 +511,7 @@ pub async fn run_point<T: Target>(
             store::client::ClientOptions {
                 // Token-aware, so a remote cluster's every member is asked, not only the
                 // endpoints listed.
-                token_aware: true,
+                routing: store::client::Routing::TokenAware,
                 security: p.security.clone(),
                 ..store::client::ClientOptions::default()
             },
@@ -517,6 +542,7 @@ pub async fn run_point<T: Target>(
         target,
         opgen,
         &pool,
+        check,
         &spec,
         |start, wall| Recorder::new(start, wall, &kinds, &hdr_dir, &prefix),
         &bar,
@@ -607,6 +633,7 @@ pub async fn run_point<T: Target>(
         logs,
         null_target: target.name() == "null",
         resources,
+        consistency: consistency_summary(w, point, &check.borrow()),
     });
     if let Some(log) = event_log {
         summary.events = crate::events::records(&log, outcome.measure_start);
@@ -615,6 +642,35 @@ pub async fn run_point<T: Target>(
         print_point_line(&summary);
     }
     Ok(summary)
+}
+
+/// The point's consistency measurement beside PBS's predictions for its N, W, R, nodes and
+/// routing.
+fn consistency_summary(
+    w: &crate::workload::Workload,
+    point: &Point,
+    check: &crate::consistency::Checker,
+) -> Option<summary_mod::ConsistencySummary> {
+    use crate::consistency::pbs;
+    let measured = check.finish()?;
+    let routing = w.client.routing.routing();
+    Some(summary_mod::ConsistencySummary {
+        routing: routing.name().to_string(),
+        measured,
+        pbs_stale_rate_t0: pbs::ringkv_t0(
+            point.replication,
+            point.write_quorum,
+            point.read_quorum,
+            point.nodes,
+            routing,
+            store::config::DEFAULT_READ_REPAIR_CHANCE,
+        ),
+        pbs_closed_form_t0: pbs::closed_form_t0(
+            point.replication,
+            point.write_quorum,
+            point.read_quorum,
+        ),
+    })
 }
 
 fn print_point_line(p: &crate::report::PointSummary) {
@@ -629,6 +685,15 @@ fn print_point_line(p: &crate::report::PointSummary) {
             s.response.p99_us / 1000.0
         ));
     }
+    if let Some(c) = &p.consistency
+        && let Some(rate) = c.measured.stale_rate
+    {
+        parts.push(format!(
+            "stale {:.3}% of {} reads",
+            rate * 100.0,
+            c.measured.reads_checked
+        ));
+    }
     if p.client_bound {
         parts.push(format!("CLIENT-BOUND: {}", p.self_check.reasons.join("; ")));
     }
@@ -637,11 +702,14 @@ fn print_point_line(p: &crate::report::PointSummary) {
 
 // ------------------------------------------------------------------ a ringkv point
 
+mod final_audit;
+
 mod local {
     use std::path::Path;
 
     use store::local_cluster::{LocalCluster, NodeLauncher};
 
+    use super::final_audit::{final_audit, print_audit_line};
     use crate::cluster::{NODE_SUBCOMMAND, cluster_spec_for_point};
     use crate::events::{EventHook, EventLog, run_schedule};
     use crate::report::PointSummary;
@@ -713,6 +781,7 @@ mod local {
                 crate::plan::Load::Closed { .. } => None,
             }),
             security,
+            routing: w.client.routing.routing(),
         };
         // A remote cluster's nodes report their own counters in Status; there are no data
         // directories to measure.
@@ -746,7 +815,25 @@ mod local {
                     }
                     _ => None,
                 };
-                crate::sweep::run_point(&target, w, point, dir, quiet, events, ctx, probe).await
+                let check = crate::sweep::checker_for(w, point)?;
+                let summary = crate::sweep::run_point(
+                    &target, &check, w, point, dir, quiet, events, ctx, probe,
+                )
+                .await;
+                let check = check.into_inner();
+                match summary {
+                    Ok(mut s) if check.auditing() => {
+                        let audit =
+                            final_audit(&opts.endpoints, &opts.security, check.history(), point)
+                                .await;
+                        if !quiet {
+                            print_audit_line(&audit);
+                        }
+                        s.audit = Some(audit);
+                        Ok(s)
+                    }
+                    other => other,
+                }
             }
             Err(e) => Err(point_err(
                 point,

@@ -239,7 +239,49 @@ pub struct Workload {
     /// Runs of every point, each on a fresh cluster (default 1); `--repeat` replaces it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat: Option<Spanned<u32>>,
+    /// How the client sends requests.
+    #[serde(default)]
+    pub client: ClientConfig,
+    /// Trace written values and check every read for staleness (default on for ringkv).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<Spanned<bool>>,
+    /// Audit for lost writes after each point (default on when `events` has faults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<Spanned<bool>>,
 }
+
+/// `client:` — how requests reach the cluster.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientConfig {
+    /// Which node coordinates each request.
+    pub routing: RoutingKind,
+}
+
+/// `client.routing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingKind {
+    /// The key's first replica (it coordinates, saving a hop).
+    #[default]
+    TokenAware,
+    /// A node chosen uniformly at random per request (PBS's model of replica choice).
+    Random,
+}
+
+impl RoutingKind {
+    /// The client's routing.
+    pub fn routing(self) -> store::client::Routing {
+        match self {
+            RoutingKind::TokenAware => store::client::Routing::TokenAware,
+            RoutingKind::Random => store::client::Routing::Random,
+        }
+    }
+}
+
+/// Bytes of the header that names each write when consistency is checked
+/// (`generator::trace`); values must be at least this long then.
+pub const TRACE_HEADER_BYTES: usize = 24;
 
 /// The most runs `repeat:` or `--repeat` may ask for per point.
 pub const MAX_REPEAT: u32 = 100;
@@ -427,6 +469,32 @@ impl Workload {
     /// Open loop: cap on requests in flight.
     pub fn in_flight_cap(&self) -> u32 {
         self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT)
+    }
+
+    /// Whether written values are traced and reads checked: ringkv targets, unless
+    /// `consistency: false`.
+    pub fn checks_consistency(&self) -> bool {
+        self.target == TargetKind::Ringkv && self.consistency.as_ref().is_none_or(|c| c.value)
+    }
+
+    /// Whether each point ends with the lost-write audit: `audit:`, by default on when
+    /// `events` has a fault (kill, stop, pause, remove).
+    pub fn audits(&self) -> bool {
+        match &self.audit {
+            Some(a) => a.value,
+            None => {
+                self.checks_consistency()
+                    && self.events.iter().any(|e| {
+                        matches!(
+                            e.action,
+                            EventAction::Kill
+                                | EventAction::Stop
+                                | EventAction::Pause
+                                | EventAction::Remove
+                        )
+                    })
+            }
+        }
     }
 
     /// Whether the run is open loop (a rate is given, at top level or in the sweep).
@@ -662,6 +730,34 @@ impl Workload {
         check_value_spec(&spec.value).map_err(|m| Problem::at(spec, m))?;
         for s in &self.sweep.value_size {
             check_value_size(s.value).map_err(|m| Problem::at(s, m))?;
+        }
+        if let Some(a) = &self.audit
+            && a.value
+            && !self.checks_consistency()
+        {
+            return Err(Problem::at(
+                a,
+                "the audit needs traced values: it runs against ringkv with `consistency` on",
+            ));
+        }
+        if self.checks_consistency() {
+            let header = TRACE_HEADER_BYTES as u64;
+            let too_small = |size: u64| {
+                format!(
+                    "value size {size} B is smaller than the {header}-byte header that names each \
+                     write for the consistency check; use values of at least {header} B, or set \
+                     `consistency: false`"
+                )
+            };
+            // A swept size replaces `values.size`.
+            if self.sweep.value_size.is_empty() && spec.value.min_bytes() < header {
+                return Err(Problem::at(spec, too_small(spec.value.min_bytes())));
+            }
+            for s in &self.sweep.value_size {
+                if s.value.0 < header {
+                    return Err(Problem::at(s, too_small(s.value.0)));
+                }
+            }
         }
         Ok(())
     }

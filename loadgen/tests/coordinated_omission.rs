@@ -66,6 +66,7 @@ fn run_against(
             &target,
             opgen,
             &pool,
+            &std::cell::RefCell::new(loadgen::consistency::Checker::new(false, 0).unwrap()),
             &spec,
             |start, wall| Recorder::new(start, wall, &[OpKind::Read], dir.path(), "p00"),
             &NoProgress,

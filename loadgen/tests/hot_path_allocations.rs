@@ -7,6 +7,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use loadgen::consistency::Checker;
 use loadgen::generator::{OpGen, OpKind, ValuePool};
 use loadgen::record::Recorder;
 use loadgen::run::{Measure, NoProgress, RunSpec, drive};
@@ -70,12 +71,15 @@ fn a_closed_loop_against_null_does_not_allocate_per_operation() {
         key_size: 16,
     };
     let kinds = [OpKind::Read, OpKind::Write, OpKind::Delete];
+    // With the consistency checker on: every write's value is stamped with its header.
+    let check = std::cell::RefCell::new(Checker::new(true, keys.count).unwrap());
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     let outcome = runtime
         .block_on(drive(
             &NullTarget,
             opgen,
             &pool,
+            &check,
             &spec,
             |start, wall| Recorder::new(start, wall, &kinds, dir.path(), "p00"),
             &NoProgress,

@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("events", 3),
     ("resources", 3),
     ("record", 4),
+    ("consistency", 4),
     ("run", 5),
     ("report", 6),
     ("sweep", 7),

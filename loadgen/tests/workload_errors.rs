@@ -229,3 +229,46 @@ fn cluster_events_are_checked_before_anything_starts() {
     .unwrap_err();
     assert!(err.to_string().contains("local cluster"), "{err}");
 }
+
+#[test]
+fn a_value_smaller_than_the_trace_header_is_refused_with_its_position() {
+    let small = VALID.replace("size: 1KB", "size: 10");
+    let err = parse(&small).unwrap_err();
+    let msg = err.to_string();
+    assert_eq!(err.line_column().map(|(l, _)| l), Some(4), "{msg}");
+    assert!(msg.contains("24-byte header"), "{msg}");
+    // A swept size is checked where it is written.
+    let swept = format!("{VALID}sweep:\n  value_size: [100, 8]\n");
+    let err = parse(&swept).unwrap_err();
+    assert_eq!(err.line_column().map(|(l, _)| l), Some(8), "{err}");
+    // Without the check, or against the null target, small values are fine.
+    parse(&format!("{small}consistency: false\n")).unwrap();
+    parse(&format!("{small}target: null\n")).unwrap();
+}
+
+#[test]
+fn routing_is_token_aware_or_random() {
+    let w = parse(&format!("{VALID}client: {{ routing: random }}\n")).unwrap();
+    assert_eq!(w.client.routing, loadgen::workload::RoutingKind::Random);
+    let err = parse(&format!("{VALID}client: {{ routing: nearest }}\n")).unwrap_err();
+    assert!(err.to_string().contains("nearest"), "{err}");
+}
+
+#[test]
+fn the_audit_is_on_for_fault_workloads_and_needs_traced_values() {
+    let plain = parse(VALID).unwrap();
+    assert!(!plain.audits());
+    let faults = parse(&format!(
+        "{VALID}events:\n  - {{ at: 0.5s, action: kill, node: n2 }}\n"
+    ))
+    .unwrap();
+    assert!(faults.audits());
+    let off = parse(&format!(
+        "{VALID}audit: false\nevents:\n  - {{ at: 0.5s, action: kill, node: n2 }}\n"
+    ))
+    .unwrap();
+    assert!(!off.audits());
+    let err = parse(&format!("{VALID}consistency: false\naudit: true\n")).unwrap_err();
+    assert!(err.to_string().contains("traced values"), "{err}");
+    assert_eq!(err.line_column().map(|(l, _)| l), Some(8), "{err}");
+}

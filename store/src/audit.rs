@@ -163,6 +163,31 @@ pub fn audit(writes: &[Write], finals: &BTreeMap<Vec<u8>, FinalState>) -> Report
     report
 }
 
+/// How many acknowledged writes a last-writer-wins store would have silently dropped on the
+/// same history, for comparison: per key, in the order `writes` lists them (the order they
+/// were sent), an acknowledged write whose next write did not see it (that write's context
+/// does not dominate its reply clock). Under last-writer-wins that next write replaces it
+/// without anyone having read it; ringkv keeps both as siblings. Counted by clocks, so a write
+/// whose reply also covered a concurrent sibling counts as unseen unless the next write saw
+/// both.
+pub fn lww_would_lose(writes: &[Write]) -> usize {
+    let mut by_key: BTreeMap<&[u8], Vec<&Write>> = BTreeMap::new();
+    for w in writes {
+        by_key.entry(w.key.as_slice()).or_default().push(w);
+    }
+    by_key
+        .values()
+        .flat_map(|ws| ws.windows(2))
+        .filter(|pair| match pair {
+            [w, next] => w
+                .acked
+                .as_ref()
+                .is_some_and(|reply| !dominates(&next.context, reply)),
+            _ => false,
+        })
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +214,23 @@ mod tests {
         FinalState {
             values: values.iter().map(|v| v.as_bytes().to_vec()).collect(),
         }
+    }
+
+    #[test]
+    fn last_writer_wins_would_lose_the_writes_their_successor_did_not_see() {
+        let a = put("k", "a", vv(&[]), Some(vv(&[(1, 1)])));
+        // b saw a: nothing lost under either.
+        let b = put("k", "b", vv(&[(1, 1)]), Some(vv(&[(1, 2)])));
+        // c is blind: under LWW it silently replaces b.
+        let c = put("k", "c", vv(&[]), Some(vv(&[(2, 1)])));
+        // Another key's history does not interleave.
+        let x = put("x", "x", vv(&[]), Some(vv(&[(1, 5)])));
+        assert_eq!(
+            lww_would_lose(&[a.clone(), b.clone(), x.clone(), c.clone()]),
+            1
+        );
+        assert_eq!(lww_would_lose(&[a, b]), 0);
+        assert_eq!(lww_would_lose(&[x]), 0);
     }
 
     #[test]

@@ -301,7 +301,7 @@ async fn on_every_node(
 async fn connect(c: &ClientArgs) -> Result<Client, CliError> {
     let opts = ClientOptions {
         timeout: Duration::from_millis(c.timeout_ms.max(1)),
-        token_aware: true,
+        routing: crate::client::Routing::TokenAware,
         connections: 1,
         security: security::client_security(c)?,
     };

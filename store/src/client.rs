@@ -3,10 +3,12 @@
 //! Async and cheap to clone. Requests travel on long-lived multiplexed sessions
 //! (`Kv.Session`, [`session`]): `connections` sessions per node, each on its own
 //! HTTP/2 connection, opened when first needed and reopened after a failure.
-//! When token-aware, each request goes straight to the first replica of the
-//! key's preference list (that node coordinates the write locally, which saves
-//! a hop), and to the next replicas in order when that one cannot be reached;
-//! otherwise requests are spread over the given endpoints.
+//! Routing ([`Routing`]): token-aware, each request goes straight to the first
+//! replica of the key's preference list (that node coordinates the write
+//! locally, which saves a hop), and to the next replicas in order when that one
+//! cannot be reached; random, each request goes to a member chosen uniformly
+//! (every member learned from `Status`), then the next members; by endpoints,
+//! requests are spread round-robin over the endpoints given.
 //!
 //! Failover (`docs/wire.md`, "Sessions"):
 //! - a request that surely reached no node (no connection, or the session was
@@ -37,14 +39,15 @@ use crate::wire::ring_from_proto;
 use tonic::service::interceptor::InterceptedService;
 
 pub use crate::coordinator::Consistency;
+pub use crate::version::Dot;
 
 /// How the client connects.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
     /// Deadline per request (also sent to the coordinator).
     pub timeout: Duration,
-    /// Route each key to its first replica (learned from `Status`).
-    pub token_aware: bool,
+    /// Which node coordinates each request.
+    pub routing: Routing,
     /// Sessions (each on its own HTTP/2 connection) per node. Many requests share one
     /// session; more help only when one connection's task is the bottleneck.
     pub connections: usize,
@@ -56,9 +59,32 @@ impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             timeout: Duration::from_secs(5),
-            token_aware: true,
+            routing: Routing::TokenAware,
             connections: 1,
             security: ClientSecurity::default(),
+        }
+    }
+}
+
+/// Which node a request is sent to (it coordinates the request).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Routing {
+    /// The key's first replica, then the next ones (learned from `Status`).
+    #[default]
+    TokenAware,
+    /// A member chosen uniformly at random per request, then the next members.
+    Random,
+    /// The endpoints given, round-robin (no ring needed).
+    Endpoints,
+}
+
+impl Routing {
+    /// The name used in workload files and results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Routing::TokenAware => "token_aware",
+            Routing::Random => "random",
+            Routing::Endpoints => "endpoints",
         }
     }
 }
@@ -154,6 +180,10 @@ pub struct PutReply {
     pub context: Bytes,
     /// Acknowledgements counted.
     pub acks: u32,
+    /// The new version's dot: a later read's context covers it
+    /// ([`VersionVector::context_covers`](crate::version::VersionVector::context_covers)) once
+    /// the write is visible or superseded. `None` from a node that did not say.
+    pub dot: Option<Dot>,
 }
 
 /// Answer to a delete.
@@ -361,7 +391,7 @@ impl Client {
             return Err(last_err.unwrap_or(ClientError::NoEndpoints));
         };
         let mut router = None;
-        if opts.token_aware
+        if opts.routing != Routing::Endpoints
             && let Some(desc) = status.ring.as_ref()
             && let Ok(ring) = Ring::new(ring_from_proto(desc))
         {
@@ -397,12 +427,33 @@ impl Client {
     }
 
     /// Nodes to try for `key`, best first, at most [`MAX_ATTEMPTS`]: the key's preference
-    /// list when token-aware, else the endpoints round-robin.
+    /// list when token-aware, members from a random one on when random, else the endpoints
+    /// round-robin.
     fn order(&self, key: &[u8]) -> ([usize; MAX_ATTEMPTS], usize) {
         let mut out = [0usize; MAX_ATTEMPTS];
         let mut len = 0;
         let n = self.nodes.len().max(1);
-        if let Some(r) = &self.router {
+        if let Some(r) = &self.router
+            && self.opts.routing == Routing::Random
+        {
+            let members = r.member_node.len();
+            let first = if members > 0 {
+                rand::random_range(0..members)
+            } else {
+                0
+            };
+            for i in 0..members {
+                if len == out.len() {
+                    break;
+                }
+                if let Some(Some(idx)) = r.member_node.get((first + i) % members)
+                    && !out[..len].contains(idx)
+                {
+                    out[len] = *idx;
+                    len += 1;
+                }
+            }
+        } else if let Some(r) = &self.router {
             for &m in r.ring.walk(key_position(key)) {
                 if len == out.len() {
                     break;
@@ -541,6 +592,10 @@ impl Client {
             pb::session_response::Result::Put(r) => Ok(PutReply {
                 context: r.context,
                 acks: r.acks,
+                dot: r.dot.map(|d| Dot {
+                    actor: d.actor,
+                    counter: d.counter,
+                }),
             }),
             _ => Err(mismatched("put")),
         }
@@ -592,6 +647,10 @@ impl Client {
             pb::session_response::Result::Delete(r) => Ok(PutReply {
                 context: r.context,
                 acks: r.acks,
+                dot: r.dot.map(|d| Dot {
+                    actor: d.actor,
+                    counter: d.counter,
+                }),
             }),
             _ => Err(mismatched("delete")),
         }

@@ -240,8 +240,11 @@ fn default_cache_bytes() -> usize {
 fn default_memtable_bytes() -> usize {
     8 * 1024 * 1024
 }
+/// Share of reads that ask every replica, unless configured.
+pub const DEFAULT_READ_REPAIR_CHANCE: f64 = 0.1;
+
 fn default_read_repair_chance() -> f64 {
-    0.1
+    DEFAULT_READ_REPAIR_CHANCE
 }
 fn default_timeout_ms() -> u64 {
     DEFAULT_REQUEST_TIMEOUT.as_millis() as u64

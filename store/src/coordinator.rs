@@ -32,7 +32,7 @@ use crate::cluster::{Cluster, PeerError};
 use crate::config::check_quorum;
 use crate::proto::{CoordinatePut, Fetch, Merge, Purge, replica_request, replica_response};
 use crate::ring::{RingMember, key_position};
-use crate::version::{VersionSet, VersionVector, now_millis};
+use crate::version::{Dot, VersionSet, VersionVector, now_millis};
 
 /// Per-request consistency; `None` means the node's default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -103,6 +103,9 @@ pub struct WriteOutcome {
     pub context: VersionVector,
     /// Acknowledgements counted towards W before answering.
     pub acks: u32,
+    /// The new version's dot (`None` only if the coordinating replica's set no longer holds
+    /// it, which a sibling bound can cause).
+    pub dot: Option<Dot>,
 }
 
 /// What a read returns.
@@ -287,7 +290,7 @@ impl Coordinator {
             )));
         }
         // Checked here so a bad context is the caller's error, not a replica's.
-        VersionVector::decode_context(&context).map_err(|e| {
+        let seen = VersionVector::decode_context(&context).map_err(|e| {
             CoordError::InvalidArgument(format!(
                 "the causal context is not one this store issued ({e}); pass the context from a get, or none"
             ))
@@ -393,6 +396,7 @@ impl Coordinator {
             self.stats.forwarded_writes.fetch_add(1, Ordering::Relaxed);
         }
         let context_out = set.clock().clone();
+        let dot = new_dot(&set, &seen, value.as_ref(), timestamp_ms);
         let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
         // A remote coordinating replica answered after its write was durable: it counts
         // now. The local one counts when its durable answer arrives.
@@ -465,6 +469,7 @@ impl Coordinator {
         Ok(WriteOutcome {
             context: context_out,
             acks,
+            dot,
         })
     }
 
@@ -568,6 +573,24 @@ impl Coordinator {
             replies: counted,
         })
     }
+}
+
+/// The dot of the version a write made, found in the coordinating replica's resulting set:
+/// the sibling the write's context did not cover, with its value and timestamp. Among equal
+/// candidates (the same value written at the same millisecond, concurrently), the newest.
+fn new_dot(
+    set: &VersionSet,
+    context: &VersionVector,
+    value: Option<&Bytes>,
+    timestamp_ms: u64,
+) -> Option<Dot> {
+    set.siblings()
+        .iter()
+        .filter(|s| {
+            !context.covers(s.dot) && s.timestamp_ms == timestamp_ms && s.value.as_ref() == value
+        })
+        .map(|s| s.dot)
+        .max_by_key(|d| d.counter)
 }
 
 /// One replica request in flight.

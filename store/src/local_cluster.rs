@@ -504,7 +504,7 @@ impl LocalCluster {
     pub fn client_options(&self, timeout: Duration) -> ClientOptions {
         ClientOptions {
             timeout,
-            token_aware: false,
+            routing: crate::client::Routing::Endpoints,
             connections: 1,
             security: self.security.clone(),
         }

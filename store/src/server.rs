@@ -354,6 +354,14 @@ fn consistency(c: Option<pb::Consistency>) -> Consistency {
 
 /// The client-facing view of a merged version set: empty when deleted;
 /// tombstones kept (flagged) when concurrent with values.
+/// A dot on the wire.
+fn dot_to_proto(d: crate::version::Dot) -> pb::Dot {
+    pb::Dot {
+        actor: d.actor,
+        counter: d.counter,
+    }
+}
+
 pub fn versions_for_client(set: &VersionSet) -> Vec<pb::Version> {
     if set.is_deleted() {
         return Vec::new();
@@ -552,6 +560,7 @@ impl Node {
         Ok(pb::PutResponse {
             context: self.context_out(&r.key, out.context.encode_context()),
             acks: out.acks,
+            dot: out.dot.map(dot_to_proto),
         })
     }
 
@@ -624,6 +633,7 @@ impl Node {
         Ok(pb::DeleteResponse {
             context: self.context_out(&r.key, out.context.encode_context()),
             acks: out.acks,
+            dot: out.dot.map(dot_to_proto),
         })
     }
 }

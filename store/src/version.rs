@@ -47,7 +47,7 @@ pub const MAX_CONTEXT_BYTES: usize = 4096;
 pub const MAX_CONTEXT_SKEW_MICROS: u64 = 60_000_000;
 
 /// One write event: `counter` is unique for `actor`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Dot {
     /// Who wrote.
     pub actor: Actor,
@@ -225,6 +225,29 @@ impl VersionVector {
         }
         vv.check_not_ahead(now_micros)?;
         Ok(vv)
+    }
+
+    /// Whether the context a node handed out (`bytes`, as from a get) covers `dot`, without
+    /// decoding it into a map. Bytes after the clock (a node's signature) are ignored: this is
+    /// a client-side lookup, never a check of the context's integrity.
+    pub fn context_covers(bytes: &[u8], dot: Dot) -> Result<bool, DecodeError> {
+        if bytes.is_empty() {
+            return Ok(false);
+        }
+        let mut buf = bytes;
+        let format = take_u8(&mut buf)?;
+        if format != CONTEXT_FORMAT {
+            return Err(DecodeError::UnknownFormat(format));
+        }
+        let n = take_varint(&mut buf)?;
+        for _ in 0..n {
+            let a = take_u64(&mut buf)?;
+            let c = take_varint(&mut buf)?;
+            if a == dot.actor {
+                return Ok(c >= dot.counter);
+            }
+        }
+        Ok(false)
     }
 
     /// Refuse a vector with a counter beyond `now_micros` plus the allowed
@@ -669,6 +692,33 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn a_context_covers_the_dots_of_what_it_saw_and_no_others() {
+        let mut s = VersionSet::new();
+        let (d1, _) = s
+            .update(&VersionVector::new(), A, val("v1"), 1, MAX)
+            .unwrap();
+        let ctx = s.clock().encode_context();
+        let (d2, _) = s
+            .update(&VersionVector::new(), B, val("v2"), 2, MAX)
+            .unwrap();
+        assert_eq!(VersionVector::context_covers(&ctx, d1), Ok(true));
+        assert_eq!(VersionVector::context_covers(&ctx, d2), Ok(false));
+        // A node's signature after the clock is ignored.
+        let mut signed = s.clock().encode_context();
+        signed.extend_from_slice(&[0xAB; 32]);
+        assert_eq!(VersionVector::context_covers(&signed, d1), Ok(true));
+        assert_eq!(VersionVector::context_covers(&signed, d2), Ok(true));
+        let later = Dot {
+            actor: A,
+            counter: d1.counter + 1,
+        };
+        assert_eq!(VersionVector::context_covers(&signed, later), Ok(false));
+        assert_eq!(VersionVector::context_covers(&[], d1), Ok(false));
+        assert!(VersionVector::context_covers(&[9, 1], d1).is_err());
+        assert!(VersionVector::context_covers(&ctx[..ctx.len() - 1], d2).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use store::client::Consistency;
+use store::version::VersionVector;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_your_write_with_overlapping_quorums_3_and_5_nodes() {
@@ -47,8 +48,7 @@ async fn concurrent_writers_make_siblings_and_merged_context_resolves() {
         a.put(b"cart", b"from-a", Some(&seen.context), &cons),
         b.put(b"cart", b"from-b", Some(&seen.context), &cons),
     );
-    ra.unwrap();
-    rb.unwrap();
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
     let got = a.get(b"cart", &wr(2, 3)).await.unwrap();
     let mut values: Vec<_> = got.versions.iter().map(|v| v.value.to_vec()).collect();
     values.sort();
@@ -57,6 +57,14 @@ async fn concurrent_writers_make_siblings_and_merged_context_resolves() {
         vec![b"from-a".to_vec(), b"from-b".to_vec()],
         "both kept as siblings"
     );
+    // Each put names its version's dot; the read that shows both covers both, and the
+    // context each writer started from covers neither.
+    let (da, db) = (ra.dot.expect("a's dot"), rb.dot.expect("b's dot"));
+    assert_ne!(da, db);
+    for d in [da, db] {
+        assert_eq!(VersionVector::context_covers(&got.context, d), Ok(true));
+        assert_eq!(VersionVector::context_covers(&seen.context, d), Ok(false));
+    }
     // A put with the merged context resolves them.
     b.put(b"cart", b"merged", Some(&got.context), &cons)
         .await

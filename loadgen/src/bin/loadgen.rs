@@ -13,6 +13,8 @@ const EXIT_RUNTIME: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_REGRESSION: u8 = 3;
 const EXIT_INTERRUPTED: u8 = 130;
+/// A point's lost-write audit found a lost or resurrected write, or could not check every key.
+const EXIT_AUDIT: u8 = 4;
 
 /// YAML-driven load generator for ringkv.
 #[derive(Parser, Debug)]
@@ -421,7 +423,23 @@ fn run(
                     );
                 }
             }
-            ExitCode::SUCCESS
+            let failed: Vec<&str> = report
+                .summary
+                .points
+                .iter()
+                .filter(|p| p.audit.as_ref().is_some_and(|a| !a.passed()))
+                .map(|p| p.id.as_str())
+                .collect();
+            if failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "error: the lost-write audit failed for point(s) {}: see `audit` in \
+                     summary.json and report.md",
+                    failed.join(", ")
+                );
+                ExitCode::from(EXIT_AUDIT)
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 //! operation allocates nothing.
 
 pub mod keys;
+pub mod trace;
 pub mod values;
 
 use rand::SeedableRng;

@@ -9,6 +9,8 @@
 //!
 //! Log axes are drawn as log10 of the value on a linear axis, labelled with the value.
 
+mod consistency;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -762,13 +764,19 @@ pub fn draw_all(dir: &Path, summary: &Summary) -> Result<Vec<PathBuf>, ReportErr
             )?;
         }
     }
-    if let Some(chart) = capacity(summary) {
-        push(
-            Figure {
-                panels: vec![chart],
-            },
-            "latency-vs-throughput",
-        )?;
+    for (chart, stem) in [
+        (capacity(summary), "latency-vs-throughput"),
+        (consistency::visibility(summary), "consistency-vs-time"),
+        (consistency::stale_rates(summary), "stale-rate-vs-quorum"),
+    ] {
+        if let Some(chart) = chart {
+            push(
+                Figure {
+                    panels: vec![chart],
+                },
+                stem,
+            )?;
+        }
     }
     for p in &summary.points {
         let data = load_point(dir, p)?;

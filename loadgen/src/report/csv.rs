@@ -51,6 +51,10 @@ pub const COLUMNS: &[&str] = &[
     "disk_bytes_per_key",
     "loadgen_cpu_us_per_op",
     "failed_p99_us",
+    "reads_checked",
+    "stale_rate",
+    "t_visibility_p99_ms",
+    "pbs_stale_rate_t0",
 ];
 
 fn field(out: &mut String, text: &str) {
@@ -124,6 +128,13 @@ pub fn to_csv(summary: &Summary) -> String {
                 opt(p.resources.as_ref().and_then(|r| r.disk_bytes_per_key)),
                 opt(p.resources.as_ref().map(|r| r.loadgen_cpu_us_per_op)),
                 opt(s.failed.map(|f| f.p99_us)),
+                opt(p.consistency.as_ref().map(|c| c.measured.reads_checked)),
+                opt(p.consistency.as_ref().and_then(|c| c.measured.stale_rate)),
+                opt(p
+                    .consistency
+                    .as_ref()
+                    .and_then(|c| c.measured.t_visibility_p99_ms)),
+                opt(p.consistency.as_ref().and_then(|c| c.pbs_stale_rate_t0)),
             ];
             for (i, c) in cells.iter().enumerate() {
                 if i > 0 {

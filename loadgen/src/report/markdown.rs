@@ -142,6 +142,8 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
             );
         }
     }
+    consistency_section(&mut s, summary);
+    audit_section(&mut s, summary);
     if summary.points.iter().any(|p| p.runs.len() > 1) {
         let _ = writeln!(
             s,
@@ -259,6 +261,90 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
         let _ = writeln!(s, "### {name}\n\n![{name}]({rel})\n");
     }
     s
+}
+
+/// Stale reads per point beside PBS's predictions.
+fn consistency_section(s: &mut String, summary: &Summary) {
+    if !summary.points.iter().any(|p| p.consistency.is_some()) {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n## Consistency\n\nEvery written value names its write; a read that started after a \
+         write was acknowledged but returned neither it nor a write that superseded it is \
+         stale. k: how many acknowledged writes a stale read missed (1, 2, 3, 4+). \
+         t-visibility: for stale reads, the time since the oldest missed write's \
+         acknowledgement. Predicted: the chance a read started at the moment of the \
+         acknowledgement misses it (t = 0, no anti-entropy), for ringkv's replica choice under \
+         the routing used and by PBS's closed form (uniform choice).\n\n| point | routing | N | \
+         W | R | reads checked | stale | stale rate | k = 1/2/3/4+ | t-visibility p50 / p99 / \
+         p99.9 (ms) | predicted t = 0 | PBS closed form |\n|{}",
+        "---|".repeat(12)
+    );
+    let rate = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{:.4}%", v * 100.0));
+    let t = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3}"));
+    for p in &summary.points {
+        let Some(c) = &p.consistency else { continue };
+        let m = &c.measured;
+        let k: Vec<String> = m.k_staleness.iter().map(u64::to_string).collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} |",
+            p.id,
+            c.routing,
+            p.params.replication,
+            p.params.write_quorum,
+            p.params.read_quorum,
+            m.reads_checked,
+            m.stale_reads,
+            rate(m.stale_rate),
+            k.join("/"),
+            t(m.t_visibility_p50_ms),
+            t(m.t_visibility_p99_ms),
+            t(m.t_visibility_p999_ms),
+            rate(c.pbs_stale_rate_t0),
+            rate(c.pbs_closed_form_t0),
+        );
+    }
+}
+
+/// The lost-write audit per point.
+fn audit_section(s: &mut String, summary: &Summary) {
+    if !summary.points.iter().any(|p| p.audit.is_some()) {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n## Lost-write audit\n\nAfter the load, every key written was read back at R = N \
+         and checked: an acknowledged write must be present or superseded by a write that saw \
+         it. Last-writer-wins: acknowledged writes whose next write had not seen them, which a \
+         last-writer-wins store would have dropped.\n\n| point | verdict | writes | acked \
+         puts / deletes | present | superseded | lost | resurrected | keys checked / \
+         unreadable | last-writer-wins would lose |\n|{}",
+        "---|".repeat(10)
+    );
+    for p in &summary.points {
+        let Some(a) = &p.audit else { continue };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} / {} | {} | {} | {} | {} | {} / {} | {} |",
+            p.id,
+            if a.passed() { "pass" } else { "**FAILED**" },
+            a.writes,
+            a.acked_puts,
+            a.acked_deletes,
+            a.present,
+            a.superseded,
+            a.lost_writes,
+            a.resurrected,
+            a.keys_checked,
+            a.keys_unreadable,
+            a.lww_would_lose,
+        );
+        for v in &a.violations {
+            let _ = writeln!(s, "\n- {}: {}", p.id, v.replace('|', "/"));
+        }
+    }
 }
 
 /// Writes `report.md`.

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::resources::Machine;
 use crate::workload::Workload;
-pub use summary::{Latency, OpSummary, Params, PointSummary, Summary};
+pub use summary::{ConsistencySummary, Latency, OpSummary, Params, PointSummary, Summary};
 
 /// Report-writing failures.
 #[derive(Debug, thiserror::Error)]

@@ -205,10 +205,31 @@ pub struct PointSummary {
     /// `resources.<field>`: `[low, high]`. Present with two runs or more.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub intervals: BTreeMap<String, [f64; 2]>,
+    /// Stale reads measured live, beside PBS's prediction (absent when not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<ConsistencySummary>,
+    /// The lost-write audit (absent when not audited; with repeats, the first failing run's,
+    /// else the last run's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<crate::consistency::audit::Audit>,
     /// Every run's own figures, in the order they ran (one entry without `--repeat`). The
     /// figures above are their medians.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<RunSummary>,
+}
+
+/// A point's consistency: what the live checker measured and what PBS predicts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsistencySummary {
+    /// How requests were routed: `token_aware` or `random`.
+    pub routing: String,
+    /// The measurement (over every run of the point).
+    #[serde(flatten)]
+    pub measured: crate::consistency::Measured,
+    /// Predicted stale rate at t = 0 for ringkv's replica choice under this routing.
+    pub pbs_stale_rate_t0: Option<f64>,
+    /// PBS's closed form at t = 0 (uniform replica choice), for comparison.
+    pub pbs_closed_form_t0: Option<f64>,
 }
 
 /// One run of a point (each on a fresh cluster).
@@ -233,6 +254,9 @@ pub struct RunSummary {
     /// Per-operation resource counters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
+    /// The run's own consistency measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<crate::consistency::Measured>,
     /// The first error message, if any operation failed.
     pub first_error: Option<String>,
     /// Interval log per operation, relative to the results folder.
@@ -252,6 +276,7 @@ impl RunSummary {
             self_check: p.self_check.clone(),
             processes: p.processes.clone(),
             resources: p.resources.clone(),
+            consistency: p.consistency.as_ref().map(|c| c.measured.clone()),
             first_error: p.first_error.clone(),
             logs: p.logs.clone(),
         }
@@ -311,6 +336,8 @@ pub struct PointFacts<'a> {
     pub null_target: bool,
     /// Per-operation resource counters of the window, when read.
     pub resources: Option<Resources>,
+    /// The consistency measurement and prediction, when checked.
+    pub consistency: Option<ConsistencySummary>,
 }
 
 /// Builds a point's summary.
@@ -406,6 +433,8 @@ pub fn summarise_point(f: PointFacts<'_>) -> PointSummary {
         },
         resources: f.resources,
         intervals: BTreeMap::new(),
+        consistency: f.consistency,
+        audit: None,
         runs: Vec::new(),
     }
 }
@@ -610,6 +639,21 @@ pub fn aggregate(runs: Vec<PointSummary>) -> Option<PointSummary> {
         }
     } else {
         out.resources = None;
+    }
+    out.audit = runs
+        .iter()
+        .filter_map(|r| r.audit.as_ref())
+        .find(|a| !a.passed())
+        .or_else(|| runs.iter().rev().find_map(|r| r.audit.as_ref()))
+        .cloned();
+    if let Some(c) = out.consistency.as_mut() {
+        let each: Vec<&crate::consistency::Measured> = runs
+            .iter()
+            .filter_map(|r| r.consistency.as_ref().map(|c| &c.measured))
+            .collect();
+        if let Some(m) = crate::consistency::Measured::combine(&each) {
+            c.measured = m;
+        }
     }
     out.first_error = runs.iter().find_map(|r| r.first_error.clone());
     out.intervals = intervals;

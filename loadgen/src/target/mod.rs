@@ -29,6 +29,28 @@ pub enum OpError {
     Indeterminate(String),
 }
 
+/// What a completed operation tells the consistency checker (`crate::consistency`).
+#[derive(Debug, Clone, Default)]
+pub enum Seen {
+    /// Nothing checkable (the target keeps no versions, or the operation was a delete
+    /// without a named version).
+    #[default]
+    Nothing,
+    /// A write (or delete) was acknowledged.
+    Wrote {
+        /// The version it made (`None` when the node did not say).
+        dot: Option<store::client::Dot>,
+        /// The context of the answer (covers the new version).
+        context: bytes::Bytes,
+    },
+    /// A read answered; its causal context covers every version it saw or that those
+    /// superseded.
+    Read {
+        /// The opaque context the node returned.
+        context: bytes::Bytes,
+    },
+}
+
 /// A system under load.
 pub trait Target {
     /// A short name for reports (`null`, `ringkv`, …).
@@ -41,7 +63,13 @@ pub trait Target {
         op: OpSpec,
         key: &'a [u8],
         value: &'a [u8],
-    ) -> impl Future<Output = Result<(), OpError>> + 'a;
+    ) -> impl Future<Output = Result<Seen, OpError>> + 'a;
+
+    /// The causal context the next write of `key_index` will carry (for the lost-write
+    /// audit); `None` for targets without contexts.
+    fn context_of(&self, _key_index: u64) -> Option<bytes::Bytes> {
+        None
+    }
 
     /// Operating-system process ids whose CPU and memory are sampled during a point (the nodes
     /// of a local cluster; empty for targets that run in-process).

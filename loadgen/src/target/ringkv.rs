@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use store::client::{Client, ClientError, ClientOptions, ClientSecurity, Consistency};
 
-use super::{OpError, Target};
+use super::{OpError, Seen, Target};
 use crate::generator::{OpKind, OpSpec};
 
 /// How to reach the cluster and with what consistency.
@@ -37,6 +37,8 @@ pub struct RingkvOptions {
     pub driver_threads: usize,
     /// The CA to trust and the token to present.
     pub security: ClientSecurity,
+    /// Which node coordinates each request.
+    pub routing: store::client::Routing,
 }
 
 /// Operations per second one driver thread is sized for. Measured: the client costs about
@@ -141,7 +143,7 @@ impl RingkvTarget {
     pub async fn connect(opts: &RingkvOptions) -> Result<RingkvTarget, String> {
         let copts = ClientOptions {
             timeout: opts.timeout,
-            token_aware: true,
+            routing: opts.routing,
             connections: opts.connections.max(1),
             security: opts.security.clone(),
         };
@@ -196,7 +198,7 @@ impl RingkvTarget {
         self.contexts.borrow().get(i).cloned().flatten()
     }
 
-    fn remember(&self, key: u64, context: Bytes) {
+    fn remember(&self, key: u64, context: &Bytes) {
         let Ok(i) = usize::try_from(key) else { return };
         let mut table = self.contexts.borrow_mut();
         if i >= table.len() {
@@ -209,7 +211,7 @@ impl RingkvTarget {
             // A decoded `Bytes` field shares the whole receive buffer (value, frame, and
             // neighbouring messages): keeping it for every key held ~5 KB per key. Keep a copy
             // of just the context.
-            *slot = (!context.is_empty()).then(|| Bytes::copy_from_slice(&context));
+            *slot = (!context.is_empty()).then(|| Bytes::copy_from_slice(context));
         }
     }
 }
@@ -219,12 +221,13 @@ impl Target for RingkvTarget {
         "ringkv"
     }
 
-    async fn execute(&self, op: OpSpec, key: &[u8], value: &[u8]) -> Result<(), OpError> {
+    async fn execute(&self, op: OpSpec, key: &[u8], value: &[u8]) -> Result<Seen, OpError> {
         let c = &self.consistency;
-        match op.kind {
+        let seen = match op.kind {
             OpKind::Read => {
                 let r = self.client().get(key, c).await.map_err(op_error)?;
-                self.remember(op.key_index, r.context);
+                self.remember(op.key_index, &r.context);
+                Seen::Read { context: r.context }
             }
             OpKind::Write => {
                 let ctx = self.context(op.key_index);
@@ -233,7 +236,11 @@ impl Target for RingkvTarget {
                     .put(key, value, ctx.as_deref(), c)
                     .await
                     .map_err(op_error)?;
-                self.remember(op.key_index, r.context);
+                self.remember(op.key_index, &r.context);
+                Seen::Wrote {
+                    dot: r.dot,
+                    context: r.context,
+                }
             }
             OpKind::Delete => {
                 let ctx = self.context(op.key_index);
@@ -242,7 +249,11 @@ impl Target for RingkvTarget {
                     .delete(key, ctx.as_deref(), c)
                     .await
                     .map_err(op_error)?;
-                self.remember(op.key_index, r.context);
+                self.remember(op.key_index, &r.context);
+                Seen::Wrote {
+                    dot: r.dot,
+                    context: r.context,
+                }
             }
             OpKind::ReadModifyWrite => {
                 let got = self.client().get(key, c).await.map_err(op_error)?;
@@ -252,10 +263,18 @@ impl Target for RingkvTarget {
                     .put(key, value, ctx.as_deref(), c)
                     .await
                     .map_err(op_error)?;
-                self.remember(op.key_index, r.context);
+                self.remember(op.key_index, &r.context);
+                Seen::Wrote {
+                    dot: r.dot,
+                    context: r.context,
+                }
             }
-        }
-        Ok(())
+        };
+        Ok(seen)
+    }
+
+    fn context_of(&self, key_index: u64) -> Option<Bytes> {
+        self.context(key_index)
     }
 
     fn pids(&self) -> Vec<u32> {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{OpError, Target};
+use super::{OpError, Seen, Target};
 use crate::generator::OpSpec;
 
 /// Stalls every request that arrives in `[stall_start, stall_start + stall_for)`.
@@ -23,7 +23,7 @@ impl Target for StallTarget {
         "stall"
     }
 
-    async fn execute(&self, _op: OpSpec, _key: &[u8], _value: &[u8]) -> Result<(), OpError> {
+    async fn execute(&self, _op: OpSpec, _key: &[u8], _value: &[u8]) -> Result<Seen, OpError> {
         let now = Instant::now();
         let stall_end = self.stall_start + self.stall_for;
         if now >= self.stall_start && now < stall_end {
@@ -31,6 +31,6 @@ impl Target for StallTarget {
         } else if !self.service.is_zero() {
             tokio::time::sleep(self.service).await;
         }
-        Ok(())
+        Ok(Seen::Nothing)
     }
 }
