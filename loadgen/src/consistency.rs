@@ -452,6 +452,7 @@ mod tests {
         Seen::Wrote {
             dot: Some(dot(actor, counter)),
             context: bytes::Bytes::new(),
+            sent: None,
         }
     }
 

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::version::{DecodeError, VersionVector};
+use crate::version::{DecodeError, Dot, VersionVector};
 
 /// One write a client attempted.
 #[derive(Clone, Debug)]
@@ -29,6 +29,22 @@ pub struct Write {
     pub context: VersionVector,
     /// When acknowledged: the context of the reply (covers the write).
     pub acked: Option<VersionVector>,
+    /// When acknowledged: the version the write made, as the node named it. With it, "a
+    /// later write saw this one" is exact (that write's context covers the dot); without it,
+    /// the audit falls back to the reply's clock, which also covers any concurrent siblings
+    /// the coordinator held, and so may call a superseded write lost.
+    pub dot: Option<Dot>,
+}
+
+impl Write {
+    /// Whether a write carrying `context` had seen this (acknowledged) one.
+    fn seen_by(&self, context: &VersionVector) -> bool {
+        match (self.dot, &self.acked) {
+            (Some(dot), _) => context.covers(dot),
+            (None, Some(reply)) => dominates(context, reply),
+            (None, None) => false,
+        }
+    }
 }
 
 /// What a final read of a key returned.
@@ -124,16 +140,16 @@ pub fn audit(writes: &[Write], finals: &BTreeMap<Vec<u8>, FinalState>) -> Report
     for (key, ws) in by_key {
         let fin = finals.get(key).unwrap_or(&empty);
         let present: HashSet<&[u8]> = fin.values.iter().map(Vec::as_slice).collect();
-        let seen_by_a_later_write =
-            |clock: &VersionVector| ws.iter().any(|x| dominates(&x.context, clock));
         for w in &ws {
-            let Some(reply) = &w.acked else { continue };
+            if w.acked.is_none() {
+                continue;
+            }
             match &w.value {
                 Some(v) => {
                     report.acked_puts += 1;
                     if present.contains(v.as_slice()) {
                         report.present += 1;
-                    } else if seen_by_a_later_write(reply) {
+                    } else if ws.iter().any(|x| w.seen_by(&x.context)) {
                         report.superseded += 1;
                     } else {
                         report.violations.push(Violation::Lost {
@@ -146,9 +162,10 @@ pub fn audit(writes: &[Write], finals: &BTreeMap<Vec<u8>, FinalState>) -> Report
                     report.acked_deletes += 1;
                     // Every value this delete saw must stay gone.
                     for x in &ws {
-                        if let (Some(v), Some(x_reply)) = (&x.value, &x.acked)
+                        if let Some(v) = &x.value
+                            && x.acked.is_some()
                             && present.contains(v.as_slice())
-                            && dominates(&w.context, x_reply)
+                            && x.seen_by(&w.context)
                         {
                             report.violations.push(Violation::Resurrected {
                                 key: key.to_vec(),
@@ -166,10 +183,8 @@ pub fn audit(writes: &[Write], finals: &BTreeMap<Vec<u8>, FinalState>) -> Report
 /// How many acknowledged writes a last-writer-wins store would have silently dropped on the
 /// same history, for comparison: per key, in the order `writes` lists them (the order they
 /// were sent), an acknowledged write whose next write did not see it (that write's context
-/// does not dominate its reply clock). Under last-writer-wins that next write replaces it
-/// without anyone having read it; ringkv keeps both as siblings. Counted by clocks, so a write
-/// whose reply also covered a concurrent sibling counts as unseen unless the next write saw
-/// both.
+/// does not cover its dot, or without a dot, its reply clock). Under last-writer-wins that
+/// next write replaces it without anyone having read it; ringkv keeps both as siblings.
 pub fn lww_would_lose(writes: &[Write]) -> usize {
     let mut by_key: BTreeMap<&[u8], Vec<&Write>> = BTreeMap::new();
     for w in writes {
@@ -179,10 +194,7 @@ pub fn lww_would_lose(writes: &[Write]) -> usize {
         .values()
         .flat_map(|ws| ws.windows(2))
         .filter(|pair| match pair {
-            [w, next] => w
-                .acked
-                .as_ref()
-                .is_some_and(|reply| !dominates(&next.context, reply)),
+            [w, next] => w.acked.is_some() && !w.seen_by(&next.context),
             _ => false,
         })
         .count()
@@ -207,6 +219,7 @@ mod tests {
             value: Some(value.into()),
             context: ctx,
             acked,
+            dot: None,
         }
     }
 
@@ -214,6 +227,27 @@ mod tests {
         FinalState {
             values: values.iter().map(|v| v.as_bytes().to_vec()).collect(),
         }
+    }
+
+    #[test]
+    fn a_write_superseded_by_its_dot_is_not_lost_though_its_reply_covered_a_sibling() {
+        // s (actor 2) and a (actor 1) are concurrent; a's coordinator already held s, so a's
+        // reply clock covers both. b saw a but not s: it supersedes a, and s stays.
+        let s_ = put("k", "s", vv(&[]), Some(vv(&[(2, 1)])));
+        let mut a = put("k", "a", vv(&[]), Some(vv(&[(1, 1), (2, 1)])));
+        a.dot = Some(Dot {
+            actor: 1,
+            counter: 1,
+        });
+        let b = put("k", "b", vv(&[(1, 1)]), Some(vv(&[(1, 2)])));
+        let fin = BTreeMap::from([(b"k".to_vec(), state(&["s", "b"]))]);
+        let r = audit(&[s_.clone(), a.clone(), b.clone()], &fin);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        assert_eq!(r.superseded, 1);
+        // Without the dot only the reply's clock can tell, and it says a was not seen.
+        a.dot = None;
+        let r = audit(&[s_, a, b], &fin);
+        assert_eq!(r.violations.len(), 1);
     }
 
     #[test]
@@ -275,6 +309,7 @@ mod tests {
             value: None,
             context: vv(&[(1, 1)]),
             acked: Some(vv(&[(1, 2)])),
+            dot: None,
         };
         let gone = BTreeMap::new();
         assert!(

@@ -70,17 +70,21 @@ async fn writer(c: Client, me: usize, seed: u64, deadline: Instant, log: Arc<Mut
         };
         let sent = (!context.is_empty()).then_some(context.as_slice());
         let (value, result) = if roll == 9 {
-            (None, c.delete(&key, sent, &cons).await.map(|r| r.context))
+            (None, c.delete(&key, sent, &cons).await)
         } else {
-            let r = c.put(&key, &value, sent, &cons).await.map(|r| r.context);
+            let r = c.put(&key, &value, sent, &cons).await;
             (Some(value), r)
         };
-        let acked = result.ok().map(|reply| ctx(&reply));
+        let (acked, dot) = match result {
+            Ok(reply) => (Some(ctx(&reply.context)), reply.dot),
+            Err(_) => (None, None),
+        };
         log.lock().push(Write {
             key,
             value,
             context: ctx(&context),
             acked,
+            dot,
         });
     }
 }

@@ -33,6 +33,7 @@ struct Entry {
     delete: bool,
     context: VersionVector,
     acked: Option<VersionVector>,
+    dot: Option<store::client::Dot>,
 }
 
 /// The writes of one point, for the audit.
@@ -77,14 +78,18 @@ impl History {
         }
     }
 
-    /// Records a write (`seq` is its value's sequence number) that carried `sent` and ended
-    /// with `result`. Writes whose outcome is unknown or failed are kept too: they may have
-    /// been applied, so they may have superseded others.
+    /// Records a write (`seq` is its value's sequence number) that ended with `result`;
+    /// `held` is the context the loadgen held for the key when it was sent. An acknowledged
+    /// write says which context it carried; for a put or delete that failed, `held` is the
+    /// one it carried; a failed read-modify-write carried its get's, which is unknown, and is
+    /// taken to have seen every write of the key recorded so far. Writes whose outcome is
+    /// unknown or failed are kept: they may have been applied, so they may have superseded
+    /// others.
     pub fn record(
         &mut self,
         op: OpSpec,
         seq: u64,
-        sent: Option<&Bytes>,
+        held: Option<&Bytes>,
         result: &Result<Seen, OpError>,
     ) {
         if !self.enabled || op.kind == OpKind::Read {
@@ -94,19 +99,37 @@ impl History {
             self.not_recorded += 1;
             return;
         }
-        let context = match sent {
-            Some(b) => match self.decode(b) {
-                Some(v) => v,
-                None => return,
-            },
-            None => VersionVector::new(),
+        let sent = match result {
+            Ok(Seen::Wrote { sent, .. }) => sent.as_ref(),
+            _ => held,
         };
-        let acked = match result {
-            Ok(Seen::Wrote { context, .. }) => match self.decode(context) {
-                Some(v) => Some(v),
+        let context = if op.kind == OpKind::ReadModifyWrite && result.is_err() {
+            // Its get's context is unknown: it may have seen any write of the key acknowledged
+            // so far, so it is taken to have (never blaming the store for what it may have
+            // overwritten; a loss hidden behind it may go unseen).
+            let mut seen = VersionVector::new();
+            for e in self.entries.iter().filter(|e| e.key == op.key_index) {
+                seen.join(&e.context);
+                if let Some(a) = &e.acked {
+                    seen.join(a);
+                }
+            }
+            seen
+        } else {
+            match sent {
+                Some(b) => match self.decode(b) {
+                    Some(v) => v,
+                    None => return,
+                },
+                None => VersionVector::new(),
+            }
+        };
+        let (acked, dot) = match result {
+            Ok(Seen::Wrote { context, dot, .. }) => match self.decode(context) {
+                Some(v) => (Some(v), *dot),
                 None => return,
             },
-            _ => None,
+            _ => (None, None),
         };
         self.entries.push(Entry {
             key: op.key_index,
@@ -114,6 +137,7 @@ impl History {
             delete: op.kind == OpKind::Delete,
             context,
             acked,
+            dot,
         });
     }
 
@@ -149,6 +173,7 @@ impl History {
                     value: (!e.delete).then(|| Self::value_name(self.writer, e.seq)),
                     context: e.context.clone(),
                     acked: e.acked.clone(),
+                    dot: e.dot,
                 };
                 (e.key, e.seq, w)
             })
@@ -272,10 +297,12 @@ mod tests {
         }
     }
 
-    fn acked(dots: &[(u64, u64)]) -> Result<Seen, OpError> {
+    /// Acknowledged with reply clock `dots`, having carried `sent`.
+    fn acked(sent: &[(u64, u64)], dots: &[(u64, u64)]) -> Result<Seen, OpError> {
         Ok(Seen::Wrote {
             dot: None,
             context: ctx(dots),
+            sent: (!sent.is_empty()).then(|| ctx(sent)),
         })
     }
 
@@ -293,9 +320,14 @@ mod tests {
     /// Key 1: s1 acked, s2 saw it, s3 blind and concurrent with s2.
     fn history() -> History {
         let mut h = History::new(true, 0, 16);
-        h.record(put(1), 1, None, &acked(&[(1, 1)]));
-        h.record(put(1), 2, Some(&ctx(&[(1, 1)])), &acked(&[(1, 2)]));
-        h.record(put(1), 3, None, &acked(&[(2, 1)]));
+        h.record(put(1), 1, None, &acked(&[], &[(1, 1)]));
+        h.record(
+            put(1),
+            2,
+            Some(&ctx(&[(1, 1)])),
+            &acked(&[(1, 1)], &[(1, 2)]),
+        );
+        h.record(put(1), 3, None, &acked(&[], &[(2, 1)]));
         h
     }
 
@@ -326,9 +358,42 @@ mod tests {
     }
 
     #[test]
+    fn an_acknowledged_write_is_judged_by_the_context_it_carried() {
+        // A read-modify-write carried its get's context (which saw s1), not the one the
+        // loadgen held when it was sent (empty): s1 was superseded, not lost.
+        let mut h = History::new(true, 0, 16);
+        h.record(put(3), 1, None, &acked(&[], &[(1, 1)]));
+        let rmw = OpSpec {
+            kind: OpKind::ReadModifyWrite,
+            key_index: 3,
+            value_len: 100,
+        };
+        h.record(rmw, 2, None, &acked(&[(1, 1)], &[(1, 2)]));
+        let a = h.audit(&BTreeMap::from([(3, vec![value(2)])]));
+        assert!(a.passed(), "{a:?}");
+        assert_eq!(a.superseded, 1);
+    }
+
+    #[test]
+    fn a_failed_read_modify_write_may_have_seen_every_earlier_write() {
+        let mut h = History::new(true, 0, 16);
+        h.record(put(4), 1, None, &acked(&[], &[(1, 1)]));
+        let rmw = OpSpec {
+            kind: OpKind::ReadModifyWrite,
+            key_index: 4,
+            value_len: 100,
+        };
+        // Its outcome is unknown, and so is the context its get returned; the loadgen held none.
+        h.record(rmw, 2, None, &Err(OpError::Indeterminate("broke".into())));
+        let a = h.audit(&BTreeMap::from([(4, vec![value(2)])]));
+        assert!(a.passed(), "{a:?}");
+        assert_eq!(a.superseded, 1);
+    }
+
+    #[test]
     fn failed_writes_count_as_possible_superseders_and_reads_are_not_recorded() {
         let mut h = History::new(true, 0, 16);
-        h.record(put(7), 1, None, &acked(&[(1, 1)]));
+        h.record(put(7), 1, None, &acked(&[], &[(1, 1)]));
         // Timed out, but it carried s1's context and may have been applied.
         h.record(put(7), 2, Some(&ctx(&[(1, 1)])), &Err(OpError::Timeout));
         let read = OpSpec {

@@ -42,6 +42,8 @@ pub enum Seen {
         dot: Option<store::client::Dot>,
         /// The context of the answer (covers the new version).
         context: bytes::Bytes,
+        /// The context the write carried (a read-modify-write's: the one its get returned).
+        sent: Option<bytes::Bytes>,
     },
     /// A read answered; its causal context covers every version it saw or that those
     /// superseded.

@@ -240,6 +240,7 @@ impl Target for RingkvTarget {
                 Seen::Wrote {
                     dot: r.dot,
                     context: r.context,
+                    sent: ctx,
                 }
             }
             OpKind::Delete => {
@@ -253,6 +254,7 @@ impl Target for RingkvTarget {
                 Seen::Wrote {
                     dot: r.dot,
                     context: r.context,
+                    sent: ctx,
                 }
             }
             OpKind::ReadModifyWrite => {
@@ -267,6 +269,7 @@ impl Target for RingkvTarget {
                 Seen::Wrote {
                     dot: r.dot,
                     context: r.context,
+                    sent: ctx,
                 }
             }
         };
