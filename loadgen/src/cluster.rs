@@ -29,6 +29,7 @@ pub fn cluster_spec_for_point(w: &Workload, p: &Point) -> Option<ClusterSpec> {
         base_dir: None,
         extra_node_args: w.cluster.node_args.clone(),
         insecure: w.cluster.insecure,
+        own_addresses: w.has_partitions(),
     })
 }
 

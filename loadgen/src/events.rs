@@ -74,7 +74,21 @@ pub async fn run_schedule(
         let base = l.len();
         l.extend(events.iter().map(|e| Fired {
             action: e.action,
-            node: e.node.as_ref().map(|n| n.value.clone()),
+            node: e.node.as_ref().map(|n| n.value.clone()).or_else(|| {
+                // A partition is recorded as its groups: `n1 / n2,n3`.
+                (!e.groups.is_empty()).then(|| {
+                    e.groups
+                        .iter()
+                        .map(|g| {
+                            g.iter()
+                                .map(|n| n.value.as_str())
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                })
+            }),
             planned: e.at.value.0,
             started: None,
             took: None,
@@ -134,6 +148,25 @@ async fn apply(cluster: &mut LocalCluster, e: &Event) -> Result<Option<String>, 
             return Ok(cluster.nodes().get(i).map(|n| n.id.clone()));
         }
         EventAction::Remove => cluster.remove_node(i).await.map_err(err)?,
+        EventAction::Partition => {
+            let groups = e
+                .groups
+                .iter()
+                .map(|g| {
+                    g.iter()
+                        .map(|id| {
+                            cluster
+                                .nodes()
+                                .iter()
+                                .position(|n| n.id == id.value)
+                                .ok_or_else(|| format!("no node {} in the cluster", id.value))
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            cluster.partition(&groups).map_err(err)?;
+        }
+        EventAction::Heal => cluster.heal().map_err(err)?,
     }
     Ok(None)
 }

@@ -295,6 +295,10 @@ pub async fn run_workload(
     w: &crate::workload::Workload,
     opts: &RunOptions,
 ) -> Result<RunReport, SweepError> {
+    // Refused rather than faked: a partition event must really cut the network.
+    if w.has_partitions() {
+        store::local_cluster::netfilter::available().map_err(SweepError::Usage)?;
+    }
     let facts = crate::cluster::describe_endpoints(w)
         .await
         .map_err(SweepError::Results)?;

@@ -304,6 +304,11 @@ pub enum EventAction {
     Add,
     /// Take the node out of the ring (`ringkv admin leave`: hand its data off), then stop it.
     Remove,
+    /// Cut the network between `groups` of nodes (packet-filter DROP rules between their
+    /// loopback addresses); nodes in no group form one more group.
+    Partition,
+    /// End the partition.
+    Heal,
 }
 
 impl EventAction {
@@ -317,6 +322,8 @@ impl EventAction {
             EventAction::Resume => "resume",
             EventAction::Add => "add",
             EventAction::Remove => "remove",
+            EventAction::Partition => "partition",
+            EventAction::Heal => "heal",
         }
     }
 }
@@ -334,6 +341,9 @@ pub struct Event {
     pub node: Option<Spanned<String>>,
     /// `add` only: the new node's zone (default: the next zone round-robin).
     pub zone: Option<String>,
+    /// `partition` only: the groups of node ids that can reach each other.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Vec<Spanned<String>>>,
 }
 
 fn default_seed() -> u64 {
@@ -497,6 +507,13 @@ impl Workload {
         }
     }
 
+    /// Whether `events` cut the network (the cluster then puts each node on its own address).
+    pub fn has_partitions(&self) -> bool {
+        self.events
+            .iter()
+            .any(|e| e.action == EventAction::Partition)
+    }
+
     /// Whether the run is open loop (a rate is given, at top level or in the sweep).
     pub fn is_open_loop(&self) -> bool {
         self.rate.is_some() || !self.sweep.rate.is_empty()
@@ -627,6 +644,40 @@ impl Workload {
                     ),
                 ));
             }
+            if e.action == EventAction::Partition {
+                if e.node.is_some() || e.zone.is_some() {
+                    return Err(Problem::at(
+                        &e.at,
+                        "`partition` takes `groups: [[n1], [n2, n3]]`, not `node` or `zone`",
+                    ));
+                }
+                if e.groups.iter().all(Vec::is_empty) {
+                    return Err(Problem::at(
+                        &e.at,
+                        "`partition` needs `groups`, e.g. `groups: [[n1], [n2, n3]]` (nodes in \
+                         no group form one more group)",
+                    ));
+                }
+                let mut seen = std::collections::BTreeSet::new();
+                for n in e.groups.iter().flatten() {
+                    if !seen.insert(n.value.as_str()) {
+                        return Err(Problem::at(
+                            n,
+                            format!("node `{}` is in two groups of one partition", n.value),
+                        ));
+                    }
+                }
+                continue;
+            }
+            if !e.groups.is_empty() {
+                return Err(Problem::at(&e.at, "`groups` applies to `partition` only"));
+            }
+            if e.action == EventAction::Heal {
+                if e.node.is_some() || e.zone.is_some() {
+                    return Err(Problem::at(&e.at, "`heal` takes no `node` or `zone`"));
+                }
+                continue;
+            }
             match (e.action, &e.node) {
                 (EventAction::Add, Some(n)) => {
                     return Err(Problem::at(
@@ -656,21 +707,22 @@ impl Workload {
                     known += 1;
                     continue;
                 }
-                let Some(node) = &e.node else { continue };
-                let index = node
-                    .value
-                    .strip_prefix('n')
-                    .and_then(|n| n.parse::<u32>().ok())
-                    .filter(|n| (1..=known).contains(n));
-                if index.is_none() {
-                    return Err(Problem::at(
-                        node,
-                        format!(
-                            "no node `{}` at {} in a {nodes}-node cluster: nodes are n1..n{known} \
-                             by then",
-                            node.value, e.at.value
-                        ),
-                    ));
+                for node in e.node.iter().chain(e.groups.iter().flatten()) {
+                    let index = node
+                        .value
+                        .strip_prefix('n')
+                        .and_then(|n| n.parse::<u32>().ok())
+                        .filter(|n| (1..=known).contains(n));
+                    if index.is_none() {
+                        return Err(Problem::at(
+                            node,
+                            format!(
+                                "no node `{}` at {} in a {nodes}-node cluster: nodes are \
+                                 n1..n{known} by then",
+                                node.value, e.at.value
+                            ),
+                        ));
+                    }
                 }
             }
         }

@@ -79,7 +79,7 @@ sweep:
 }
 
 #[test]
-fn the_audit_finds_no_lost_write_through_kills_and_pauses() {
+fn the_audit_finds_no_lost_write_through_kills_pauses_and_partitions() {
     let tmp = tempfile::tempdir().unwrap();
     // workloads/nemesis.yaml, shortened for CI: the same mix and faults, fewer of them.
     let text = std::fs::read_to_string(
@@ -97,8 +97,10 @@ audit: true
 events:
   - {{ at: 1s, action: kill, node: n2 }}
   - {{ at: 3s, action: restart, node: n2 }}
-  - {{ at: 5s, action: pause, node: n3 }}
-  - {{ at: 6s, action: resume, node: n3 }}
+  - {{ at: 4s, action: pause, node: n3 }}
+  - {{ at: 5s, action: resume, node: n3 }}
+  - {{ at: 6s, action: partition, groups: [[n1], [n2, n3]] }}
+  - {{ at: 7.5s, action: heal }}
 "
         ),
     )
@@ -112,6 +114,10 @@ events:
     assert_eq!(audit["writes_not_recorded"], 0, "{audit}");
     assert!(audit["acked_puts"].as_u64().unwrap() > 1000, "{audit}");
     assert!(audit["lww_would_lose"].as_u64().is_some());
+    let events = summary["points"][0]["events"].as_array().unwrap();
+    let cut = events.iter().find(|e| e["action"] == "partition").unwrap();
+    assert_eq!(cut["outcome"], "ok", "{cut}");
+    assert_eq!(cut["node"], "n1 / n2,n3");
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("## Lost-write audit"));
 }

@@ -272,3 +272,23 @@ fn the_audit_is_on_for_fault_workloads_and_needs_traced_values() {
     assert!(err.to_string().contains("traced values"), "{err}");
     assert_eq!(err.line_column().map(|(l, _)| l), Some(8), "{err}");
 }
+
+#[test]
+fn partition_events_name_groups_of_existing_nodes() {
+    let with = |events: &str| parse(&format!("{VALID}events:\n{events}"));
+    let w = with("  - { at: 0.2s, action: partition, groups: [[n1], [n2, n3]] }\n  - { at: 0.5s, action: heal }\n").unwrap();
+    assert!(w.has_partitions());
+    let err = with("  - { at: 0.2s, action: partition }\n").unwrap_err();
+    assert!(err.to_string().contains("needs `groups`"), "{err}");
+    let err = with("  - { at: 0.2s, action: partition, groups: [[n1], [n1, n2]] }\n").unwrap_err();
+    assert!(err.to_string().contains("two groups"), "{err}");
+    let err = with("  - { at: 0.2s, action: partition, groups: [[n9]] }\n").unwrap_err();
+    assert!(err.to_string().contains("no node `n9`"), "{err}");
+    assert_eq!(err.line_column().map(|(l, _)| l), Some(8), "{err}");
+    let err = with("  - { at: 0.2s, action: kill, node: n1, groups: [[n2]] }\n").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`groups` applies to `partition` only"),
+        "{err}"
+    );
+}

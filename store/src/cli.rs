@@ -540,6 +540,7 @@ async fn cluster_command(action: ClusterAction) -> Result<(), CliError> {
                 base_dir: dir,
                 extra_node_args: Vec::new(),
                 insecure,
+                own_addresses: false,
             };
             let program = std::env::current_exe()
                 .map_err(|e| CliError::Failed(format!("cannot find my own executable: {e}")))?;

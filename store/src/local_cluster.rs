@@ -1,4 +1,5 @@
-//! A local cluster of real node processes on 127.0.0.1.
+//! A local cluster of real node processes on 127.0.0.1 (or, with `own_addresses`, each on
+//! its own loopback address, so the network between them can be cut: [`netfilter`]).
 //!
 //! One implementation serves `ringkv cluster up`, the loadgen (which starts a
 //! fresh cluster per sweep point) and the integration tests. Each node is a
@@ -22,6 +23,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
+
+pub mod netfilter;
 
 use crate::client::{Client, ClientOptions};
 
@@ -65,6 +68,10 @@ pub struct ClusterSpec {
     /// Run without TLS and tokens (`--insecure`). By default a cluster makes its CA, node
     /// certificates, admin token and context key in its directory and uses them.
     pub insecure: bool,
+    /// Put each node on its own loopback address (a block claimed for this cluster), so
+    /// [`LocalCluster::partition`] can cut the network between nodes. Needs root and nftables
+    /// ([`netfilter::available`]).
+    pub own_addresses: bool,
 }
 
 impl Default for ClusterSpec {
@@ -79,6 +86,7 @@ impl Default for ClusterSpec {
             base_dir: None,
             extra_node_args: Vec::new(),
             insecure: false,
+            own_addresses: false,
         }
     }
 }
@@ -210,6 +218,9 @@ pub struct LocalCluster {
     spec: ClusterSpec,
     /// What a client of this cluster presents.
     security: ClientSecurity,
+    /// The node addresses and their packet filter, with `own_addresses`. Declared last: it is
+    /// dropped (rules removed) after the nodes are killed.
+    block: Option<netfilter::AddressBlock>,
 }
 
 /// Makes what is missing of the cluster's security material in `base_dir` (the CA, the
@@ -227,7 +238,14 @@ fn make_security(
         .iter()
         .map(|p| NodeName {
             id: p.id.clone(),
-            hosts: Vec::new(),
+            // A node on its own loopback address is dialled there.
+            hosts: p
+                .address
+                .rsplit_once(':')
+                .map(|(host, _)| host.to_string())
+                .filter(|h| h != "127.0.0.1")
+                .into_iter()
+                .collect(),
         })
         .collect();
     let invalid = |e: crate::security::SecurityError| {
@@ -253,6 +271,28 @@ fn pick_ports(n: usize) -> std::io::Result<Vec<u16>> {
         .iter()
         .map(|l| l.local_addr().map(|a| a.port()))
         .collect()
+}
+
+/// A free address for node `i`: on 127.0.0.1, or on the node's own address of `block`.
+fn node_address(block: Option<&netfilter::AddressBlock>, i: usize) -> Result<String, ClusterError> {
+    let io = |source| ClusterError::Io {
+        context: "picking a free port".into(),
+        source,
+    };
+    let ip = match block {
+        Some(b) => b.ip(i).ok_or_else(|| {
+            ClusterError::Invalid(format!(
+                "at most {} nodes fit one address block",
+                netfilter::PER_BLOCK
+            ))
+        })?,
+        None => std::net::Ipv4Addr::LOCALHOST,
+    };
+    let port = std::net::TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .map_err(io)?
+        .port();
+    Ok(format!("{ip}:{port}"))
 }
 
 fn tail(path: &Path, lines: usize) -> String {
@@ -326,13 +366,29 @@ impl LocalCluster {
                 (Some(t), p)
             }
         };
-        let ports = pick_ports(spec.nodes).map_err(io("picking free ports"))?;
-        let peers: Vec<PeerSpec> = ports
-            .iter()
+        let block = if spec.own_addresses {
+            netfilter::available().map_err(ClusterError::Invalid)?;
+            Some(netfilter::AddressBlock::claim().map_err(ClusterError::Invalid)?)
+        } else {
+            None
+        };
+        let addresses = if block.is_some() {
+            (0..spec.nodes)
+                .map(|i| node_address(block.as_ref(), i))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            pick_ports(spec.nodes)
+                .map_err(io("picking free ports"))?
+                .into_iter()
+                .map(|port| format!("127.0.0.1:{port}"))
+                .collect()
+        };
+        let peers: Vec<PeerSpec> = addresses
+            .into_iter()
             .enumerate()
-            .map(|(i, port)| PeerSpec {
+            .map(|(i, address)| PeerSpec {
                 id: format!("n{}", i + 1),
-                address: format!("127.0.0.1:{port}"),
+                address,
                 zone: spec
                     .zones
                     .get(i % spec.zones.len().max(1))
@@ -357,6 +413,7 @@ impl LocalCluster {
             launcher: launcher.clone(),
             spec: spec.clone(),
             security,
+            block,
         };
         for i in 0..cluster.nodes.len() {
             cluster.spawn(i)?;
@@ -602,12 +659,25 @@ impl LocalCluster {
             .map(|i| format!("n{i}"))
             .find(|id| !taken.contains(id.as_str()))
             .unwrap_or_else(|| "n0".into());
-        let port = pick_ports(1)
-            .map_err(io("picking a free port"))?
-            .first()
-            .copied()
-            .unwrap_or(0);
-        let address = format!("127.0.0.1:{port}");
+        let address = if let Some(block) = &self.block {
+            // The first address of the block no node has.
+            let free = (0..netfilter::PER_BLOCK)
+                .find(|&i| {
+                    block.ip(i).is_some_and(|ip| {
+                        let prefix = format!("{ip}:");
+                        !self.nodes.iter().any(|n| n.address.starts_with(&prefix))
+                    })
+                })
+                .unwrap_or(netfilter::PER_BLOCK);
+            node_address(Some(block), free)?
+        } else {
+            let port = pick_ports(1)
+                .map_err(io("picking a free port"))?
+                .first()
+                .copied()
+                .unwrap_or(0);
+            format!("127.0.0.1:{port}")
+        };
         let zone = zone.unwrap_or_else(|| {
             let zones = &self.spec.zones;
             zones
@@ -623,6 +693,51 @@ impl LocalCluster {
         self.spawn(i)?;
         self.wait_ready(i).await?;
         Ok(i)
+    }
+
+    /// Cuts the network between `groups` of nodes (indices into [`LocalCluster::nodes`]);
+    /// nodes in no group form one more group. Replaces an earlier partition. Needs
+    /// `own_addresses`.
+    pub fn partition(&self, groups: &[Vec<usize>]) -> Result<(), ClusterError> {
+        let block = self.block.as_ref().ok_or_else(|| {
+            ClusterError::Invalid(
+                "partitions need a cluster started with own_addresses (each node on its own \
+                 loopback address)"
+                    .into(),
+            )
+        })?;
+        let ip_of = |i: usize| -> Result<std::net::Ipv4Addr, ClusterError> {
+            self.nodes
+                .get(i)
+                .and_then(|n| n.address.rsplit_once(':'))
+                .and_then(|(host, _)| host.parse().ok())
+                .ok_or_else(|| ClusterError::Invalid(format!("no node {i} in the cluster")))
+        };
+        let mut named: Vec<Vec<std::net::Ipv4Addr>> = groups
+            .iter()
+            .map(|g| g.iter().map(|&i| ip_of(i)).collect())
+            .collect::<Result<_, _>>()?;
+        let rest: Vec<std::net::Ipv4Addr> = (0..self.nodes.len())
+            .filter(|i| !groups.iter().flatten().any(|g| g == i))
+            .map(ip_of)
+            .collect::<Result<_, _>>()?;
+        if !rest.is_empty() {
+            named.push(rest);
+        }
+        block.partition(&named).map_err(ClusterError::Invalid)
+    }
+
+    /// Ends a partition.
+    pub fn heal(&self) -> Result<(), ClusterError> {
+        match &self.block {
+            Some(b) => b.heal().map_err(ClusterError::Invalid),
+            None => Ok(()),
+        }
+    }
+
+    /// The nftables table of this cluster's partitions (with `own_addresses`).
+    pub fn partition_table(&self) -> Option<String> {
+        self.block.as_ref().map(netfilter::AddressBlock::table)
     }
 
     /// Remove node `i` from the ring (`admin leave`: its data is handed off

@@ -236,7 +236,8 @@ pub async fn run_node(
             &cfg.id,
             faults,
             security.as_ref().map(|s| s.peer_tls.clone()),
-        ),
+        )
+        .with_local_address((!cfg.listen.ip().is_unspecified()).then(|| cfg.listen.ip())),
         cfg.failure.clone(),
         cfg.write_quorum,
         executor,

@@ -12,6 +12,7 @@
 //! quick error rather than a timeout.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -87,9 +88,12 @@ impl Peer {
         address: &str,
         faults: Faults,
         tls: Option<&ClientTlsConfig>,
+        local_address: Option<IpAddr>,
     ) -> Option<Arc<Peer>> {
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}")).ok()?;
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
+            .ok()?
+            .local_address(local_address);
         if let Some(tls) = tls {
             endpoint = match endpoint.tls_config(tls.clone()) {
                 Ok(e) => e,
@@ -324,6 +328,8 @@ pub struct PeerPool {
     faults: Faults,
     /// The CA and this node's certificate; `None` on an insecure node.
     tls: Option<ClientTlsConfig>,
+    /// The address peers are dialled from (the node's listen address, when it names one).
+    local_address: Option<IpAddr>,
 }
 
 impl PeerPool {
@@ -334,7 +340,15 @@ impl PeerPool {
             peers: RwLock::new(HashMap::new()),
             faults,
             tls,
+            local_address: None,
         }
+    }
+
+    /// Dial peers from `ip` (the node's own listen address), so a peer sees which node is
+    /// calling and a packet filter between node addresses cuts exactly node-to-node traffic.
+    pub fn with_local_address(mut self, ip: Option<IpAddr>) -> Self {
+        self.local_address = ip;
+        self
     }
 
     /// The fault switches calls go through.
@@ -356,6 +370,7 @@ impl PeerPool {
             address,
             self.faults.clone(),
             self.tls.as_ref(),
+            self.local_address,
         )?;
         self.peers.write().insert(id.to_string(), peer.clone());
         Some(peer)
