@@ -576,6 +576,11 @@ pub async fn run_point<T: Target>(
         Some(c) => engine_counters(c, probe_nodes).await,
         None => None,
     };
+    // The replica round trips the nodes measured, for PBS's WARS model.
+    let legs = match &engine_client {
+        Some(c) if check.borrow().enabled() => replica_legs(c, probe_nodes).await,
+        _ => None,
+    };
     let start_snapshot = bar
         .edge
         .borrow_mut()
@@ -637,7 +642,7 @@ pub async fn run_point<T: Target>(
         logs,
         null_target: target.name() == "null",
         resources,
-        consistency: consistency_summary(w, point, &check.borrow()),
+        consistency: consistency_summary(w, point, &check.borrow(), legs),
     });
     if let Some(log) = event_log {
         summary.events = crate::events::records(&log, outcome.measure_start);
@@ -654,27 +659,73 @@ fn consistency_summary(
     w: &crate::workload::Workload,
     point: &Point,
     check: &crate::consistency::Checker,
+    legs: Option<crate::consistency::pbs::ReplicaLegs>,
 ) -> Option<summary_mod::ConsistencySummary> {
-    use crate::consistency::pbs;
+    use crate::consistency::{CURVE_EDGES_US, pbs};
     let measured = check.finish()?;
     let routing = w.client.routing.routing();
+    // WARS at t = 0 and at the middle of every bin of the measured curve.
+    let mut ts = vec![0.0];
+    let mut lower = 0.0;
+    let mut uppers = Vec::new();
+    for &e in &CURVE_EDGES_US {
+        let upper = if e == u64::MAX { lower * 2.0 } else { e as f64 };
+        ts.push((lower + upper) / 2.0);
+        uppers.push((e != u64::MAX).then(|| e as f64 / 1000.0));
+        lower = upper;
+    }
+    let setting = pbs::Setting {
+        n: point.replication,
+        w: point.write_quorum,
+        r: point.read_quorum,
+        nodes: point.nodes,
+        routing,
+        read_repair_chance: store::config::DEFAULT_READ_REPAIR_CHANCE,
+    };
+    let wars = legs
+        .as_ref()
+        .and_then(|l| pbs::wars(setting, l, &ts, WARS_TRIALS));
     Some(summary_mod::ConsistencySummary {
         routing: routing.name().to_string(),
         measured,
-        pbs_stale_rate_t0: pbs::ringkv_t0(
-            point.replication,
-            point.write_quorum,
-            point.read_quorum,
-            point.nodes,
-            routing,
-            store::config::DEFAULT_READ_REPAIR_CHANCE,
-        ),
+        pbs_stale_rate_t0: pbs::ringkv_t0(setting),
         pbs_closed_form_t0: pbs::closed_form_t0(
             point.replication,
             point.write_quorum,
             point.read_quorum,
         ),
+        pbs_wars_stale_rate_t0: wars.as_ref().and_then(|p| p.first().copied()),
+        pbs_wars_curve: wars
+            .map(|p| {
+                uppers
+                    .iter()
+                    .zip(p.iter().skip(1))
+                    .map(|(u, stale)| summary_mod::WarsPoint {
+                        t_upper_ms: *u,
+                        p_consistent: 1.0 - stale,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        replica_legs: legs,
     })
+}
+
+/// Monte-Carlo trials of the WARS model per point.
+const WARS_TRIALS: u32 = 20_000;
+
+/// The replica round trips every node reports (`coordinator.*_us.p*` in Status).
+async fn replica_legs(
+    client: &store::client::Client,
+    n: usize,
+) -> Option<crate::consistency::pbs::ReplicaLegs> {
+    let mut stats = Vec::new();
+    for i in 0..n {
+        if let Ok(s) = client.status_of(i).await {
+            stats.push(s.stats);
+        }
+    }
+    crate::consistency::pbs::ReplicaLegs::from_status(&stats)
 }
 
 fn print_point_line(p: &crate::report::PointSummary) {

@@ -17,6 +17,8 @@
 //!   replies are awaited in the background and any replica that did not
 //!   already have the merged result is repaired (read repair).
 
+pub mod legs;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -134,6 +136,8 @@ pub struct CoordStats {
     pub forwarded_writes: AtomicU64,
     /// Replicas repaired after a read.
     pub read_repairs: AtomicU64,
+    /// Recent replica round trips (for staleness models).
+    pub legs: legs::Legs,
 }
 
 /// One replica to contact for a request.
@@ -334,15 +338,20 @@ impl Coordinator {
             let result = if t.member.id == me && t.hint_for.is_none() {
                 // Local: hear the new set as soon as it is applied and send it to the other
                 // replicas while this node's fsync runs; its ack joins the others'.
+                let started = Instant::now();
                 self.cluster.coordinate_local(op, left).await.map(|m| {
                     let target = t.clone();
                     let peer = me.clone();
+                    let stats = self.stats.clone();
                     let durable: Pending = Box::pin(async move {
                         let r = match tokio::time::timeout_at(deadline, m.durable).await {
                             Ok(Ok(resp)) => crate::cluster::peers::check_response(&peer, resp),
                             Ok(Err(_)) => Err(PeerError::Disconnected(peer)),
                             Err(_) => Err(PeerError::Timeout(peer)),
                         };
+                        if r.is_ok() {
+                            stats.legs.local_durable.record(started.elapsed());
+                        }
                         (target, r)
                     });
                     (m.set, m.encoded, Some(durable))
@@ -422,9 +431,14 @@ impl Coordinator {
                 versions: encoded.clone(),
                 hint_for: t.hint_for.clone().unwrap_or_default(),
             });
+            let stats = self.stats.clone();
             pending.push(Box::pin(async move {
-                let left = deadline.saturating_duration_since(Instant::now());
+                let started = Instant::now();
+                let left = deadline.saturating_duration_since(started);
                 let r = cluster.send(&t.member, op, left).await;
+                if r.is_ok() {
+                    stats.legs.merge.record(started.elapsed());
+                }
                 (t, r)
             }));
         }
@@ -493,9 +507,15 @@ impl Coordinator {
         let ask = |t: Target| -> Pending {
             let cluster = self.cluster.clone();
             let op = replica_request::Op::Fetch(Fetch { key: key.clone() });
+            // Another replica's answer is timed; this node's own has no network leg.
+            let stats = (t.member.id != me).then(|| self.stats.clone());
             Box::pin(async move {
-                let left = deadline.saturating_duration_since(Instant::now());
+                let started = Instant::now();
+                let left = deadline.saturating_duration_since(started);
                 let r = cluster.send(&t.member, op, left).await;
+                if let (Some(stats), true) = (stats, r.is_ok()) {
+                    stats.legs.fetch.record(started.elapsed());
+                }
                 (t, r)
             })
         };

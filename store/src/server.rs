@@ -498,6 +498,9 @@ impl Node {
         ] {
             m.insert(format!("coordinator.{k}"), v.load(Ordering::Relaxed));
         }
+        for (k, us) in cs.legs.report() {
+            m.insert(format!("coordinator.{k}"), us);
+        }
         m
     }
 }

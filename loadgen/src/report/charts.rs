@@ -92,6 +92,8 @@ struct Chart {
     marks: Vec<(f64, String)>,
     /// Vertical interval bars: (x, low, high, colour).
     bars: Vec<(f64, f64, f64, RGBColor)>,
+    /// The legend goes to the lower right (for data near the top left).
+    legend_lower_right: bool,
 }
 
 fn log10_floor_ceil(min: f64, max: f64) -> (f64, f64) {
@@ -282,7 +284,11 @@ impl Chart {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(if self.legend_lower_right {
+                SeriesLabelPosition::LowerRight
+            } else {
+                SeriesLabelPosition::UpperLeft
+            })
             .label_font((FONT, 14))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.3))
@@ -427,6 +433,7 @@ fn spectrum(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Chart> 
         x_axis: XAxis::Nines,
         lines,
         marks: Vec::new(),
+        legend_lower_right: false,
         bars: Vec::new(),
     })
 }
@@ -476,6 +483,7 @@ fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Figure>
             points: totals.values().copied().collect(),
         }],
         marks: marks.clone(),
+        legend_lower_right: false,
         bars: Vec::new(),
     };
     let mut lines = Vec::new();
@@ -509,6 +517,7 @@ fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Figure>
         x_axis: XAxis::Time,
         lines,
         marks: marks.clone(),
+        legend_lower_right: false,
         bars: Vec::new(),
     };
     Some(Figure {
@@ -671,6 +680,7 @@ fn versus(summary: &Summary, dim: Dim) -> Vec<(String, Chart)> {
                 x_axis: XAxis::Categories(distinct.iter().map(|k| dim.label(*k)).collect()),
                 lines,
                 marks: Vec::new(),
+                legend_lower_right: false,
                 bars: Vec::new(),
             },
         ));
@@ -732,6 +742,7 @@ fn capacity(summary: &Summary) -> Option<Chart> {
         x_axis: XAxis::Linear,
         lines,
         marks: Vec::new(),
+        legend_lower_right: false,
         bars: Vec::new(),
     })
 }
@@ -941,6 +952,7 @@ pub fn draw_interval_chart(png: &Path, panels: &[IntervalPanel]) -> Result<(), R
             x_axis: XAxis::Categories(panel.categories.clone()),
             lines,
             marks: panel.marks.clone(),
+            legend_lower_right: false,
             bars,
         });
     }

@@ -276,10 +276,11 @@ fn consistency_section(s: &mut String, summary: &Summary) {
          t-visibility: for stale reads, the time since the oldest missed write's \
          acknowledgement. Predicted: the chance a read started at the moment of the \
          acknowledgement misses it (t = 0, no anti-entropy), for ringkv's replica choice under \
-         the routing used and by PBS's closed form (uniform choice).\n\n| point | routing | N | \
-         W | R | reads checked | stale | stale rate | k = 1/2/3/4+ | t-visibility p50 / p99 / \
-         p99.9 (ms) | predicted t = 0 | PBS closed form |\n|{}",
-        "---|".repeat(12)
+         the routing used, by PBS's WARS model fed with the replica round trips the nodes \
+         measured in the run, and by PBS's closed form (uniform choice).\n\n| point | \
+         routing | N | W | R | reads checked | stale | stale rate | k = 1/2/3/4+ | t-visibility \
+         p50 / p99 / p99.9 (ms) | predicted t = 0 | WARS t = 0 | PBS closed form |\n|{}",
+        "---|".repeat(13)
     );
     let rate = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{:.4}%", v * 100.0));
     let t = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3}"));
@@ -289,7 +290,7 @@ fn consistency_section(s: &mut String, summary: &Summary) {
         let k: Vec<String> = m.k_staleness.iter().map(u64::to_string).collect();
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} | {} |",
             p.id,
             c.routing,
             p.params.replication,
@@ -303,6 +304,7 @@ fn consistency_section(s: &mut String, summary: &Summary) {
             t(m.t_visibility_p99_ms),
             t(m.t_visibility_p999_ms),
             rate(c.pbs_stale_rate_t0),
+            rate(c.pbs_wars_stale_rate_t0),
             rate(c.pbs_closed_form_t0),
         );
     }

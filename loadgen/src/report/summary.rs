@@ -230,6 +230,25 @@ pub struct ConsistencySummary {
     pub pbs_stale_rate_t0: Option<f64>,
     /// PBS's closed form at t = 0 (uniform replica choice), for comparison.
     pub pbs_closed_form_t0: Option<f64>,
+    /// The WARS Monte-Carlo at t = 0, from the replica round trips the nodes measured in
+    /// this run (`null` when they did not report them).
+    #[serde(default)]
+    pub pbs_wars_stale_rate_t0: Option<f64>,
+    /// WARS's P(consistent) at the middle of each bin of the measured curve.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pbs_wars_curve: Vec<WarsPoint>,
+    /// The round trips WARS was fed (quantiles over the nodes, µs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_legs: Option<crate::consistency::pbs::ReplicaLegs>,
+}
+
+/// One bin of WARS's predicted curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WarsPoint {
+    /// Upper edge of the bin (as the measured curve's; `null`: beyond 5 s).
+    pub t_upper_ms: Option<f64>,
+    /// Predicted probability that a read in the bin is consistent.
+    pub p_consistent: f64,
 }
 
 /// One run of a point (each on a fresh cluster).

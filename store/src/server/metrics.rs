@@ -37,7 +37,14 @@ const GAUGES: &[&str] = &[
     "engine.immutable_memtables",
 ];
 /// Prefixes of Status figures that are gauges too (per-level sizes).
-const GAUGE_PREFIXES: &[&str] = &["engine.bytes_l", "engine.tables_l"];
+const GAUGE_PREFIXES: &[&str] = &[
+    "engine.bytes_l",
+    "engine.tables_l",
+    // Quantiles of recent replica round trips (coordinator/legs.rs).
+    "coordinator.merge_rtt_us.",
+    "coordinator.fetch_rtt_us.",
+    "coordinator.local_durable_us.",
+];
 /// Status figures that mean nothing as a time series.
 const SKIPPED: &[&str] = &["merkle.digest"];
 

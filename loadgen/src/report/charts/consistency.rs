@@ -1,5 +1,6 @@
 //! The consistency charts: the probability that a read is consistent against the time since
-//! its key's last acknowledged write (measured, one line per point, with PBS's t = 0
+//! its key's last acknowledged write (measured, one line per point, with PBS's WARS curve
+//! from the replica round trips the nodes measured dashed beside it, and the t = 0
 //! prediction at the left edge), and the stale rate of every point beside the predictions.
 
 use plotters::style::RGBColor;
@@ -80,6 +81,23 @@ pub(super) fn visibility(summary: &Summary) -> Option<Chart> {
             markers: true,
             points: pts,
         });
+        let wars: Vec<(f64, f64)> = edges
+            .iter()
+            .enumerate()
+            .filter_map(|(x, e)| {
+                let p = c.pbs_wars_curve.iter().find(|p| p.t_upper_ms == *e)?;
+                Some((x as f64, p.p_consistent))
+            })
+            .collect();
+        if !wars.is_empty() {
+            lines.push(Line {
+                label: format!("{} PBS WARS (measured legs)", short_label(p)),
+                color,
+                stroke: Stroke::Dashed,
+                markers: false,
+                points: wars,
+            });
+        }
         if let Some(pred) = c.pbs_stale_rate_t0 {
             lines.push(Line {
                 label: format!("{} PBS at t = 0", short_label(p)),
@@ -98,6 +116,7 @@ pub(super) fn visibility(summary: &Summary) -> Option<Chart> {
         x_axis: XAxis::Categories(edges.into_iter().map(bin_label).collect()),
         lines,
         marks: Vec::new(),
+        legend_lower_right: true,
         bars: Vec::new(),
     })
 }
@@ -135,6 +154,13 @@ pub(super) fn stale_rates(summary: &Summary) -> Option<Chart> {
             points: series(|c| c.pbs_stale_rate_t0),
         },
         Line {
+            label: "PBS WARS, t = 0 (legs measured in the run)".into(),
+            color: RGBColor(44, 160, 44),
+            stroke: Stroke::Solid(0),
+            markers: false,
+            points: series(|c| c.pbs_wars_stale_rate_t0),
+        },
+        Line {
             label: "PBS closed form, t = 0".into(),
             color: RGBColor(90, 90, 90),
             stroke: Stroke::Solid(0),
@@ -150,6 +176,7 @@ pub(super) fn stale_rates(summary: &Summary) -> Option<Chart> {
         x_axis: XAxis::Categories(points.iter().map(|p| short_label(p)).collect()),
         lines,
         marks: Vec::new(),
+        legend_lower_right: false,
         bars: Vec::new(),
     })
 }
