@@ -118,6 +118,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "errors",
     "missed_ticks",
     "stale_reads",
+    "lost_writes",
     "cpu_us_per_op",
     "loadgen_cpu_us_per_op",
     "voluntary_ctx_per_op",
@@ -387,6 +388,8 @@ fn key(p: &PointSummary) -> String {
 enum Test {
     /// Per-run samples.
     Samples { base: Vec<f64>, cand: Vec<f64> },
+    /// An invariant: any event in the candidate is a regression (lost writes).
+    Zero { cand: u64 },
     /// Totals of events over exposures.
     Count {
         base: u64,
@@ -592,6 +595,39 @@ fn collect(
             [br.len(), cr.len()],
             opts,
         ));
+    }
+    // The lost-write audit: any lost or resurrected write, or a key it could not check,
+    // fails the gate, whatever the baseline did.
+    if let Some(ca) = &c.audit {
+        let bad = |a: &crate::consistency::audit::Audit| {
+            a.lost_writes + a.resurrected + a.keys_unreadable + a.writes_not_recorded
+        };
+        let base = b.audit.as_ref().map_or(0, bad);
+        let cand = bad(ca);
+        out.push(Candidate {
+            row: Row {
+                point: b.id.clone(),
+                label: b.label.clone(),
+                op: "all".into(),
+                metric: "lost_writes".into(),
+                unit: "count".into(),
+                primary: true,
+                higher_is_better: false,
+                baseline: base as f64,
+                candidate: cand as f64,
+                baseline_interval: None,
+                candidate_interval: None,
+                worse_by: if cand > 0 { f64::INFINITY } else { 0.0 },
+                runs: [br.len(), cr.len()],
+                p_value: None,
+                p_adjusted: None,
+                min_effect: 0.0,
+                detectable: None,
+                verdict: Verdict::Ok,
+                note: "any lost write fails".into(),
+            },
+            test: Test::Zero { cand },
+        });
     }
     // Per-operation resource counters.
     type Get = fn(&Resources) -> Option<f64>;
@@ -836,6 +872,7 @@ pub fn compare_summaries(
                     Some(1.0) // placeholder, computed below with the family size known
                 }
             }
+            Test::Zero { .. } => None,
         };
         if cand.row.primary && p.is_some() {
             family.push(i);
@@ -873,6 +910,14 @@ pub fn compare_summaries(
     }
     for cand in &mut cands {
         let r = &mut cand.row;
+        if let Test::Zero { cand: events } = cand.test {
+            r.verdict = if events > 0 {
+                Verdict::Regression
+            } else {
+                Verdict::Ok
+            };
+            continue;
+        }
         let big = r.worse_by > r.min_effect;
         let is_count = matches!(cand.test, Test::Count { .. });
         let significant = if r.primary {
@@ -1437,6 +1482,39 @@ mod tests {
         let b = summary(vec![point(&[(2.0, 100.0, 0)])]);
         let cmp = compare_summaries(&b, &with_stale(60), &Options::default()).unwrap();
         assert!(!cmp.rows.iter().any(|r| r.metric == "stale_reads"));
+    }
+
+    #[test]
+    fn any_lost_write_in_the_candidate_regresses() {
+        let audited = |lost: u64| {
+            let mut p = point(&[(2.0, 100.0, 0)]);
+            p.audit = Some(crate::consistency::audit::Audit {
+                writes: 1000,
+                acked_puts: 900,
+                acked_deletes: 50,
+                present: 400,
+                superseded: 500 - lost,
+                lost_writes: lost,
+                resurrected: 0,
+                lww_would_lose: 30,
+                keys_checked: 100,
+                keys_unreadable: 0,
+                writes_not_recorded: 0,
+                foreign_values: 0,
+                violations: Vec::new(),
+            });
+            summary(vec![p])
+        };
+        let cmp = compare_summaries(&audited(0), &audited(1), &Options::default()).unwrap();
+        assert_eq!(
+            verdict(&cmp, "lost_writes"),
+            Verdict::Regression,
+            "{}",
+            render(&cmp)
+        );
+        assert!(cmp.regressed());
+        let cmp = compare_summaries(&audited(0), &audited(0), &Options::default()).unwrap();
+        assert_eq!(verdict(&cmp, "lost_writes"), Verdict::Ok);
     }
 
     #[test]
