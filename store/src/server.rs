@@ -404,7 +404,7 @@ impl Node {
             ("coordinated_writes", &rs.coordinated_writes),
             ("merges", &rs.merges),
             ("merges_noop", &rs.merges_noop),
-            ("siblings_dropped", &rs.siblings_dropped),
+            ("siblings_refused", &rs.siblings_refused),
             ("fetches", &rs.fetches),
             ("tombstones_purged", &rs.tombstones_purged),
             ("cleaned_up", &rs.cleaned_up),

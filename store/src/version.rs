@@ -110,6 +110,31 @@ pub enum DecodeError {
     },
 }
 
+/// A change that would leave a key with more concurrent versions than allowed. Nothing is
+/// dropped to make room: the change is refused and the set stays as it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the key would have {would} concurrent versions, more than the limit of {max}; read it and \
+     write with the context that read returned, which resolves them"
+)]
+pub struct TooManySiblings {
+    /// Siblings the change would leave.
+    pub would: usize,
+    /// The limit.
+    pub max: usize,
+}
+
+/// Why an update was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UpdateError {
+    /// No fresh dot is left.
+    #[error(transparent)]
+    Exhausted(#[from] CounterExhausted),
+    /// The key has too many siblings already.
+    #[error(transparent)]
+    TooMany(#[from] TooManySiblings),
+}
+
 /// A write that cannot get a fresh dot: the key's clock already claims the
 /// actor's largest counter. Only a corrupt or crafted clock gets there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -314,13 +339,6 @@ pub struct VersionSet {
     siblings: Vec<Sibling>,
 }
 
-/// What an update did besides adding its sibling.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct UpdateOutcome {
-    /// Siblings dropped because the set exceeded the sibling limit.
-    pub dropped_siblings: usize,
-}
-
 impl VersionSet {
     /// The empty set.
     pub fn new() -> Self {
@@ -348,10 +366,10 @@ impl VersionSet {
         self.siblings.iter().all(Sibling::is_tombstone)
     }
 
-    /// Apply a local write by `actor`: drop what `context` has seen, add the
-    /// new sibling with a fresh dot, and bound the sibling count to
-    /// `max_siblings` (dropping the oldest by timestamp). Refused, with the
-    /// set unchanged, when no counter above everything seen is left.
+    /// Apply a local write by `actor`: drop what `context` has seen and add the new sibling
+    /// with a fresh dot. Refused, with the set unchanged, when no counter above everything
+    /// seen is left, or when the set would hold more than `max_siblings` siblings (nothing is
+    /// ever dropped to make room: each sibling is an acknowledged write).
     pub fn update(
         &mut self,
         context: &VersionVector,
@@ -359,7 +377,19 @@ impl VersionSet {
         value: Option<Bytes>,
         timestamp_ms: u64,
         max_siblings: usize,
-    ) -> Result<(Dot, UpdateOutcome), CounterExhausted> {
+    ) -> Result<Dot, UpdateError> {
+        let kept = self
+            .siblings
+            .iter()
+            .filter(|s| !context.covers(s.dot))
+            .count();
+        if kept + 1 > max_siblings.max(1) {
+            return Err(TooManySiblings {
+                would: kept + 1,
+                max: max_siblings.max(1),
+            }
+            .into());
+        }
         let seen = self.clock.get(actor).max(context.get(actor));
         let next = seen
             .checked_add(1)
@@ -375,13 +405,16 @@ impl VersionSet {
             value,
         });
         self.siblings.sort_by_key(|s| s.dot);
-        let dropped_siblings = self.bound_siblings(max_siblings);
-        Ok((dot, UpdateOutcome { dropped_siblings }))
+        Ok(dot)
     }
 
-    /// Merge another replica's set into this one. Returns true if this set
-    /// changed.
-    pub fn merge(&mut self, other: &VersionSet, max_siblings: usize) -> (bool, UpdateOutcome) {
+    /// Merge another replica's set into this one. Returns true if this set changed. Refused,
+    /// with this set unchanged, when the result would hold more than `max_siblings` siblings.
+    pub fn merge(
+        &mut self,
+        other: &VersionSet,
+        max_siblings: usize,
+    ) -> Result<bool, TooManySiblings> {
         let before = self.clone();
         let mut kept: Vec<Sibling> = Vec::with_capacity(self.siblings.len() + other.siblings.len());
         for s in &self.siblings {
@@ -398,10 +431,15 @@ impl VersionSet {
         }
         kept.sort_by_key(|s| s.dot);
         kept.dedup_by_key(|s| s.dot);
+        if kept.len() > max_siblings.max(1) {
+            return Err(TooManySiblings {
+                would: kept.len(),
+                max: max_siblings.max(1),
+            });
+        }
         self.siblings = kept;
         self.clock.join(&other.clock);
-        let dropped_siblings = self.bound_siblings(max_siblings);
-        (*self != before, UpdateOutcome { dropped_siblings })
+        Ok(*self != before)
     }
 
     /// Whether this set has seen everything `other` has (merging `other` in
@@ -414,25 +452,6 @@ impl VersionSet {
             .siblings
             .iter()
             .all(|o| self.siblings.iter().any(|s| s.dot == o.dot) || self.clock.covers(o.dot))
-    }
-
-    fn bound_siblings(&mut self, max_siblings: usize) -> usize {
-        let max = max_siblings.max(1);
-        if self.siblings.len() <= max {
-            return 0;
-        }
-        let excess = self.siblings.len() - max;
-        // Drop the oldest by write time; the dot breaks ties deterministically
-        // so every replica drops the same ones.
-        let mut by_age: Vec<(u64, Dot)> = self
-            .siblings
-            .iter()
-            .map(|s| (s.timestamp_ms, s.dot))
-            .collect();
-        by_age.sort_unstable();
-        let doomed: Vec<Dot> = by_age.iter().take(excess).map(|&(_, d)| d).collect();
-        self.siblings.retain(|s| !doomed.contains(&s.dot));
-        excess
     }
 
     /// Canonical bytes (see docs/storage-format.md, "Version sets").
@@ -697,11 +716,11 @@ mod tests {
     #[test]
     fn a_context_covers_the_dots_of_what_it_saw_and_no_others() {
         let mut s = VersionSet::new();
-        let (d1, _) = s
+        let d1 = s
             .update(&VersionVector::new(), A, val("v1"), 1, MAX)
             .unwrap();
         let ctx = s.clock().encode_context();
-        let (d2, _) = s
+        let d2 = s
             .update(&VersionVector::new(), B, val("v2"), 2, MAX)
             .unwrap();
         assert_eq!(VersionVector::context_covers(&ctx, d1), Ok(true));
@@ -757,9 +776,9 @@ mod tests {
         at_a.update(&ctx, A, val("from-a"), 2, MAX).unwrap();
         at_b.update(&ctx, B, val("from-b"), 2, MAX).unwrap();
         let mut m1 = at_a.clone();
-        m1.merge(&at_b, MAX);
+        m1.merge(&at_b, MAX).unwrap();
         let mut m2 = at_b.clone();
-        m2.merge(&at_a, MAX);
+        m2.merge(&at_a, MAX).unwrap();
         assert_eq!(values(&m1), ["from-a", "from-b"]);
         assert_eq!(m1, m2, "merge is commutative");
         assert_eq!(m1.encode(), m2.encode(), "encoding is canonical");
@@ -775,11 +794,11 @@ mod tests {
         let ctx = fresh.clock().clone();
         fresh.update(&ctx, A, val("new"), 2, MAX).unwrap();
         let mut repaired = stale.clone();
-        let (changed, _) = repaired.merge(&fresh, MAX);
+        let changed = repaired.merge(&fresh, MAX).unwrap();
         assert!(changed);
         assert_eq!(values(&repaired), ["new"]);
         let mut f2 = fresh.clone();
-        let (changed, _) = f2.merge(&stale, MAX);
+        let changed = f2.merge(&stale, MAX).unwrap();
         assert!(!changed, "an older set changes nothing");
         assert!(fresh.dominates(&stale));
         assert!(!stale.dominates(&fresh));
@@ -796,24 +815,43 @@ mod tests {
         assert!(del.is_deleted());
         let mut put = s.clone();
         put.update(&ctx, B, val("w"), 2, MAX).unwrap();
-        del.merge(&put, MAX);
+        del.merge(&put, MAX).unwrap();
         assert_eq!(values(&del), ["<tombstone>", "w"]);
         assert!(!del.is_deleted());
     }
 
     #[test]
-    fn siblings_are_bounded_oldest_dropped() {
+    fn a_write_beyond_the_sibling_bound_is_refused_and_nothing_is_dropped() {
         let mut s = VersionSet::new();
-        let mut dropped = 0;
-        for i in 0..10 {
-            let (_, out) = s
-                .update(&VersionVector::new(), A, val(&format!("v{i}")), i, 4)
+        for i in 0..4 {
+            s.update(&VersionVector::new(), A, val(&format!("v{i}")), i, 4)
                 .unwrap();
-            dropped += out.dropped_siblings;
         }
+        let before = s.clone();
+        assert_eq!(
+            s.update(&VersionVector::new(), A, val("v4"), 4, 4),
+            Err(UpdateError::TooMany(TooManySiblings { would: 5, max: 4 }))
+        );
+        assert_eq!(s, before, "a refused write changes nothing");
+        // A write that saw them all resolves them, and fits.
+        let ctx = s.clock().clone();
+        s.update(&ctx, A, val("resolved"), 5, 4).unwrap();
+        assert_eq!(values(&s), ["resolved"]);
+        // A merge beyond its cap is refused too, leaving the set as it was.
+        let mut other = VersionSet::new();
+        for i in 0..3 {
+            other
+                .update(&VersionVector::new(), B, val(&format!("b{i}")), i, 4)
+                .unwrap();
+        }
+        let before = s.clone();
+        assert_eq!(
+            s.merge(&other, 3),
+            Err(TooManySiblings { would: 4, max: 3 })
+        );
+        assert_eq!(s, before);
+        assert_eq!(s.merge(&other, 4), Ok(true));
         assert_eq!(s.siblings().len(), 4);
-        assert_eq!(dropped, 6);
-        assert_eq!(values(&s), ["v6", "v7", "v8", "v9"]);
     }
 
     #[test]
@@ -832,7 +870,7 @@ mod tests {
         other
             .update(&old_ctx, B, val("stale-writer"), 3, MAX)
             .unwrap();
-        after_purge.merge(&other, MAX);
+        after_purge.merge(&other, MAX).unwrap();
         assert_eq!(values(&after_purge), ["new", "stale-writer"]);
     }
 
@@ -913,15 +951,15 @@ mod tests {
         let before = s.clone();
         assert_eq!(
             s.update(&maxed, A, val("v2"), 2, MAX),
-            Err(CounterExhausted {
+            Err(UpdateError::Exhausted(CounterExhausted {
                 actor: A,
                 seen: u64::MAX
-            }),
+            })),
             "no dot can be fresh: refuse instead of wrapping"
         );
         assert_eq!(s, before, "a refused write changes nothing");
         // Another actor still writes, and its dot is fresh.
-        let (dot, _) = s.update(&maxed, B, val("v3"), 3, MAX).unwrap();
+        let dot = s.update(&maxed, B, val("v3"), 3, MAX).unwrap();
         assert!(dot.counter > 0 && s.siblings().iter().any(|x| x.dot == dot));
         // Merging sets at the extremes never panics and stays commutative.
         let crafted = VersionSet {
@@ -936,15 +974,15 @@ mod tests {
             }],
         };
         let mut m1 = s.clone();
-        m1.merge(&crafted, MAX);
+        m1.merge(&crafted, MAX).unwrap();
         let mut m2 = crafted.clone();
-        m2.merge(&s, MAX);
+        m2.merge(&s, MAX).unwrap();
         assert_eq!(m1, m2);
         assert_eq!(m1.clock().get(A), u64::MAX);
         assert!(m1.update(&VersionVector::new(), A, None, 4, MAX).is_err());
         // The process-wide counter was not dragged to the end by that key.
         let mut other = VersionSet::new();
-        let (d, _) = other
+        let d = other
             .update(&VersionVector::new(), A, val("x"), 5, MAX)
             .unwrap();
         assert!(d.counter < u64::MAX / 2, "{d:?}");
@@ -959,7 +997,7 @@ mod tests {
                 for (i, ctx_from, tomb, is_merge) in ops {
                     if is_merge {
                         let other = reps[ctx_from % 3].clone();
-                        reps[i].merge(&other, MAX);
+                        reps[i].merge(&other, MAX).unwrap();
                     } else {
                         let ctx = reps
                             .get(ctx_from)
@@ -1004,7 +1042,7 @@ mod tests {
                         _ => (VersionVector::new(), BTreeSet::new()),
                     };
                     let value = if tomb { None } else { val(&format!("w{step}")) };
-                    let (dot, _) = reps[i]
+                    let dot = reps[i]
                         .update(&ctx, epochs[i].actor(), value, step as u64, MAX)
                         .unwrap();
                     minted.push(dot);
@@ -1015,7 +1053,7 @@ mod tests {
                 2 => {
                     let j = other % 3;
                     let incoming = reps[j].clone();
-                    reps[i].merge(&incoming, MAX);
+                    reps[i].merge(&incoming, MAX).unwrap();
                     let s = seen[j].clone();
                     seen[i].extend(s);
                 }
@@ -1025,7 +1063,7 @@ mod tests {
                         continue;
                     }
                     let outgoing = reps[i].clone();
-                    reps[j].merge(&outgoing, MAX);
+                    reps[j].merge(&outgoing, MAX).unwrap();
                     let s = seen[i].clone();
                     seen[j].extend(s);
                     if epochs[i].must_retire(outgoing.clock()) {
@@ -1049,7 +1087,7 @@ mod tests {
         // drops its copy; a later blind write through F must not claim it.
         let h = run_history(&[(0, 3, 0, false), (0, 1, 3, false), (0, 3, 0, false)]);
         let mut all = h.reps[1].clone();
-        all.merge(&h.reps[0], MAX);
+        all.merge(&h.reps[0], MAX).unwrap();
         assert_eq!(values(&all), ["w0", "w2"]);
     }
 
@@ -1080,14 +1118,14 @@ mod tests {
         #[test]
         fn merge_is_commutative_idempotent_associative(reps in arb_replicas()) {
             let (a, b, c) = (&reps[0], &reps[1], &reps[2]);
-            let mut ab = a.clone(); ab.merge(b, MAX);
-            let mut ba = b.clone(); ba.merge(a, MAX);
+            let mut ab = a.clone(); ab.merge(b, MAX).unwrap();
+            let mut ba = b.clone(); ba.merge(a, MAX).unwrap();
             prop_assert_eq!(&ab, &ba);
-            let mut aa = a.clone(); aa.merge(a, MAX);
+            let mut aa = a.clone(); aa.merge(a, MAX).unwrap();
             prop_assert_eq!(&aa, a);
-            let mut ab_c = ab.clone(); ab_c.merge(c, MAX);
-            let mut bc = b.clone(); bc.merge(c, MAX);
-            let mut a_bc = a.clone(); a_bc.merge(&bc, MAX);
+            let mut ab_c = ab.clone(); ab_c.merge(c, MAX).unwrap();
+            let mut bc = b.clone(); bc.merge(c, MAX).unwrap();
+            let mut a_bc = a.clone(); a_bc.merge(&bc, MAX).unwrap();
             prop_assert_eq!(&ab_c, &a_bc);
             // After merging everything, every replica dominates each input.
             for r in [a, b, c] {
@@ -1102,7 +1140,7 @@ mod tests {
             let history = run_history(&ops);
             let mut all = VersionSet::new();
             for r in &history.reps {
-                all.merge(r, MAX);
+                all.merge(r, MAX).unwrap();
             }
             for d in &history.minted {
                 let kept = all.siblings().iter().any(|x| x.dot == *d);
@@ -1120,8 +1158,8 @@ mod tests {
             // Each replica's latest own write either survives the full merge,
             // or some surviving sibling was written with a context covering it.
             let mut all = reps[0].clone();
-            all.merge(&reps[1], MAX);
-            all.merge(&reps[2], MAX);
+            all.merge(&reps[1], MAX).unwrap();
+            all.merge(&reps[2], MAX).unwrap();
             for r in &reps {
                 for s in r.siblings() {
                     let kept = all.siblings().iter().any(|x| x.dot == s.dot);

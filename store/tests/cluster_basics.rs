@@ -197,3 +197,43 @@ async fn unmet_quorum_says_how_many_answered() {
     c.put(b"k", b"v", None, &wr(1, 1)).await.unwrap();
     cluster.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_acknowledged_sibling_is_dropped_at_the_bound_the_write_is_refused_instead() {
+    let mut spec = spec(3, 3, 2, 2);
+    spec.extra_node_args = vec!["--max-siblings".into(), "4".into()];
+    let cluster = start(spec).await;
+    let c = client(&cluster).await;
+    let cons = wr(2, 3);
+    // Blind writes: each is a new sibling.
+    let mut acked = Vec::new();
+    let mut refused = 0;
+    for i in 0..7 {
+        let v = format!("blind-{i}");
+        match c.put(b"crowded", v.as_bytes(), None, &cons).await {
+            Ok(_) => acked.push(v.into_bytes()),
+            Err(e) => {
+                assert_eq!(e.code(), Some(tonic::Code::InvalidArgument), "{e}");
+                assert!(e.to_string().contains("concurrent versions"), "{e}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(acked.len(), 4, "up to the bound");
+    assert_eq!(refused, 3);
+    // Every acknowledged write is there.
+    let got = c.get(b"crowded", &cons).await.unwrap();
+    let mut values: Vec<Vec<u8>> = got.versions.iter().map(|v| v.value.to_vec()).collect();
+    values.sort();
+    acked.sort();
+    assert_eq!(values, acked);
+    // A write with the context of that read resolves them and is taken.
+    c.put(b"crowded", b"resolved", Some(&got.context), &cons)
+        .await
+        .unwrap();
+    assert_eq!(
+        value_of(&c, b"crowded", &cons).await,
+        Some(b"resolved".to_vec())
+    );
+    cluster.stop().await.unwrap();
+}

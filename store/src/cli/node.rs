@@ -53,8 +53,10 @@ pub struct NodeArgs {
     /// Commit-log durability before an acknowledgement.
     #[arg(long, value_enum)]
     pub durability: Option<DurabilityArg>,
-    /// Concurrent versions kept per key; beyond it the oldest are dropped
-    /// (logged, counted in replica.siblings_dropped).
+    /// Concurrent versions per key a new write may leave (merges of replicas
+    /// may hold up to 4x); a write beyond it is refused (INVALID_ARGUMENT:
+    /// read and write with that context to resolve), never made room for by
+    /// dropping an acknowledged version (counted in replica.siblings_refused).
     #[arg(long)]
     pub max_siblings: Option<usize>,
     /// Share of reads that ask all N replicas (read repair) instead of R.

@@ -304,7 +304,15 @@ fn execute(replica: &Replica, jobs: Vec<Job>) {
     };
     // Encode each coordinated write's set once: for the early `minted` call and the answer.
     let mut answers: Vec<(Reply, Bytes)> = Vec::with_capacity(waiting.len());
-    for (w, set) in waiting.into_iter().zip(sets) {
+    for (w, result) in waiting.into_iter().zip(sets) {
+        // A write refused alone (the sibling bound) changed nothing: answer it now.
+        let set = match result {
+            Ok(set) => set,
+            Err(message) => {
+                (w.reply)(respond(Err(ApplyError::Invalid(message))));
+                continue;
+            }
+        };
         let versions = if w.wants_set {
             Bytes::from(set.encode())
         } else {

@@ -38,10 +38,16 @@ use parking_lot::Mutex;
 
 use crate::lsm::{self, Engine, WriteBatch};
 use crate::ring::{Segment, key_position};
-use crate::version::{Actor, CounterExhausted, DecodeError, VersionSet, VersionVector};
+use crate::version::{
+    Actor, CounterExhausted, DecodeError, UpdateError, VersionSet, VersionVector,
+};
 
 pub use cleanup::CleanupPage;
 pub use merkle::MerkleIndex;
+
+/// One write of a batch: the key's resulting set, or why this write alone was refused (the
+/// set is then as it was).
+pub type WriteResult = std::result::Result<VersionSet, String>;
 
 /// Prefix of data keys.
 const DATA: u8 = b'd';
@@ -51,6 +57,9 @@ const META: u8 = b'm';
 const LOCK_STRIPES: usize = 1024;
 /// Overhead allowed per sibling on top of the value (dot, timestamp, lengths).
 const SIBLING_OVERHEAD: usize = 64;
+/// A merge may leave this many times the sibling bound (`--max-siblings`): writes taken on
+/// both sides of a partition must still merge, and nothing is dropped to make room.
+pub const MERGE_SIBLINGS_FACTOR: usize = 4;
 /// Most clock entries a version set from a peer may carry (16 bytes each),
 /// and the room kept for two such clocks in every stored set.
 pub const MAX_CLOCK_ENTRIES: usize = 1024;
@@ -144,8 +153,9 @@ pub struct ReplicaStats {
     pub merges: AtomicU64,
     /// Merges that changed nothing (the local set already dominated).
     pub merges_noop: AtomicU64,
-    /// Siblings dropped by the per-key bound.
-    pub siblings_dropped: AtomicU64,
+    /// Writes and merges refused because the key would exceed its sibling bound (nothing is
+    /// ever dropped to make room).
+    pub siblings_refused: AtomicU64,
     /// Local reads.
     pub fetches: AtomicU64,
     /// Tombstones purged after every replica had them.
@@ -278,6 +288,7 @@ impl Replica {
         let mut engine_opts = opts.engine.clone();
         engine_opts.max_key_bytes = opts.max_key_bytes + 64;
         engine_opts.max_value_bytes = opts.max_siblings.max(1)
+            * MERGE_SIBLINGS_FACTOR
             * (opts.max_value_bytes + SIBLING_OVERHEAD)
             + 2 * MAX_CLOCK_ENTRIES * 20
             + 4096;
@@ -397,8 +408,9 @@ impl Replica {
         let set = self.write_with(key, hint_for, |set| {
             // Read under the key's lock: a removal moving the epoch holds it.
             let actor = self.epochs.actor();
-            let (_, outcome) = set.update(context, actor, value, timestamp_ms, max)?;
-            Ok((true, outcome.dropped_siblings))
+            set.update(context, actor, value, timestamp_ms, max)
+                .map_err(|e| self.refused(e))?;
+            Ok(true)
         })?;
         self.stats
             .coordinated_writes
@@ -472,11 +484,11 @@ impl Replica {
         hint_for: Option<&str>,
     ) -> Result<VersionSet> {
         self.check_set(incoming)?;
-        let max = self.max_siblings;
+        let cap = self.merge_cap();
         self.stats.merges.fetch_add(1, Ordering::Relaxed);
         self.write_with(key, hint_for, |set| {
-            let (changed, outcome) = set.merge(incoming, max);
-            Ok((changed, outcome.dropped_siblings))
+            set.merge(incoming, cap)
+                .map_err(|e| self.refused(UpdateError::TooMany(e)))
         })
     }
 
@@ -487,7 +499,7 @@ impl Replica {
         &self,
         key: &[u8],
         hint_for: Option<&str>,
-        change: impl FnOnce(&mut VersionSet) -> Result<(bool, usize)>,
+        change: impl FnOnce(&mut VersionSet) -> Result<bool>,
     ) -> Result<VersionSet> {
         let pos = key_position(key);
         let dkey = data_key_at(pos, key);
@@ -496,8 +508,7 @@ impl Replica {
             Some((s, raw)) => (s, Some(raw)),
             None => (VersionSet::new(), None),
         };
-        let (changed, dropped) = change(&mut set)?;
-        self.note_dropped(dropped, key);
+        let changed = change(&mut set)?;
         if !changed && hint_for.is_none() && old_raw.is_some() {
             self.stats.merges_noop.fetch_add(1, Ordering::Relaxed);
             return Ok(set);
@@ -525,7 +536,7 @@ impl Replica {
     /// Apply many hint-free writes as one atomic engine batch and wait until
     /// it is durable: [`apply_many`](Self::apply_many), then the engine's
     /// `sync_through`.
-    pub fn write_many(&self, writes: Vec<LocalWrite>) -> Result<Vec<VersionSet>> {
+    pub fn write_many(&self, writes: Vec<LocalWrite>) -> Result<Vec<WriteResult>> {
         let (sets, seq) = self.apply_many(writes)?;
         self.engine.sync_through(seq)?;
         Ok(sets)
@@ -542,10 +553,11 @@ impl Replica {
     /// batches cannot deadlock; the locks are released before durability is
     /// awaited, so batches do not queue behind each other's fsync. Each write
     /// sees the effect of the earlier ones on the same key. Returns the
-    /// resulting set of each write, in order, and the engine sequence number
-    /// to pass to [`sync_through`](Self::sync_through) before acknowledging
-    /// any of them; an engine failure fails them all.
-    pub fn apply_many(&self, writes: Vec<LocalWrite>) -> Result<(Vec<VersionSet>, u64)> {
+    /// resulting set of each write (or why that write alone was refused: the
+    /// sibling bound), in order, and the engine sequence number to pass to
+    /// [`sync_through`](Self::sync_through) before acknowledging any of them;
+    /// an engine failure fails them all.
+    pub fn apply_many(&self, writes: Vec<LocalWrite>) -> Result<(Vec<WriteResult>, u64)> {
         // Callers check each write first (`check_write`) so that a bad one
         // fails alone; this is the backstop.
         for w in &writes {
@@ -584,37 +596,47 @@ impl Replica {
             let Some(entry) = touched.get_mut(slot) else {
                 continue;
             };
-            let (changed, dropped) = match w {
+            let outcome = match w {
                 LocalWrite::Coordinate {
                     value,
                     context,
                     timestamp_ms,
                     ..
-                } => {
-                    let (_, out) = entry.set.update(
+                } => entry
+                    .set
+                    .update(
                         &context,
                         self.epochs.actor(),
                         value,
                         timestamp_ms,
                         self.max_siblings,
-                    )?;
-                    self.stats
-                        .coordinated_writes
-                        .fetch_add(1, Ordering::Relaxed);
-                    (true, out.dropped_siblings)
-                }
+                    )
+                    .map(|_| {
+                        self.stats
+                            .coordinated_writes
+                            .fetch_add(1, Ordering::Relaxed);
+                        true
+                    }),
                 LocalWrite::Merge { incoming, .. } => {
                     self.stats.merges.fetch_add(1, Ordering::Relaxed);
-                    let (changed, out) = entry.set.merge(&incoming, self.max_siblings);
-                    if !changed && entry.old.is_some() {
+                    let out = entry.set.merge(&incoming, self.merge_cap());
+                    if out == Ok(false) && entry.old.is_some() {
                         self.stats.merges_noop.fetch_add(1, Ordering::Relaxed);
                     }
-                    (changed || entry.old.is_none(), out.dropped_siblings)
+                    out.map(|changed| changed || entry.old.is_none())
+                        .map_err(UpdateError::TooMany)
                 }
             };
-            self.note_dropped(dropped, &key);
+            // A refused write fails alone; the set is as it was, and the others go on.
+            let changed = match outcome {
+                Ok(changed) => changed,
+                Err(e) => {
+                    results.push(Err(self.refused(e).to_string()));
+                    continue;
+                }
+            };
             entry.changed |= changed;
-            results.push(entry.set.clone());
+            results.push(Ok(entry.set.clone()));
         }
         let mut batch = WriteBatch::new();
         let mut encoded = Vec::with_capacity(touched.len());
@@ -787,18 +809,26 @@ impl Replica {
         );
     }
 
-    fn note_dropped(&self, dropped: usize, key: &[u8]) {
-        if dropped > 0 {
-            self.stats
-                .siblings_dropped
-                .fetch_add(dropped as u64, Ordering::Relaxed);
-            tracing::warn!(
-                key = %String::from_utf8_lossy(key),
-                dropped,
-                max = self.max_siblings,
-                "sibling limit reached; dropped the oldest versions"
-            );
+    /// The error for a refused update, counted (and logged when it is the sibling bound).
+    fn refused(&self, e: UpdateError) -> ReplicaError {
+        match e {
+            UpdateError::Exhausted(x) => ReplicaError::Exhausted(x),
+            UpdateError::TooMany(t) => {
+                self.stats.siblings_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    would = t.would,
+                    max = t.max,
+                    "sibling bound reached; the write was refused (nothing is dropped)"
+                );
+                ReplicaError::Invalid(t.to_string())
+            }
         }
+    }
+
+    /// The most siblings a merge may leave: above the bound for new writes, so replicas
+    /// that took writes on both sides of a partition can still be merged.
+    fn merge_cap(&self) -> usize {
+        self.max_siblings.saturating_mul(MERGE_SIBLINGS_FACTOR)
     }
 
     /// Flush the engine at shutdown and record the clean stop (so the next

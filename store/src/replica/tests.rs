@@ -92,7 +92,7 @@ fn fallback_blind_write_after_handoff_keeps_both_versions() {
     // Read at R = N: every replica's set merged.
     let mut all = o.fetch(key).unwrap().unwrap();
     for r in [&f, &g] {
-        all.merge(&r.fetch(key).unwrap().unwrap(), MAX);
+        all.merge(&r.fetch(key).unwrap().unwrap(), MAX).unwrap();
     }
     assert_eq!(values(&all), ["v1", "v2"], "both kept as siblings");
     // The new epoch survives a restart.
@@ -268,15 +268,17 @@ fn oversized_set_from_a_peer_fails_alone() {
         counter: u64::MAX,
     });
     let mut crafted = set(vec![1]);
-    crafted.merge(
-        &VersionSet::decode(&{
-            let mut s = VersionSet::new();
-            s.update(&ahead, 7, None, 1, MAX).unwrap();
-            s.encode()
-        })
-        .unwrap(),
-        MAX,
-    );
+    crafted
+        .merge(
+            &VersionSet::decode(&{
+                let mut s = VersionSet::new();
+                s.update(&ahead, 7, None, 1, MAX).unwrap();
+                s.encode()
+            })
+            .unwrap(),
+            MAX,
+        )
+        .unwrap();
     assert!(r.merge(b"k9", &crafted, None).is_err());
     assert!(r.fetch(b"k9").unwrap().is_none());
 }
