@@ -211,7 +211,7 @@ pub(crate) fn expand_for(
                             read_quorum,
                             values: values.clone(),
                             load,
-                            no_cluster: w.target == crate::workload::TargetKind::Null,
+                            no_cluster: w.target != crate::workload::TargetKind::Ringkv,
                         };
                         check_point(w, &point, repl_at, quorum_at)?;
                         points.push(point);

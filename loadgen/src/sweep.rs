@@ -182,6 +182,7 @@ impl Session {
             target: match w.target {
                 TargetKind::Ringkv => "ringkv".into(),
                 TargetKind::Null => "null".into(),
+                TargetKind::Redis => "redis".into(),
             },
             started: manifest.started.clone(),
             points: Vec::new(),
@@ -222,6 +223,7 @@ impl Session {
                 .await
             }
             TargetKind::Ringkv => run_ringkv_point(w, point, &self.dir, self.quiet, &ctx).await,
+            TargetKind::Redis => run_redis_point(w, point, &self.dir, self.quiet, &ctx).await,
         }?;
         self.pending.push(p);
         Ok(())
@@ -726,6 +728,54 @@ async fn replica_legs(
         }
     }
     crate::consistency::pbs::ReplicaLegs::from_status(&stats)
+}
+
+/// Starts a local `redis-server` (with `cluster.start`) or connects to `cluster.endpoints`,
+/// and runs the point against it.
+async fn run_redis_point(
+    w: &crate::workload::Workload,
+    point: &Point,
+    dir: &Path,
+    quiet: bool,
+    ctx: &RunCtx,
+) -> Result<crate::report::PointSummary, SweepError> {
+    use crate::target::redis::{RedisServer, RedisTarget};
+    let err = |message: String| SweepError::Point {
+        point: point.id(),
+        message,
+    };
+    let server = if w.cluster.start {
+        Some(RedisServer::start().await.map_err(err)?)
+    } else {
+        None
+    };
+    let (address, pids) = match &server {
+        Some(s) => (s.address().to_string(), vec![s.pid()]),
+        None => (
+            w.cluster.endpoints.first().cloned().unwrap_or_default(),
+            Vec::new(),
+        ),
+    };
+    let target = RedisTarget::connect(
+        &address,
+        w.connection_count() as usize,
+        w.request_timeout(),
+        pids,
+    )
+    .await
+    .map_err(err)?;
+    run_point(
+        &target,
+        &checker_for(w, point)?,
+        w,
+        point,
+        dir,
+        quiet,
+        None,
+        ctx,
+        None,
+    )
+    .await
 }
 
 fn print_point_line(p: &crate::report::PointSummary) {

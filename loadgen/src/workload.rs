@@ -43,6 +43,9 @@ pub enum TargetKind {
     Ringkv,
     /// Does nothing and answers at once: measures the load generator itself.
     Null,
+    /// A redis server (`cluster.endpoints`, or `cluster.start: true` for a local one): the
+    /// calibration target.
+    Redis,
 }
 
 /// `cluster:` — the local cluster to start per point, or an existing one.
@@ -73,6 +76,8 @@ pub struct ClusterConfig {
     /// How to reach `endpoints` securely (default: `RINGKV_CLUSTER_DIR`, or `RINGKV_CA` and
     /// `RINGKV_TOKEN`). Local clusters make and use their own material.
     pub security: Option<EndpointSecurity>,
+    /// `target: redis` only: start a local `redis-server` for the run.
+    pub start: bool,
 }
 
 /// `cluster.security:` — the CA, token and optional client certificate for `endpoints`.
@@ -828,7 +833,78 @@ impl Workload {
         Ok(())
     }
 
+    fn validate_redis(&self) -> Result<(), Problem> {
+        let c = &self.cluster;
+        if self.target != TargetKind::Redis {
+            if c.start {
+                return Err(Problem::new(
+                    "`cluster.start` is for `target: redis`; ringkv clusters start by default",
+                ));
+            }
+            return Ok(());
+        }
+        match (c.start, c.endpoints.len()) {
+            (true, 0) | (false, 1) => {}
+            (true, _) => {
+                return Err(Problem::new(
+                    "`target: redis`: give `cluster.start: true` or `cluster.endpoints`, not both",
+                ));
+            }
+            (false, 0) => {
+                return Err(Problem::new(
+                    "`target: redis` needs a server: `cluster: { start: true }` starts a local \
+                     redis-server, or `cluster: { endpoints: [\"HOST:PORT\"] }` names one",
+                ));
+            }
+            (false, _) => {
+                return Err(Problem::new(
+                    "`target: redis` talks to one server: give one endpoint",
+                ));
+            }
+        }
+        let ringkv_only = c.nodes.is_some()
+            || c.tokens_per_node.is_some()
+            || !c.zones.is_empty()
+            || c.replication.is_some()
+            || c.write_quorum.is_some()
+            || c.read_quorum.is_some()
+            || c.sloppy.is_some()
+            || !c.node_args.is_empty()
+            || c.insecure
+            || c.security.is_some();
+        if ringkv_only {
+            return Err(Problem::new(
+                "`target: redis` takes only `cluster.start` or `cluster.endpoints`; the other \
+                 `cluster` fields shape a ringkv cluster",
+            ));
+        }
+        let s = &self.sweep;
+        for (field, first) in [
+            ("nodes", s.nodes.first().map(|x| x.referenced)),
+            ("replication", s.replication.first().map(|x| x.referenced)),
+            ("quorum", s.quorum.first().map(|x| x.referenced)),
+        ] {
+            if let Some(at) = first {
+                return Err(Problem {
+                    at: Some(at),
+                    message: format!("`sweep.{field}` shapes a ringkv cluster; redis has none"),
+                });
+            }
+        }
+        if let Some(e) = self.events.first() {
+            return Err(Problem::at(
+                &e.at,
+                "`events` change a local ringkv cluster; `target: redis` has none",
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_cluster(&self) -> Result<(), Problem> {
+        self.validate_redis()?;
+        if self.target == TargetKind::Redis {
+            return Ok(());
+        }
         let c = &self.cluster;
         if !c.endpoints.is_empty() {
             if self.target == TargetKind::Null {

@@ -3,23 +3,9 @@
 //! `report.md` carry the figures and PBS's predictions beside them.
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers may fail loudly
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-/// `loadgen run WORKLOAD --quiet --out OUT`, which must succeed; returns its summary.json.
-fn run_ok(workload: &Path, out: &Path) -> serde_json::Value {
-    let run = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["run", workload.to_str().unwrap(), "--quiet", "--out"])
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
-}
+use std::path::Path;
 
 #[test]
 fn w1r1_reads_stale_and_w2r2_never_does() {
@@ -47,7 +33,7 @@ sweep:
     )
     .unwrap();
     let out = tmp.path().join("results");
-    let summary = run_ok(&workload, &out);
+    let summary = common::run_ok(&workload, &out);
     let points = summary["points"].as_array().unwrap();
     assert_eq!(points.len(), 2);
     let (w1r1, w2r2) = (&points[0]["consistency"], &points[1]["consistency"]);
@@ -106,7 +92,7 @@ events:
     )
     .unwrap();
     let out = tmp.path().join("results");
-    let summary = run_ok(&workload, &out);
+    let summary = common::run_ok(&workload, &out);
     let audit = &summary["points"][0]["audit"];
     assert_eq!(audit["lost_writes"], 0, "{audit}");
     assert_eq!(audit["resurrected"], 0, "{audit}");

@@ -292,3 +292,34 @@ fn partition_events_name_groups_of_existing_nodes() {
         "{err}"
     );
 }
+
+#[test]
+fn the_redis_target_takes_one_server_and_no_ringkv_shape() {
+    let redis = |cluster: &str, extra: &str| {
+        parse(&format!(
+            "name: r\ntarget: redis\ncluster: {cluster}\nkeys: {{ count: 100 }}\nvalues: {{ size: 100 }}\nrate: 100\nduration: 1s\n{extra}"
+        ))
+    };
+    redis("{ start: true }", "").unwrap();
+    redis("{ endpoints: [\"127.0.0.1:6379\"] }", "").unwrap();
+    let err = redis("{}", "").unwrap_err();
+    assert!(err.to_string().contains("needs a server"), "{err}");
+    let err = redis("{ start: true, endpoints: [\"127.0.0.1:6379\"] }", "").unwrap_err();
+    assert!(err.to_string().contains("not both"), "{err}");
+    let err = redis("{ start: true, replication: 3 }", "").unwrap_err();
+    assert!(err.to_string().contains("shape a ringkv cluster"), "{err}");
+    let err = redis("{ start: true }", "sweep:\n  quorum: [[1, 1]]\n").unwrap_err();
+    assert!(err.to_string().contains("redis has none"), "{err}");
+    assert_eq!(err.line_column().map(|(l, _)| l), Some(9), "{err}");
+    // `start` is redis's alone.
+    let err = parse(&VALID.replace(
+        "cluster: { nodes: 3, replication: 3 }",
+        "cluster: { start: true }",
+    ))
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`cluster.start` is for `target: redis`"),
+        "{err}"
+    );
+}

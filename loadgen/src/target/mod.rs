@@ -1,11 +1,12 @@
 //! The [`Target`] trait and its drivers: `null` (measures the load generator itself), a stall
-//! target for testing coordinated-omission correction, and `ringkv` (through
-//! `store::client`).
+//! target for testing coordinated-omission correction, `ringkv` (through `store::client`), and
+//! `redis` (the calibration target).
 //!
 //! The runner is generic over the target, so there is no boxing or dynamic dispatch per
 //! operation; the futures are awaited in place by a fixed set of workers, never spawned.
 
 pub mod null;
+pub mod redis;
 pub mod ringkv;
 pub mod stall;
 

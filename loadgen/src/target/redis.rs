@@ -1,0 +1,205 @@
+//! The `redis` target: a calibration point. The same key and value generators, the same
+//! runners and histograms, against a server whose reference figures are well known
+//! (`redis-benchmark`): reads are `GET`, writes `SET`, deletes `DEL`, a read-modify-write a
+//! `GET` then a `SET`. Requests share `connections` multiplexed connections (the `redis`
+//! crate pipelines the requests in flight on each), round-robin.
+//!
+//! `cluster: { start: true }` starts a local `redis-server` for the run (on 127.0.0.1, an
+//! ephemeral port, no persistence) and stops it at the end; `cluster.endpoints` names a
+//! running one.
+
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
+
+use super::{OpError, Seen, Target};
+use crate::generator::{OpKind, OpSpec};
+
+/// How long a started server may take to answer its first PING.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `redis-server` process started for a run; killed when dropped.
+pub struct RedisServer {
+    child: Child,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts `redis-server` on 127.0.0.1 and a free port, without persistence, and waits
+    /// until it answers.
+    pub async fn start() -> Result<RedisServer, String> {
+        let program = which("redis-server").ok_or_else(|| {
+            "`cluster.start` needs `redis-server` on the PATH (Debian: apt-get install \
+             redis-server)"
+                .to_string()
+        })?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("cannot find a free port: {e}"))?
+            .port();
+        let dir = tempfile::Builder::new()
+            .prefix("loadgen-redis-")
+            .tempdir()
+            .map_err(|e| format!("cannot make a directory for redis-server: {e}"))?;
+        let child = Command::new(program)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start redis-server: {e}"))?;
+        let mut server = RedisServer {
+            child,
+            address: format!("127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(mut c) = connect_one(&server.address).await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut c)
+                    .await
+                    .is_ok()
+            {
+                return Ok(server);
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("redis-server exited at start ({status})"));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "redis-server did not answer within {}s",
+                    START_TIMEOUT.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `HOST:PORT` it listens on.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+async fn connect_one(address: &str) -> Result<MultiplexedConnection, String> {
+    let client = redis::Client::open(format!("redis://{address}/"))
+        .map_err(|e| format!("redis endpoint {address:?}: {e}"))?;
+    client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| format!("cannot connect to redis at {address}: {e}"))
+}
+
+/// Connections to one redis server.
+pub struct RedisTarget {
+    conns: Vec<MultiplexedConnection>,
+    next: Cell<usize>,
+    timeout: Duration,
+    pids: Vec<u32>,
+}
+
+impl RedisTarget {
+    /// Opens `connections` multiplexed connections to `address`; `pids` are the server's
+    /// processes to sample (empty for a remote one).
+    pub async fn connect(
+        address: &str,
+        connections: usize,
+        timeout: Duration,
+        pids: Vec<u32>,
+    ) -> Result<RedisTarget, String> {
+        let mut conns = Vec::with_capacity(connections.max(1));
+        for _ in 0..connections.max(1) {
+            conns.push(connect_one(address).await?);
+        }
+        Ok(RedisTarget {
+            conns,
+            next: Cell::new(0),
+            timeout,
+            pids,
+        })
+    }
+
+    fn conn(&self) -> MultiplexedConnection {
+        let i = self.next.get();
+        self.next.set(i.wrapping_add(1));
+        // `connect` opens at least one.
+        self.conns[i % self.conns.len().max(1)].clone()
+    }
+
+    async fn run(&self, op: OpSpec, key: &[u8], value: &[u8]) -> redis::RedisResult<()> {
+        let mut c = self.conn();
+        match op.kind {
+            OpKind::Read => {
+                let _: Option<Vec<u8>> = c.get(key).await?;
+            }
+            OpKind::Write => {
+                let () = c.set(key, value).await?;
+            }
+            OpKind::Delete => {
+                let _: u64 = c.del(key).await?;
+            }
+            OpKind::ReadModifyWrite => {
+                let _: Option<Vec<u8>> = c.get(key).await?;
+                let () = c.set(key, value).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Target for RedisTarget {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn execute(&self, op: OpSpec, key: &[u8], value: &[u8]) -> Result<Seen, OpError> {
+        match tokio::time::timeout(self.timeout, self.run(op, key, value)).await {
+            Err(_) => Err(OpError::Timeout),
+            Ok(Err(e)) => Err(OpError::Failed(e.to_string())),
+            Ok(Ok(())) => Ok(Seen::Nothing),
+        }
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.pids.clone()
+    }
+}

@@ -1,0 +1,20 @@
+//! Helpers shared by the loadgen's integration tests.
+#![allow(clippy::unwrap_used, clippy::panic, dead_code)] // test helpers may fail loudly
+
+use std::path::Path;
+use std::process::Command;
+
+/// `loadgen run WORKLOAD --quiet --out OUT`, which must succeed; returns its summary.json.
+pub fn run_ok(workload: &Path, out: &Path) -> serde_json::Value {
+    let run = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["run", workload.to_str().unwrap(), "--quiet", "--out"])
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+}

@@ -1,0 +1,109 @@
+//! The redis target against real `redis-server` processes: one the loadgen starts for the run
+//! (and stops), and one the test starts and names in `cluster.endpoints`. `.ci/run` installs
+//! Debian's redis-server; without it these tests fail, they never skip.
+#![allow(clippy::unwrap_used, clippy::panic)] // test helpers may fail loudly
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn workload(dir: &Path, cluster: &str) -> std::path::PathBuf {
+    let path = dir.join("redis.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "name: redis-test
+target: redis
+cluster: {cluster}
+keys: {{ count: 2000, size: 16, distribution: zipfian }}
+values: {{ size: 1KB }}
+mix: {{ read: 45, write: 45, delete: 5, read_modify_write: 5 }}
+preload: true
+warmup: 0.5s
+duration: 2s
+rate: 3000
+connections: 4
+"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn check(summary: &serde_json::Value) {
+    assert_eq!(summary["target"], "redis");
+    let p = &summary["points"][0];
+    assert_eq!(p["preload"]["keys"], 2000, "{}", p["preload"]);
+    let ops = p["ops"].as_object().unwrap();
+    let total: u64 = ops.values().map(|o| o["count"].as_u64().unwrap()).sum();
+    let errors: u64 = ops.values().map(|o| o["errors"].as_u64().unwrap()).sum();
+    assert!(total >= 5_000, "{total} operations");
+    assert_eq!(errors, 0, "{}", p["first_error"]);
+    assert!(
+        p.get("consistency").is_none(),
+        "redis values are not traced"
+    );
+}
+
+#[test]
+fn a_server_the_loadgen_starts_is_loaded_and_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let summary = common::run_ok(
+        &workload(tmp.path(), "{ start: true }"),
+        &tmp.path().join("out"),
+    );
+    check(&summary);
+    // The server was sampled as the target's process, and is gone.
+    let procs = summary["points"][0]["processes"].as_array().unwrap();
+    let pid = procs
+        .iter()
+        .find(|p| p["role"] != "loadgen")
+        .and_then(|p| p["pid"].as_u64())
+        .expect("the server's process");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")),
+        "redis-server {pid} outlived the run"
+    );
+}
+
+#[test]
+fn a_running_server_is_reached_through_its_endpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .arg("--dir")
+        .arg(tmp.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server (Debian: apt-get install redis-server)");
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let summary = common::run_ok(
+        &workload(
+            tmp.path(),
+            &format!("{{ endpoints: [\"127.0.0.1:{port}\"] }}"),
+        ),
+        &tmp.path().join("out"),
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    check(&summary);
+}
