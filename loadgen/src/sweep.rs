@@ -326,17 +326,25 @@ pub struct NodeProbe {
     pub security: store::client::ClientSecurity,
 }
 
-async fn engine_counters(client: &store::client::Client, n: usize) -> Option<EngineCounters> {
-    let mut c = EngineCounters::default();
+/// Every node's Status figures (`None` when a node does not answer).
+async fn node_stats(
+    client: &store::client::Client,
+    n: usize,
+) -> Option<Vec<std::collections::HashMap<String, u64>>> {
+    let mut all = Vec::with_capacity(n);
     for i in 0..n {
-        let status = client.status_of(i).await.ok()?;
-        c.fsyncs += status.stats.get("engine.fsyncs").copied().unwrap_or(0);
-        c.disk_bytes_written += status
-            .stats
-            .get("engine.disk_bytes_written")
-            .copied()
-            .unwrap_or(0);
-        let get = |k: &str| status.stats.get(k).copied().unwrap_or(0);
+        all.push(client.status_of(i).await.ok()?.stats);
+    }
+    Some(all)
+}
+
+/// The engine and process counters of the nodes, summed.
+fn engine_counters(stats: &[std::collections::HashMap<String, u64>]) -> EngineCounters {
+    let mut c = EngineCounters::default();
+    for status in stats {
+        let get = |k: &str| status.get(k).copied().unwrap_or(0);
+        c.fsyncs += get("engine.fsyncs");
+        c.disk_bytes_written += get("engine.disk_bytes_written");
         let p = &mut c.process;
         p.cpu_ns += get("process.cpu_ns");
         p.voluntary_ctx += get("process.voluntary_ctx");
@@ -345,10 +353,10 @@ async fn engine_counters(client: &store::client::Client, n: usize) -> Option<Eng
         p.write_bytes += get("process.write_bytes");
         p.rchar += get("process.rchar");
         p.wchar += get("process.wchar");
-        p.has_io = status.stats.contains_key("process.wchar");
+        p.has_io = status.contains_key("process.wchar");
         c.nodes += 1;
     }
-    Some(c)
+    c
 }
 
 struct Bar {
@@ -538,7 +546,9 @@ pub async fn run_point<T: Target>(
         for _ in 0..10_000 {
             if let Some(t) = bar.window_start.get() {
                 tokio::time::sleep_until(t.into()).await;
-                return engine_counters(client, probe_nodes).await;
+                return node_stats(client, probe_nodes)
+                    .await
+                    .map(|s| engine_counters(&s));
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -574,15 +584,17 @@ pub async fn run_point<T: Target>(
     };
     let ((outcome, event_log), engine_at_start) = tokio::join!(with_events, engine_start);
     let end_snapshot = snapshot(&pids);
-    let engine_at_end = match &engine_client {
-        Some(c) => engine_counters(c, probe_nodes).await,
+    // One Status round at the window's end: engine counters, and the replica round trips
+    // the nodes measured (for PBS's WARS model).
+    let stats_at_end = match &engine_client {
+        Some(c) => node_stats(c, probe_nodes).await,
         None => None,
     };
-    // The replica round trips the nodes measured, for PBS's WARS model.
-    let legs = match &engine_client {
-        Some(c) if check.borrow().enabled() => replica_legs(c, probe_nodes).await,
-        _ => None,
-    };
+    let engine_at_end = stats_at_end.as_deref().map(engine_counters);
+    let legs = stats_at_end
+        .as_deref()
+        .filter(|_| check.borrow().enabled())
+        .and_then(crate::consistency::pbs::ReplicaLegs::from_status);
     let start_snapshot = bar
         .edge
         .borrow_mut()
@@ -715,20 +727,6 @@ fn consistency_summary(
 
 /// Monte-Carlo trials of the WARS model per point.
 const WARS_TRIALS: u32 = 20_000;
-
-/// The replica round trips every node reports (`coordinator.*_us.p*` in Status).
-async fn replica_legs(
-    client: &store::client::Client,
-    n: usize,
-) -> Option<crate::consistency::pbs::ReplicaLegs> {
-    let mut stats = Vec::new();
-    for i in 0..n {
-        if let Ok(s) = client.status_of(i).await {
-            stats.push(s.stats);
-        }
-    }
-    crate::consistency::pbs::ReplicaLegs::from_status(&stats)
-}
 
 /// Starts a local `redis-server` (with `cluster.start`) or connects to `cluster.endpoints`,
 /// and runs the point against it.
