@@ -22,7 +22,7 @@ use crate::consistency::Checker;
 use crate::generator::{OpGen, OpSpec, ValuePool, write_key};
 use crate::plan::Load;
 use crate::record::{INTERVAL, Live, RecordError, Recorded, Recorder, RequestOutcome};
-use crate::target::Target;
+use crate::target::{OpError, Seen, Target};
 use crate::timer::PreciseTimer;
 
 /// After the measured window, backlogged open-loop ticks keep being sent for at most this long;
@@ -135,22 +135,21 @@ impl Shared<'_> {
         intended: Instant,
         sent: Instant,
     ) -> (RequestOutcome, Instant) {
-        let context = if self.check.borrow().auditing() {
-            target.context_of(op.key_index)
-        } else {
-            None
-        };
-        let (value, seq) = self.check.borrow_mut().value(self.pool, op, intended, buf);
-        let result = target.execute(op, key, value).await;
-        let done = Instant::now();
-        self.check
-            .borrow_mut()
-            .observe(op, seq, context.as_ref(), (sent, done), &result);
+        let (result, done) = traced(
+            target,
+            self.check,
+            self.pool,
+            op,
+            key,
+            buf,
+            (intended, sent),
+        )
+        .await;
         (self.note(result), done)
     }
 
     #[inline]
-    fn note(&self, result: Result<crate::target::Seen, crate::target::OpError>) -> RequestOutcome {
+    fn note(&self, result: Result<Seen, OpError>) -> RequestOutcome {
         match result {
             Ok(_) => RequestOutcome::Ok,
             Err(e) => {
@@ -159,7 +158,7 @@ impl Shared<'_> {
                     *first = Some(e.to_string());
                 }
                 match e {
-                    crate::target::OpError::Indeterminate(_) => RequestOutcome::Indeterminate,
+                    OpError::Indeterminate(_) => RequestOutcome::Indeterminate,
                     _ => RequestOutcome::Failed,
                 }
             }
@@ -460,6 +459,32 @@ async fn closed_worker<T: Target>(
     }
 }
 
+/// Sends `op` with its value (stamped with the write's header when checking; `(intended,
+/// sent)` times it), lets the checker take in the answer, and returns it with the time it
+/// came.
+async fn traced<T: Target>(
+    target: &T,
+    check: &RefCell<Checker>,
+    pool: &ValuePool,
+    op: OpSpec,
+    key: &[u8],
+    buf: &mut Vec<u8>,
+    (intended, sent): (Instant, Instant),
+) -> (Result<Seen, OpError>, Instant) {
+    let context = if check.borrow().auditing() {
+        target.context_of(op.key_index)
+    } else {
+        None
+    };
+    let (value, seq) = check.borrow_mut().value(pool, op, intended, buf);
+    let result = target.execute(op, key, value).await;
+    let done = Instant::now();
+    check
+        .borrow_mut()
+        .observe(op, seq, context.as_ref(), (sent, done), &result);
+    (result, done)
+}
+
 /// A worker's buffer for traced values (empty, allocating nothing, when checking is off).
 fn value_buffer(s: &Shared<'_>) -> Vec<u8> {
     if s.check.borrow().enabled() {
@@ -518,16 +543,7 @@ pub async fn preload<T: Target>(
                 value_len: len,
             };
             let sent = Instant::now();
-            let context = if check.borrow().auditing() {
-                target.context_of(i)
-            } else {
-                None
-            };
-            let (value, seq) = check.borrow_mut().value(pool, op, sent, &mut buf);
-            let result = target.execute(op, &key, value).await;
-            check
-                .borrow_mut()
-                .observe(op, seq, context.as_ref(), (sent, Instant::now()), &result);
+            let (result, _) = traced(target, check, pool, op, &key, &mut buf, (sent, sent)).await;
             if let Err(e) = result {
                 failed.set(failed.get() + 1);
                 first_error
