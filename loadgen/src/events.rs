@@ -116,15 +116,18 @@ pub async fn run_schedule(
 }
 
 /// Carries out one event. Returns the id of a node that `add` created.
+/// The position of node `id` in the cluster.
+fn index_of(cluster: &LocalCluster, id: &str) -> Result<usize, String> {
+    cluster
+        .nodes()
+        .iter()
+        .position(|n| n.id == id)
+        .ok_or_else(|| format!("no node {id} in the cluster"))
+}
+
 async fn apply(cluster: &mut LocalCluster, e: &Event) -> Result<Option<String>, String> {
     let index = match &e.node {
-        Some(id) => Some(
-            cluster
-                .nodes()
-                .iter()
-                .position(|n| n.id == id.value)
-                .ok_or_else(|| format!("no node {} in the cluster", id.value))?,
-        ),
+        Some(id) => Some(index_of(cluster, &id.value)?),
         None => None,
     };
     let i = index.unwrap_or(0);
@@ -152,18 +155,8 @@ async fn apply(cluster: &mut LocalCluster, e: &Event) -> Result<Option<String>, 
             let groups = e
                 .groups
                 .iter()
-                .map(|g| {
-                    g.iter()
-                        .map(|id| {
-                            cluster
-                                .nodes()
-                                .iter()
-                                .position(|n| n.id == id.value)
-                                .ok_or_else(|| format!("no node {} in the cluster", id.value))
-                        })
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|g| g.iter().map(|id| index_of(cluster, &id.value)).collect())
+                .collect::<Result<Vec<Vec<usize>>, String>>()?;
             cluster.partition(&groups).map_err(err)?;
         }
         EventAction::Heal => cluster.heal().map_err(err)?,
