@@ -433,36 +433,33 @@ impl Client {
         let mut out = [0usize; MAX_ATTEMPTS];
         let mut len = 0;
         let n = self.nodes.len().max(1);
-        if let Some(r) = &self.router
-            && self.opts.routing == Routing::Random
-        {
-            let members = r.member_node.len();
-            let first = if members > 0 {
-                rand::random_range(0..members)
-            } else {
-                0
-            };
-            for i in 0..members {
-                if len == out.len() {
-                    break;
-                }
-                if let Some(Some(idx)) = r.member_node.get((first + i) % members)
-                    && !out[..len].contains(idx)
-                {
-                    out[len] = *idx;
-                    len += 1;
-                }
-            }
-        } else if let Some(r) = &self.router {
-            for &m in r.ring.walk(key_position(key)) {
-                if len == out.len() {
-                    break;
-                }
+        if let Some(r) = &self.router {
+            // Adds member `m`'s node unless it is there already; true once `out` is full.
+            let mut add = |m: usize| {
                 if let Some(Some(idx)) = r.member_node.get(m)
                     && !out[..len].contains(idx)
                 {
                     out[len] = *idx;
                     len += 1;
+                }
+                len == out.len()
+            };
+            let members = r.member_node.len();
+            match self.opts.routing {
+                Routing::Random if members > 0 => {
+                    let first = rand::random_range(0..members);
+                    for i in 0..members {
+                        if add((first + i) % members) {
+                            break;
+                        }
+                    }
+                }
+                _ => {
+                    for &m in r.ring.walk(key_position(key)) {
+                        if add(m) {
+                            break;
+                        }
+                    }
                 }
             }
         }
