@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 fn workload(dir: &Path, cluster: &str) -> std::path::PathBuf {
     let path = dir.join("redis.yaml");
@@ -72,38 +71,18 @@ fn a_server_the_loadgen_starts_is_loaded_and_stopped() {
 #[test]
 fn a_running_server_is_reached_through_its_endpoint() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .arg("--dir")
-        .arg(tmp.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
+    // The same server the loadgen would start, started here and named by its endpoint.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime
+        .block_on(loadgen::target::redis::RedisServer::start())
         .expect("redis-server (Debian: apt-get install redis-server)");
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < std::time::Duration::from_secs(10));
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
     let summary = common::run_ok(
         &workload(
             tmp.path(),
-            &format!("{{ endpoints: [\"127.0.0.1:{port}\"] }}"),
+            &format!("{{ endpoints: [\"{}\"] }}", server.address()),
         ),
         &tmp.path().join("out"),
     );
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     check(&summary);
 }

@@ -3,8 +3,9 @@
 //! valid PNG charts; no node outlives the run.
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers may fail loudly
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn assert_valid_png(path: &Path) {
@@ -18,32 +19,13 @@ fn assert_valid_png(path: &Path) {
     assert!(buf.iter().any(|b| *b < 200), "{} is blank", path.display());
 }
 
-/// `loadgen run WORKLOAD --out OUT --quiet`, which must succeed.
-fn run_quietly(workload: &Path, out: &Path) {
-    let run = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args([
-            "run",
-            workload.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-}
-
 #[test]
 fn ci_smoke_against_a_real_cluster_writes_every_result_file() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("results");
     let workload = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workloads/ci-smoke.yaml");
     let started = Instant::now();
-    run_quietly(&workload, &out);
+    common::run_ok(&workload, &out);
     assert!(
         started.elapsed() < Duration::from_secs(120),
         "took {:?}",
@@ -125,7 +107,7 @@ events:
 ",
     )
     .unwrap();
-    run_quietly(&workload, &out);
+    common::run_ok(&workload, &out);
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let p = &summary["points"][0];
