@@ -21,7 +21,6 @@
 
 mod session;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -301,10 +300,85 @@ impl NodeConn {
 /// A connection to a ringkv cluster.
 #[derive(Clone)]
 pub struct Client {
-    nodes: Arc<Vec<NodeConn>>,
-    router: Option<Arc<Router>>,
+    view: Arc<parking_lot::RwLock<Arc<View>>>,
     next: Arc<AtomicUsize>,
     opts: ClientOptions,
+}
+
+/// What requests are routed by: the nodes known (the endpoints given, then ring members
+/// learned) and, unless routing by endpoints, the ring. Replaced whole when a newer ring is
+/// learned; a request keeps the view it started with.
+struct View {
+    nodes: Vec<Arc<NodeConn>>,
+    router: Option<Router>,
+}
+
+/// How often a client that routes by the ring asks a node for a newer one, so members that
+/// joined get their share and members that left stop getting requests.
+pub const RING_REFRESH: Duration = Duration::from_secs(1);
+
+impl View {
+    /// The view over `nodes` (reused by address, new members added) with `desc` as its ring.
+    fn with_ring(
+        nodes: &[Arc<NodeConn>],
+        desc: &pb::RingDescription,
+        opts: &ClientOptions,
+    ) -> Result<View, ClientError> {
+        let mut nodes = nodes.to_vec();
+        let router = match Ring::new(ring_from_proto(desc)) {
+            Ok(ring) => {
+                let mut member_node = Vec::with_capacity(ring.members().len());
+                for m in ring.members() {
+                    let idx = match nodes.iter().position(|n| n.address == m.address) {
+                        Some(i) => i,
+                        None => {
+                            nodes.push(Arc::new(NodeConn::new(&m.address, opts)?));
+                            nodes.len() - 1
+                        }
+                    };
+                    member_node.push(Some(idx));
+                }
+                Some(Router { ring, member_node })
+            }
+            Err(_) => None,
+        };
+        Ok(View { nodes, router })
+    }
+
+    fn ring_version(&self) -> Option<u64> {
+        self.router.as_ref().map(|r| r.ring.version())
+    }
+}
+
+/// Every [`RING_REFRESH`], asks the known nodes for their ring and adopts a newer one; ends
+/// when the client is dropped.
+fn spawn_ring_refresh(view: std::sync::Weak<parking_lot::RwLock<Arc<View>>>, opts: ClientOptions) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(RING_REFRESH).await;
+            let Some(cell) = view.upgrade() else { return };
+            let current = cell.read().clone();
+            for node in &current.nodes {
+                let mut kv = node.kv();
+                let asked = tokio::time::timeout(RING_REFRESH, kv.status(pb::StatusRequest {}));
+                let Ok(Ok(status)) = asked.await else {
+                    continue;
+                };
+                let Some(desc) = status.into_inner().ring else {
+                    continue;
+                };
+                if current.ring_version().is_some_and(|v| desc.version <= v) {
+                    break;
+                }
+                if let Ok(next) = View::with_ring(&current.nodes, &desc, &opts)
+                    && next.router.is_some()
+                {
+                    *cell.write() = Arc::new(next);
+                }
+                break;
+            }
+        }
+    });
 }
 
 fn strip_scheme(addr: &str) -> &str {
@@ -361,8 +435,7 @@ impl Client {
         if endpoints.is_empty() {
             return Err(ClientError::NoEndpoints);
         }
-        let mut nodes: Vec<NodeConn> = Vec::new();
-        let mut by_addr: HashMap<String, usize> = HashMap::new();
+        let mut nodes: Vec<Arc<NodeConn>> = Vec::new();
         let mut last_err = None;
         let mut status = None;
         for addr in endpoints {
@@ -384,40 +457,31 @@ impl Client {
                     }
                 }
             }
-            by_addr.insert(node.address.clone(), nodes.len());
-            nodes.push(node);
+            nodes.push(Arc::new(node));
         }
         let Some(status) = status else {
             return Err(last_err.unwrap_or(ClientError::NoEndpoints));
         };
-        let mut router = None;
-        if opts.routing != Routing::Endpoints
-            && let Some(desc) = status.ring.as_ref()
-            && let Ok(ring) = Ring::new(ring_from_proto(desc))
-        {
-            let mut member_node = Vec::with_capacity(ring.members().len());
-            for m in ring.members() {
-                let idx = match by_addr.get(&m.address) {
-                    Some(&i) => i,
-                    None => {
-                        by_addr.insert(m.address.clone(), nodes.len());
-                        nodes.push(NodeConn::new(&m.address, &opts)?);
-                        nodes.len() - 1
-                    }
-                };
-                member_node.push(Some(idx));
-            }
-            router = Some(Arc::new(Router { ring, member_node }));
-        }
+        let by_ring = opts.routing != Routing::Endpoints;
+        let view = match status.ring.as_ref() {
+            Some(desc) if by_ring => View::with_ring(&nodes, desc, &opts)?,
+            _ => View {
+                nodes,
+                router: None,
+            },
+        };
         let client = Client {
-            nodes: Arc::new(nodes),
-            router,
+            view: Arc::new(parking_lot::RwLock::new(Arc::new(view))),
             next: Arc::new(AtomicUsize::new(0)),
             opts,
         };
+        if by_ring {
+            spawn_ring_refresh(Arc::downgrade(&client.view), client.opts.clone());
+        }
         // Open every session now, so the first requests do not pay for it; a node that
         // cannot be reached is retried when a request needs it.
-        let opening = client.nodes.iter().flat_map(|n| {
+        let view = client.view();
+        let opening = view.nodes.iter().flat_map(|n| {
             (0..n.slots.len()).map(move |i| async move {
                 let _ = n.session(i).await;
             })
@@ -429,11 +493,11 @@ impl Client {
     /// Nodes to try for `key`, best first, at most [`MAX_ATTEMPTS`]: the key's preference
     /// list when token-aware, members from a random one on when random, else the endpoints
     /// round-robin.
-    fn order(&self, key: &[u8]) -> ([usize; MAX_ATTEMPTS], usize) {
+    fn order(&self, view: &View, key: &[u8]) -> ([usize; MAX_ATTEMPTS], usize) {
         let mut out = [0usize; MAX_ATTEMPTS];
         let mut len = 0;
-        let n = self.nodes.len().max(1);
-        if let Some(r) = &self.router {
+        let n = view.nodes.len().max(1);
+        if let Some(r) = &view.router {
             // Adds member `m`'s node unless it is there already; true once `out` is full.
             let mut add = |m: usize| {
                 if let Some(Some(idx)) = r.member_node.get(m)
@@ -473,6 +537,11 @@ impl Client {
         (out, len)
     }
 
+    /// The view requests are routed by now.
+    fn view(&self) -> Arc<View> {
+        self.view.read().clone()
+    }
+
     fn wire_consistency(&self, c: &Consistency) -> pb::Consistency {
         let timeout = c.timeout.unwrap_or(self.opts.timeout);
         pb::Consistency {
@@ -494,11 +563,12 @@ impl Client {
         use session::CallError;
         // The node applies `timeout` itself; allow a little more for the answer to travel.
         let deadline = tokio::time::Instant::now() + timeout + Duration::from_millis(500);
-        let (order, len) = self.order(key);
+        let view = self.view();
+        let (order, len) = self.order(&view, key);
         let mut failures: Vec<String> = Vec::new();
         let slot = self.next.fetch_add(1, Ordering::Relaxed);
         for (attempt, &node_idx) in order[..len].iter().enumerate() {
-            let Some(node) = self.nodes.get(node_idx) else {
+            let Some(node) = view.nodes.get(node_idx) else {
                 continue;
             };
             let sess = match node.session(slot).await {
@@ -656,7 +726,7 @@ impl Client {
     /// Status of the first reachable node.
     pub async fn status(&self) -> Result<pb::StatusResponse, ClientError> {
         let mut last = None;
-        for node in self.nodes.iter() {
+        for node in self.view().nodes.iter() {
             match node.kv().status(pb::StatusRequest {}).await {
                 Ok(r) => return Ok(r.into_inner()),
                 Err(s) => last = Some(ClientError::Status(s)),
@@ -668,13 +738,18 @@ impl Client {
     /// Nodes this client knows: the endpoints given to `connect`, then (token-aware) the
     /// other ring members it learned of.
     pub fn node_count(&self) -> usize {
-        self.nodes.len()
+        self.view().nodes.len()
     }
 
     /// Status of node `i` of the endpoints given to `connect` (then of the ring members
     /// learned, see [`Client::node_count`]).
     pub async fn status_of(&self, i: usize) -> Result<pb::StatusResponse, ClientError> {
-        let node = self.nodes.get(i).ok_or(ClientError::NoEndpoints)?;
+        let node = self
+            .view()
+            .nodes
+            .get(i)
+            .cloned()
+            .ok_or(ClientError::NoEndpoints)?;
         node.kv()
             .status(pb::StatusRequest {})
             .await
@@ -688,7 +763,12 @@ impl Client {
         i: usize,
         op: pb::admin_request::Op,
     ) -> Result<pb::AdminResponse, ClientError> {
-        let node = self.nodes.get(i).ok_or(ClientError::NoEndpoints)?;
+        let node = self
+            .view()
+            .nodes
+            .get(i)
+            .cloned()
+            .ok_or(ClientError::NoEndpoints)?;
         node.kv()
             .admin(pb::AdminRequest { op: Some(op) })
             .await
