@@ -62,6 +62,19 @@ pub struct RingDescription {
     /// (sorted by id). Writes go to both rings' replicas; reads use `members`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub next_members: Vec<RingMember>,
+    /// Membership changes an autoscaler made over this ring's history (carried from each
+    /// version to the next).
+    #[serde(default)]
+    pub autoscaled: Autoscaled,
+}
+
+/// Counts of the membership changes an autoscaler made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Autoscaled {
+    /// Nodes added.
+    pub out: u64,
+    /// Nodes removed.
+    pub r#in: u64,
 }
 
 /// Why a ring description cannot be used.
@@ -144,7 +157,14 @@ impl RingDescription {
             replication,
             members,
             next_members: Vec::new(),
+            autoscaled: Autoscaled::default(),
         }
+    }
+
+    /// The same description with these autoscaler counts.
+    pub fn with_autoscaled(mut self, autoscaled: Autoscaled) -> Self {
+        self.autoscaled = autoscaled;
+        self
     }
 
     /// The same description moving towards `next` (a transition).

@@ -454,6 +454,7 @@ impl Node {
         }
         m.insert("ring.version".into(), self.cluster.ring().version());
         m.insert("executor.panics".into(), self.cluster.executor().panics());
+        m.insert("executor.queued".into(), self.cluster.executor().queued());
         // The node's own process counters, so a load generator on another host can compute
         // per-operation costs from two Status calls.
         if let Some(p) = crate::procstat::read_self() {
@@ -469,6 +470,8 @@ impl Node {
                 m.insert(format!("process.{k}"), v);
             }
         }
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        m.insert("process.cores".into(), cores as u64);
         // Ring members this node would leave out of a request right now because its last
         // attempt to reach them failed (local clusters wait for 0 before serving tests).
         let me = self.cluster.me().to_string();
@@ -529,8 +532,10 @@ impl Node {
     ) -> Result<T, Status> {
         let start = std::time::Instant::now();
         let out = request.await;
+        let took = start.elapsed();
         self.requests
-            .record(op, out.as_ref().err().map(Status::code), start.elapsed());
+            .record(op, out.as_ref().err().map(Status::code), took);
+        self.coordinator.stats().legs.service.record(took);
         out
     }
 
@@ -726,6 +731,10 @@ impl Kv for Node {
                 )
             }
             pb::admin_request::Op::Join(j) => {
+                if !j.reason.is_empty() {
+                    tracing::info!(node = %j.id, reason = %j.reason, "autoscaler adds a node");
+                }
+                let by_autoscaler = !j.reason.is_empty();
                 let member = RingMember {
                     id: j.id,
                     address: j.address,
@@ -736,9 +745,15 @@ impl Kv for Node {
                         j.tokens
                     },
                 };
-                change(&self.cluster, Change::Join(member)).await?
+                change(&self.cluster, Change::Join(member), by_autoscaler).await?
             }
-            pb::admin_request::Op::Leave(l) => change(&self.cluster, Change::Leave(l.id)).await?,
+            pb::admin_request::Op::Leave(l) => {
+                if !l.reason.is_empty() {
+                    tracing::info!(node = %l.id, reason = %l.reason, "autoscaler removes a node");
+                }
+                let by_autoscaler = !l.reason.is_empty();
+                change(&self.cluster, Change::Leave(l.id), by_autoscaler).await?
+            }
             pb::admin_request::Op::Repair(_) => {
                 anti_entropy::run_round(&self.cluster).await.to_string()
             }
@@ -753,8 +768,8 @@ impl Kv for Node {
     }
 }
 
-async fn change(cluster: &Arc<Cluster>, c: Change) -> Result<String, Status> {
-    rebalance::change_membership(cluster, c)
+async fn change(cluster: &Arc<Cluster>, c: Change, by_autoscaler: bool) -> Result<String, Status> {
+    rebalance::change_membership(cluster, c, by_autoscaler)
         .await
         .map_err(|e| match e {
             ChangeError::Invalid(m) => Status::invalid_argument(m),

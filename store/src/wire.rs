@@ -1,7 +1,7 @@
 //! Conversions between wire (proto) messages and domain types.
 
 use crate::proto as pb;
-use crate::ring::{RingDescription, RingMember};
+use crate::ring::{Autoscaled, RingDescription, RingMember};
 
 /// A ring description in wire form, with per-member extras (state,
 /// incarnation, hints pending) from `extra`.
@@ -26,6 +26,8 @@ pub fn ring_to_proto(
         replication: desc.replication,
         members: desc.members.iter().map(member).collect(),
         next_members: desc.next_members.iter().map(member).collect(),
+        autoscaled_out: desc.autoscaled.out,
+        autoscaled_in: desc.autoscaled.r#in,
     }
 }
 
@@ -43,6 +45,10 @@ pub fn ring_from_proto(p: &pb::RingDescription) -> RingDescription {
         p.members.iter().map(member).collect(),
     )
     .with_next(p.next_members.iter().map(member).collect())
+    .with_autoscaled(Autoscaled {
+        out: p.autoscaled_out,
+        r#in: p.autoscaled_in,
+    })
 }
 
 /// A ring description without per-member extras.

@@ -365,6 +365,7 @@ async fn join_via(
             address: node.1.clone(),
             zone: node.2.clone(),
             tokens: 32,
+            reason: String::new(),
         }),
     )
     .await

@@ -250,6 +250,7 @@ async fn a_node_of_another_cluster_cannot_join() {
                 address: addr.clone(),
                 zone: String::new(),
                 tokens: 32,
+                reason: String::new(),
             }),
         )
         .await;

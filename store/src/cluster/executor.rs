@@ -123,6 +123,12 @@ impl Executor {
         self.panics.load(Ordering::Relaxed)
     }
 
+    /// Operations queued or running now (at most [`MAX_QUEUED`]; submitters beyond it wait
+    /// and are not counted).
+    pub fn queued(&self) -> u64 {
+        MAX_QUEUED.saturating_sub(self.permits.available_permits()) as u64
+    }
+
     /// Queue an operation once there is room; `reply` is called with the
     /// answer on an executor thread. Returns false if the executor stopped.
     pub async fn submit(&self, op: replica_request::Op, reply: Reply) -> bool {

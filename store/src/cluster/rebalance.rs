@@ -128,10 +128,12 @@ fn same_members(a: &[RingMember], b: &[RingMember]) -> bool {
     ids(a) == ids(b)
 }
 
-/// Run a membership change from this node (the admin step).
+/// Run a membership change from this node (the admin step). `by_autoscaler` counts it in the
+/// ring's [`crate::ring::Autoscaled`] once it is in force.
 pub async fn change_membership(
     cluster: &Arc<Cluster>,
     change: Change,
+    by_autoscaler: bool,
 ) -> Result<String, ChangeError> {
     let ring = cluster.ring();
     let desc = ring.description().clone();
@@ -143,6 +145,7 @@ pub async fn change_membership(
             desc.members.clone(),
         )
         .with_next(next)
+        .with_autoscaled(desc.autoscaled)
     } else {
         // A transition is in place: resume it if it is this change.
         let wanted = target_members(&desc.members, &change, desc.replication)?;
@@ -172,11 +175,19 @@ pub async fn change_membership(
         }
     }
 
+    let mut autoscaled = trans.autoscaled;
+    if by_autoscaler {
+        match change {
+            Change::Join(_) => autoscaled.out = autoscaled.out.saturating_add(1),
+            Change::Leave(_) => autoscaled.r#in = autoscaled.r#in.saturating_add(1),
+        }
+    }
     let fin = RingDescription::new(
         trans.version.saturating_add(1),
         trans.replication,
         trans.next_members.clone(),
-    );
+    )
+    .with_autoscaled(autoscaled);
     push_everywhere(cluster, &fin, &everyone).await?;
     Ok(format!(
         "ring version {} in force: {} members; moved {} entries ({} bytes) over {} ranges ({} resumed from a checkpoint)",

@@ -59,6 +59,9 @@ pub struct Legs {
     pub fetch: Reservoir,
     /// This node's own coordinated write, until durable.
     pub local_durable: Reservoir,
+    /// A client request at this node, from receipt to answer (its service time; an
+    /// autoscaler's latency signal).
+    pub service: Reservoir,
 }
 
 impl Legs {
@@ -69,6 +72,7 @@ impl Legs {
             ("merge_rtt_us", &self.merge),
             ("fetch_rtt_us", &self.fetch),
             ("local_durable_us", &self.local_durable),
+            ("service_us", &self.service),
         ] {
             for (q, us) in r.quantiles() {
                 out.push((format!("{name}.p{q}"), us));
