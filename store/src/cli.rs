@@ -19,6 +19,7 @@ pub const EXIT_USAGE: u8 = 2;
 /// Exit code for a runtime failure.
 pub const EXIT_FAILURE: u8 = 1;
 
+mod autoscale;
 mod node;
 mod security;
 
@@ -140,6 +141,10 @@ pub enum Command {
     Certs(security::CertsArgs),
     /// Add a client token with a role to a cluster directory and print it.
     Token(security::TokenArgs),
+    /// Scale a cluster on real hosts on its traffic: sample every member, decide by a
+    /// policy, and start or stop nodes through an operator's command (one controller per
+    /// cluster, by a lock file).
+    Autoscale(Box<autoscale::AutoscaleArgs>),
     /// Show a node's view: ring, members, hints and counters.
     Status {
         /// Print every counter.
@@ -205,6 +210,12 @@ pub enum ClusterAction {
         /// No TLS, no tokens (loud; loopback only).
         #[arg(long)]
         insecure: bool,
+        /// Add and remove nodes on the cluster's traffic (see docs/autoscaling.md).
+        #[arg(long)]
+        autoscale: bool,
+        /// The autoscaling policy (YAML); the defaults without it.
+        #[arg(long, requires = "autoscale")]
+        autoscale_policy: Option<PathBuf>,
     },
 }
 
@@ -229,7 +240,11 @@ pub fn main_with(cli: Cli) -> ExitCode {
         Command::Cluster { .. } => {}
         _ => restore_default_sigpipe(),
     }
-    node::init_logging("warn");
+    // A controller's decisions are what an operator watches it for.
+    node::init_logging(match cli.command {
+        Command::Autoscale(_) | Command::Cluster { .. } => "warn,store::autoscale=info",
+        _ => "warn",
+    });
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -405,11 +420,16 @@ async fn run_command(cmd: Command) -> Result<(), CliError> {
                         address: node.address,
                         zone: zone.unwrap_or(node.zone),
                         tokens,
+                        reason: String::new(),
                     }),
                 ),
-                AdminAction::Leave { id, client } => {
-                    (client, pb::admin_request::Op::Leave(pb::LeaveNode { id }))
-                }
+                AdminAction::Leave { id, client } => (
+                    client,
+                    pb::admin_request::Op::Leave(pb::LeaveNode {
+                        id,
+                        reason: String::new(),
+                    }),
+                ),
             };
             let c = connect(&client).await?;
             let r = c.admin_of(0, op).await?;
@@ -434,6 +454,7 @@ async fn run_command(cmd: Command) -> Result<(), CliError> {
             print_status(&s, stats);
             Ok(())
         }
+        Command::Autoscale(a) => autoscale::autoscale_command(*a).await,
         Command::Certs(a) => security::certs_command(&a),
         Command::Token(a) => security::token_command(&a),
     }
@@ -499,6 +520,10 @@ fn print_status(s: &pb::StatusResponse, all_stats: bool) {
                 m.id, m.address, m.zone, m.tokens, m.state, m.incarnation, m.hints_pending
             );
         }
+        println!(
+            "autoscaler: {} nodes added, {} removed over the ring's history",
+            ring.autoscaled_out, ring.autoscaled_in
+        );
     }
     let mut keys: Vec<&String> = s.stats.keys().collect();
     keys.sort();
@@ -527,7 +552,14 @@ async fn cluster_command(action: ClusterAction) -> Result<(), CliError> {
             zones,
             tokens,
             insecure,
+            autoscale,
+            autoscale_policy,
         } => {
+            let policy = if autoscale {
+                Some(autoscale::load_policy(autoscale_policy.as_deref())?)
+            } else {
+                None
+            };
             let n = replication.unwrap_or(nodes.min(3) as u32);
             let majority = n / 2 + 1;
             let spec = ClusterSpec {
@@ -583,10 +615,14 @@ async fn cluster_command(action: ClusterAction) -> Result<(), CliError> {
             }
             println!("      ringkv get hello --endpoint {first}");
             println!("type `help` for add/remove/kill/restart; Ctrl-C stops every node.");
-            let mut cluster = cluster;
-            interactive(&mut cluster).await;
+            let cluster = tokio::sync::Mutex::new(cluster);
+            match policy {
+                None => interactive(&cluster).await,
+                Some(policy) => with_autoscaler(&cluster, policy).await?,
+            }
             println!("stopping...");
             cluster
+                .into_inner()
                 .stop()
                 .await
                 .map_err(|e| CliError::Failed(e.to_string()))?;
@@ -596,8 +632,48 @@ async fn cluster_command(action: ClusterAction) -> Result<(), CliError> {
     }
 }
 
+/// Runs the prompt with a controller beside it that scales the cluster on its traffic.
+async fn with_autoscaler(
+    cluster: &tokio::sync::Mutex<LocalCluster>,
+    policy: crate::autoscale::Policy,
+) -> Result<(), CliError> {
+    let (seeds, opts, lock) = {
+        let c = cluster.lock().await;
+        (
+            c.endpoints(),
+            crate::autoscale::controller::client_options(
+                c.client_options(Duration::from_secs(600)),
+            ),
+            c.base_dir().join("autoscale.lock"),
+        )
+    };
+    let lease = crate::autoscale::Lease::acquire(&lock).map_err(CliError::Failed)?;
+    println!(
+        "autoscaling between {} and {} nodes (lock {}); decisions print here",
+        policy.min_nodes,
+        policy.max_nodes,
+        lease.path().display()
+    );
+    let mut controller =
+        crate::autoscale::Controller::new(policy, seeds, opts, std::time::Instant::now());
+    let log = controller.log();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut actuator = crate::autoscale::SharedCluster(cluster);
+    let run = controller.run(&mut actuator, rx);
+    let report = autoscale::print_decisions(log);
+    let prompt = async {
+        interactive(cluster).await;
+        let _ = tx.send(true);
+    };
+    tokio::select! {
+        ((), ()) = async { tokio::join!(run, prompt) } => {}
+        () = report => {}
+    }
+    Ok(())
+}
+
 /// Read cluster commands from stdin until `quit`, end of input or a signal.
-async fn interactive(cluster: &mut LocalCluster) {
+async fn interactive(cluster: &tokio::sync::Mutex<LocalCluster>) {
     use tokio::io::AsyncBufReadExt;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
@@ -617,6 +693,9 @@ async fn interactive(cluster: &mut LocalCluster) {
             }
         };
         let words: Vec<&str> = line.split_whitespace().collect();
+        // Held for one command, so an autoscaler beside the prompt waits for it.
+        let mut guard = cluster.lock().await;
+        let cluster = &mut *guard;
         let index_of = |id: &str| cluster.nodes().iter().position(|n| n.id == id);
         let outcome: Result<String, String> = match words.as_slice() {
             [] => continue,

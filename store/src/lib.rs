@@ -18,6 +18,7 @@
 //! - [`proto`]: generated from `proto/ringkv.proto`; [`wire`]: conversions.
 
 pub mod audit;
+pub mod autoscale;
 pub mod cli;
 pub mod client;
 pub mod cluster;
