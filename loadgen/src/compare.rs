@@ -1363,6 +1363,7 @@ mod tests {
             intervals: BTreeMap::new(),
             consistency: None,
             audit: None,
+            autoscale: None,
             runs: run_list,
         }
     }

@@ -56,7 +56,14 @@ pub struct EventHook<'a> {
     pub schedule: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>,
     /// What it did.
     pub log: EventLog,
+    /// When set, the schedule is told to finish when the load ends and is awaited (for at
+    /// most [`FINISH_GRACE`]) instead of being dropped, so an action under way (a join
+    /// streaming data) completes. The autoscaler's hook sets it.
+    pub finish: Option<tokio::sync::watch::Sender<bool>>,
 }
+
+/// How long a hook with `finish` may take to finish after the load ends.
+pub const FINISH_GRACE: Duration = Duration::from_secs(120);
 
 /// Carries out `events` (already in time order) against `cluster`, timed from `load_start +
 /// warmup`, appending to `log`. Returns when every event has run; the caller drops the future

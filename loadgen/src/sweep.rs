@@ -576,6 +576,12 @@ pub async fn run_point<T: Target>(
                         () = &mut schedule, if !schedule_done => schedule_done = true,
                     }
                 };
+                if let Some(finish) = &hook.finish
+                    && !schedule_done
+                {
+                    let _ = finish.send(true);
+                    let _ = tokio::time::timeout(crate::events::FINISH_GRACE, &mut schedule).await;
+                }
                 drop(schedule);
                 (outcome, Some(hook.log))
             }
@@ -805,6 +811,7 @@ fn print_point_line(p: &crate::report::PointSummary) {
 
 // ------------------------------------------------------------------ a ringkv point
 
+mod autoscale;
 mod final_audit;
 
 mod local {
@@ -902,7 +909,19 @@ mod local {
         });
         let result = match RingkvTarget::connect(&opts).await {
             Ok(target) => {
+                let mut scaling = None;
                 let events = match cluster.as_mut() {
+                    Some(c) if w.autoscale.is_some() => {
+                        let policy = w
+                            .autoscale
+                            .as_ref()
+                            .map(|a| a.value.clone())
+                            .unwrap_or_default();
+                        let (hook, s) = super::autoscale::start(c, &policy, w.warmup_duration())
+                            .map_err(|e| point_err(point, e))?;
+                        scaling = Some(s);
+                        Some(hook)
+                    }
                     Some(c) if !w.events.is_empty() => {
                         let log = EventLog::default();
                         let schedule = run_schedule(
@@ -914,6 +933,7 @@ mod local {
                         Some(EventHook {
                             schedule: Box::pin(schedule),
                             log,
+                            finish: None,
                         })
                     }
                     _ => None,
@@ -924,6 +944,13 @@ mod local {
                 )
                 .await;
                 let check = check.into_inner();
+                let summary = match (summary, scaling) {
+                    (Ok(mut s), Some(scaling)) => {
+                        scaling.record(dir, &mut s);
+                        Ok(s)
+                    }
+                    (other, _) => other,
+                };
                 match summary {
                     Ok(mut s) if check.auditing() => {
                         let audit =

@@ -4,6 +4,7 @@
 //! line and column; [`Workload::load`] then validates the whole file, including every sweep point
 //! (see [`crate::plan`]), before anything starts.
 
+mod autoscale;
 pub mod units;
 
 use std::fmt;
@@ -253,6 +254,10 @@ pub struct Workload {
     /// Audit for lost writes after each point (default on when `events` has faults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<Spanned<bool>>,
+    /// Scale each point's local cluster on its traffic with this policy
+    /// (`docs/autoscaling.md`; `{}` takes the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<Spanned<store::autoscale::Policy>>,
 }
 
 /// `client:` — how requests reach the cluster.
@@ -499,15 +504,16 @@ impl Workload {
             Some(a) => a.value,
             None => {
                 self.checks_consistency()
-                    && self.events.iter().any(|e| {
-                        matches!(
-                            e.action,
-                            EventAction::Kill
-                                | EventAction::Stop
-                                | EventAction::Pause
-                                | EventAction::Remove
-                        )
-                    })
+                    && (self.autoscale.is_some()
+                        || self.events.iter().any(|e| {
+                            matches!(
+                                e.action,
+                                EventAction::Kill
+                                    | EventAction::Stop
+                                    | EventAction::Pause
+                                    | EventAction::Remove
+                            )
+                        }))
             }
         }
     }
@@ -600,7 +606,8 @@ impl Workload {
         self.validate_values()?;
         self.validate_mix()?;
         self.validate_cluster()?;
-        self.validate_events()
+        self.validate_events()?;
+        self.validate_autoscale()
     }
 
     /// Node counts the points of this workload start with.

@@ -3,6 +3,7 @@
 //! Everything but the manifest and summary is derived from the summary and the interval logs,
 //! so `loadgen plot DIR` can redraw a folder's charts and report from its files alone.
 
+pub mod autoscale;
 pub mod charts;
 pub mod csv;
 pub mod markdown;

@@ -212,6 +212,9 @@ pub struct PointSummary {
     /// else the last run's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<crate::consistency::audit::Audit>,
+    /// What the autoscaler did (with `autoscale:`; with repeats, the last run's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<super::autoscale::AutoscaleSummary>,
     /// Every run's own figures, in the order they ran (one entry without `--repeat`). The
     /// figures above are their medians.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -454,6 +457,7 @@ pub fn summarise_point(f: PointFacts<'_>) -> PointSummary {
         intervals: BTreeMap::new(),
         consistency: f.consistency,
         audit: None,
+        autoscale: None,
         runs: Vec::new(),
     }
 }
