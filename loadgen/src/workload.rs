@@ -4,6 +4,7 @@
 //! line and column; [`Workload::load`] then validates the whole file, including every sweep point
 //! (see [`crate::plan`]), before anything starts.
 
+pub mod rate;
 pub mod units;
 
 use std::fmt;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
+pub use rate::{RateSchedule, RateSpec, RateStep};
 pub use units::{ByteSize, DurationSpec, Preload, Quorum, SizeSpec, WeightedSize};
 
 /// The store refuses values larger than this (10 KB); so does the workload validation.
