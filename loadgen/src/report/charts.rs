@@ -597,8 +597,8 @@ fn rest_key(p: &PointSummary, dim: Option<Dim>) -> String {
         parts.push(format!("nodes={}", q.nodes));
     }
     if dim.is_some() {
-        if let Some(r) = q.rate {
-            parts.push(format!("rate={}", crate::plan::fmt_rate(r)));
+        if let Some(s) = q.schedule() {
+            parts.push(format!("rate={}", s.label()));
         }
         if let Some(c) = q.concurrency {
             parts.push(format!("conc={c}"));
