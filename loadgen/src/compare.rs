@@ -559,7 +559,7 @@ fn collect(
             opts,
         ));
     }
-    if b.params.rate.is_some() {
+    if b.params.is_open_loop() {
         let missed = |runs: &[RunView]| -> (u64, f64) {
             (
                 runs.iter().map(|r| r.schedule.missed_ticks).sum(),
@@ -1343,6 +1343,7 @@ mod tests {
                 read_quorum: 2,
                 nodes: 3,
                 rate: Some(1000.0),
+                rate_schedule: None,
                 concurrency: None,
             },
             ops: mk_ops(runs[0].0, runs[0].2),

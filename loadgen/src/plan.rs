@@ -2,29 +2,63 @@
 //! anything starts, and the loading of a workload file (parse, validate, expand).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_saphyr::Spanned;
 
+use crate::workload::rate::{
+    RateEntry, ScheduleError, StepField, rate_in_range, rate_out_of_range,
+};
 use crate::workload::{
-    DEFAULT_NODES, DurationSpec, MAX_CONCURRENCY, MAX_LOCAL_NODES, Problem, Quorum, SizeSpec,
-    Workload, WorkloadError,
+    DEFAULT_NODES, DurationSpec, MAX_CONCURRENCY, MAX_LOCAL_NODES, Problem, Quorum, RateSchedule,
+    RateSpec, RateStep, SizeSpec, Workload, WorkloadError,
 };
 
+pub use crate::workload::rate::fmt_rate;
+
 /// How a point drives load.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Load {
-    /// Open loop: requests arrive at `rate` ops/s whatever the target does.
+    /// Open loop: requests arrive on the rate schedule whatever the target does.
     Open {
-        /// Intended arrival rate, ops/s.
-        rate: f64,
+        /// Intended arrival rate over time (a constant rate is a one-step schedule). Shared:
+        /// cloning a `Load` copies a pointer. Written as a number when constant, else as the
+        /// list of steps.
+        #[serde(serialize_with = "serialize_rate")]
+        rate: Arc<RateSchedule>,
     },
     /// Closed loop: `concurrency` workers, each sending its next request when the last returns.
     Closed {
         /// Worker count.
         concurrency: u32,
     },
+}
+
+impl Load {
+    /// An open loop at a constant `rate`, ops/s (checked like the workload's `rate`).
+    pub fn open(rate: f64) -> Result<Load, String> {
+        let schedule = RateSchedule::constant(rate).map_err(|e| e.to_string())?;
+        Ok(Load::Open {
+            rate: Arc::new(schedule),
+        })
+    }
+
+    /// The open loop's schedule; `None` for a closed loop.
+    pub fn schedule(&self) -> Option<&RateSchedule> {
+        match self {
+            Load::Open { rate } => Some(rate),
+            Load::Closed { .. } => None,
+        }
+    }
+}
+
+fn serialize_rate<S: serde::Serializer>(rate: &Arc<RateSchedule>, s: S) -> Result<S::Ok, S::Error> {
+    match rate.constant_rate() {
+        Some(r) => s.serialize_f64(r),
+        None => rate.steps().serialize(s),
+    }
 }
 
 /// What an already-running cluster (`cluster.endpoints`) says it is, from its `Status`.
@@ -67,10 +101,11 @@ pub struct Point {
 }
 
 impl Point {
-    /// A short human label, e.g. `n3 N3 W2 R2 1KB rate=5000`.
+    /// A short human label, e.g. `n3 N3 W2 R2 1KB rate=5000` (a schedule reads
+    /// `rate=500..6000`, its lowest and highest rate).
     pub fn label(&self) -> String {
-        let load = match self.load {
-            Load::Open { rate } => format!("rate={}", fmt_rate(rate)),
+        let load = match &self.load {
+            Load::Open { rate } => format!("rate={}", rate.label()),
             Load::Closed { concurrency } => format!("conc={concurrency}"),
         };
         if self.no_cluster {
@@ -85,15 +120,6 @@ impl Point {
     /// A file-name-safe id, e.g. `p03`.
     pub fn id(&self) -> String {
         format!("p{:02}", self.index)
-    }
-}
-
-/// `5000` rather than `5000.0`, but `12.5` stays.
-pub fn fmt_rate(rate: f64) -> String {
-    if rate.fract() == 0.0 {
-        format!("{}", rate as u64)
-    } else {
-        format!("{rate}")
     }
 }
 
@@ -202,7 +228,7 @@ pub(crate) fn expand_for(
                     .or(facts.map(|f| f.read_quorum))
                     .unwrap_or(majority(replication));
                 for values in &values_list {
-                    for &load in &load_list {
+                    for load in &load_list {
                         let point = Point {
                             index: points.len(),
                             nodes,
@@ -210,7 +236,7 @@ pub(crate) fn expand_for(
                             write_quorum,
                             read_quorum,
                             values: values.clone(),
-                            load,
+                            load: load.clone(),
                             no_cluster: w.target != crate::workload::TargetKind::Ringkv,
                         };
                         check_point(w, &point, repl_at, quorum_at)?;
@@ -227,10 +253,13 @@ fn load_list(w: &Workload) -> Result<Vec<Load>, Problem> {
     let mut out = Vec::new();
     if !w.sweep.rate.is_empty() {
         for r in &w.sweep.rate {
-            out.push(check_rate(r)?);
+            out.push(check_rate(r, r.value)?);
         }
     } else if let Some(r) = &w.rate {
-        out.push(check_rate(r)?);
+        out.push(match &r.value {
+            RateSpec::Constant(v) => check_rate(r, *v)?,
+            RateSpec::Schedule(entries) => check_schedule(r, entries)?,
+        });
     } else if !w.sweep.concurrency.is_empty() {
         for c in &w.sweep.concurrency {
             out.push(check_concurrency(c)?);
@@ -241,14 +270,41 @@ fn load_list(w: &Workload) -> Result<Vec<Load>, Problem> {
     Ok(out)
 }
 
-fn check_rate(r: &serde_saphyr::Spanned<f64>) -> Result<Load, Problem> {
-    if !(r.value.is_finite() && r.value > 0.0 && r.value <= 1e9) {
-        return Err(Problem::at(
-            r,
-            format!("rate {} must be between 0 and 1e9 ops/s", r.value),
-        ));
+fn check_rate<T>(at: &Spanned<T>, rate: f64) -> Result<Load, Problem> {
+    if !rate_in_range(rate) {
+        return Err(Problem::at(at, rate_out_of_range(rate)));
     }
-    Ok(Load::Open { rate: r.value })
+    Load::open(rate).map_err(|m| Problem::at(at, m))
+}
+
+/// Checks a `rate:` list, pointing at the entry (and field) that is wrong.
+fn check_schedule(at: &Spanned<RateSpec>, entries: &[RateEntry]) -> Result<Load, Problem> {
+    let steps = entries
+        .iter()
+        .map(|e| RateStep {
+            at_s: e.at.value.0.as_secs_f64(),
+            rate: e.rate.value,
+            ramp: e.ramps(),
+        })
+        .collect();
+    match RateSchedule::new(steps) {
+        Ok(schedule) => Ok(Load::Open {
+            rate: Arc::new(schedule),
+        }),
+        Err(e @ ScheduleError::Empty) => Err(Problem::at(at, e.to_string())),
+        Err(ScheduleError::Step {
+            index,
+            field,
+            message,
+        }) => Err(match entries.get(index) {
+            Some(entry) => match (field, &entry.ramp) {
+                (StepField::Rate, _) => Problem::at(&entry.rate, message),
+                (StepField::Ramp, Some(ramp)) => Problem::at(ramp, message),
+                _ => Problem::at(&entry.at, message),
+            },
+            None => Problem::at(at, message),
+        }),
+    }
 }
 
 fn check_concurrency(c: &serde_saphyr::Spanned<u32>) -> Result<Load, Problem> {
@@ -356,7 +412,7 @@ impl Workload {
 
     /// Replaces how the load is driven and for how long (the `run` command's `--rate`,
     /// `--concurrency` and `--duration`), then validates again. A rate or concurrency given
-    /// here replaces the file's, including a sweep over them.
+    /// here replaces the file's, including a sweep over them or a rate schedule.
     pub fn with_overrides(
         mut self,
         rate: Option<f64>,
@@ -369,7 +425,7 @@ impl Workload {
             return Err(Problem::new("give --rate or --concurrency, not both").into_error(path));
         }
         if let Some(r) = rate {
-            self.rate = Some(Spanned::new(r, unknown, unknown));
+            self.rate = Some(Spanned::new(RateSpec::Constant(r), unknown, unknown));
             self.concurrency = None;
             self.sweep.rate.clear();
             self.sweep.concurrency.clear();

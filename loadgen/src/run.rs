@@ -3,12 +3,13 @@
 //! Both run a fixed set of worker futures on the current thread (no task per operation). Each
 //! worker claims the next operation, awaits the target in place, and records it.
 //!
-//! * Open loop: request `i` is intended for `start + i / rate`. A worker sleeps until a tick is
-//!   due, claims it, and sends it; if every worker is busy (the target is slow), due ticks wait
-//!   and are sent as soon as a worker frees up. Response time is measured from the intended
-//!   time, so waiting is charged to the target (coordinated-omission correction); service time is
-//!   measured from the actual send. Ticks sent late are counted; ticks never sent before the
-//!   drain deadline are counted as missed. Nothing is dropped silently.
+//! * Open loop: request `i` is intended for `start + i / rate` (on a rate schedule, when the
+//!   schedule's integral reaches `i`: [`crate::workload::rate::Pace`]). A worker sleeps until a
+//!   tick is due, claims it, and sends it; if every worker is busy (the target is slow), due
+//!   ticks wait and are sent as soon as a worker frees up. Response time is measured from the
+//!   intended time, so waiting is charged to the target (coordinated-omission correction);
+//!   service time is measured from the actual send. Ticks sent late are counted; ticks never
+//!   sent before the drain deadline are counted as missed. Nothing is dropped silently.
 //! * Closed loop: `concurrency` workers, each sending its next request when the last returns.
 //!
 //! Operations intended before the end of warm-up are sent but not recorded.
@@ -24,6 +25,7 @@ use crate::plan::Load;
 use crate::record::{INTERVAL, Live, RecordError, Recorded, Recorder, RequestOutcome};
 use crate::target::{OpError, Seen, Target};
 use crate::timer::PreciseTimer;
+use crate::workload::rate::{Pace, RateSchedule};
 
 /// After the measured window, backlogged open-loop ticks keep being sent for at most this long;
 /// the rest are reported as missed.
@@ -65,7 +67,8 @@ pub struct RunSpec {
 pub struct Outcome {
     /// Histograms and counters of the measured phase.
     pub recorded: Recorded,
-    /// Open loop: the intended rate, ops/s.
+    /// Open loop: the intended rate, ops/s: the schedule's mean over the measured window (the
+    /// rate itself when constant).
     pub offered_rate: Option<f64>,
     /// Open loop: ticks intended within the measured window.
     pub ticks_due: u64,
@@ -166,20 +169,69 @@ impl Shared<'_> {
     }
 }
 
-/// Open-loop schedule: tick `i` is intended at `start + i × period`.
-#[derive(Debug, Clone, Copy)]
+/// Open-loop schedule: tick `i` is intended at `start + pace.time_of(i)`.
+#[derive(Debug)]
 struct Schedule {
     start: Instant,
-    rate: f64,
+    pace: Pace,
     first_measured: u64,
     limit: u64,
     drain_deadline: Instant,
 }
 
 impl Schedule {
+    /// Ticks intended before the end of warm-up are not measured; those intended in the
+    /// measured window (or the first `n` after warm-up, for `Measure::Ops(n)`) are.
+    fn new(rate: &RateSchedule, spec: &RunSpec, start: Instant) -> Schedule {
+        let pace = rate.pace(spec.warmup);
+        let warmup = spec.warmup.as_secs_f64();
+        let first_measured = pace.ticks_before(warmup);
+        let limit = match spec.measure {
+            Measure::For(d) => pace
+                .ticks_before(warmup + d.as_secs_f64())
+                .max(first_measured.saturating_add(1)),
+            Measure::Ops(n) => first_measured.saturating_add(n),
+        };
+        let mut s = Schedule {
+            start,
+            pace,
+            first_measured,
+            limit,
+            drain_deadline: start,
+        };
+        let end = s.intended(s.limit);
+        s.drain_deadline = end.checked_add(DRAIN_GRACE).unwrap_or(end);
+        s
+    }
+
     #[inline]
     fn intended(&self, tick: u64) -> Instant {
-        self.start + Duration::from_secs_f64(tick as f64 / self.rate)
+        self.at(self.pace.time_of(tick))
+    }
+
+    /// `secs` after the start of warm-up.
+    #[inline]
+    fn at(&self, secs: f64) -> Instant {
+        // `Pace` times are finite, at least 0 and at most `MAX_TIME_S`, so this does not fail.
+        let d = Duration::try_from_secs_f64(secs).unwrap_or(Duration::ZERO);
+        self.start.checked_add(d).unwrap_or(self.start)
+    }
+
+    /// The mean intended rate over the measured window, ops/s (exactly the rate when constant).
+    fn offered_rate(&self, rate: &RateSchedule, spec: &RunSpec) -> f64 {
+        if let Some(r) = rate.constant_rate() {
+            return r;
+        }
+        let from = spec.warmup.as_secs_f64();
+        let to = match spec.measure {
+            Measure::For(d) => from + d.as_secs_f64(),
+            Measure::Ops(_) => self.pace.time_of(self.limit),
+        };
+        if to > from {
+            (self.pace.ops_until(to) - self.pace.ops_until(from)) / (to - from)
+        } else {
+            self.pace.rate_at(from)
+        }
     }
 }
 
@@ -203,22 +255,11 @@ where
     // A short lead so every worker is parked before the first tick.
     let start = Instant::now() + Duration::from_millis(5);
     let wall_start = SystemTime::now() + Duration::from_millis(5);
-    let (schedule, measure_start, closed_end) = match spec.load {
+    let (schedule, measure_start, closed_end) = match &spec.load {
         Load::Open { rate } => {
-            let first_measured = (spec.warmup.as_secs_f64() * rate).ceil() as u64;
-            let measured = match spec.measure {
-                Measure::For(d) => ((d.as_secs_f64() * rate).ceil() as u64).max(1),
-                Measure::Ops(n) => n,
-            };
-            let mut s = Schedule {
-                start,
-                rate,
-                first_measured,
-                limit: first_measured + measured,
-                drain_deadline: start,
-            };
-            s.drain_deadline = s.intended(s.limit) + DRAIN_GRACE;
-            (Some(s), s.intended(first_measured), None)
+            let s = Schedule::new(rate, spec, start);
+            let measure_start = s.intended(s.first_measured);
+            (Some(s), measure_start, None)
         }
         Load::Closed { .. } => {
             let measure_start = start + spec.warmup;
@@ -247,22 +288,22 @@ where
     };
 
     let workers = async {
-        match (spec.load, schedule) {
+        match (&spec.load, &schedule) {
             (Load::Open { .. }, Some(s)) => {
                 let n = spec.max_in_flight.max(1);
                 let workers = async {
-                    join_all((0..n).map(|_| open_worker(target, &shared, &s, spec.key_size))).await;
+                    join_all((0..n).map(|_| open_worker(target, &shared, s, spec.key_size))).await;
                     shared.stop.set(true);
                     shared.claimed.notify_one();
                 };
-                tokio::join!(workers, pacer(&shared, &s));
+                tokio::join!(workers, pacer(&shared, s));
             }
             (Load::Closed { concurrency }, _) => {
                 let limit = match spec.measure {
                     Measure::Ops(n) => Some(n),
                     Measure::For(_) => None,
                 };
-                let n = concurrency.max(1);
+                let n = (*concurrency).max(1);
                 join_all((0..n).map(|_| {
                     closed_worker(
                         target,
@@ -314,7 +355,7 @@ where
     }
     // Ticks never sent: recorded at their intended time, completing now, so a target that stalls
     // past the drain shows in p99 and max instead of vanishing from the histograms.
-    if let Some(s) = schedule {
+    if let Some(s) = &schedule {
         let mut rec = shared.rec.borrow_mut();
         let mut opgen = shared.opgen.borrow_mut();
         for tick in shared.next.get().max(s.first_measured)..s.limit {
@@ -323,13 +364,13 @@ where
         }
     }
     let recorded = shared.rec.into_inner().finish(measure_end)?;
-    let (offered_rate, ticks_due, missed_ticks) = match schedule {
-        Some(s) => {
-            let due = s.limit - s.first_measured;
+    let (offered_rate, ticks_due, missed_ticks) = match (&schedule, &spec.load) {
+        (Some(s), Load::Open { rate }) => {
+            let due = s.limit.saturating_sub(s.first_measured);
             let sent_measured = shared.next.get().saturating_sub(s.first_measured).min(due);
-            (Some(s.rate), due, due - sent_measured)
+            (Some(s.offered_rate(rate, spec)), due, due - sent_measured)
         }
-        None => (None, 0, 0),
+        _ => (None, 0, 0),
     };
     Ok(Outcome {
         recorded,
@@ -357,17 +398,18 @@ async fn pacer(s: &Shared<'_>, sched: &Schedule) {
             s.idle.notify_waiters();
             return;
         }
-        let intended = sched.intended(tick);
+        let due_s = sched.pace.time_of(tick);
+        let intended = sched.at(due_s);
         if intended > now {
             timer
                 .sleep_until(intended.max(last_wake + MIN_PACER_GAP))
                 .await;
             last_wake = Instant::now();
             if s.next.get() == tick {
-                // Weighted by the ticks that fell due while the pacer was late, so the
-                // percentiles read per request, like response time.
+                // Weighted by the ticks that fell due while the pacer was late (at the rate
+                // intended then), so the percentiles read per request, like response time.
                 let late = last_wake.saturating_duration_since(intended);
-                let ticks = 1 + (late.as_secs_f64() * sched.rate) as u64;
+                let ticks = 1 + (late.as_secs_f64() * sched.pace.rate_at(due_s)) as u64;
                 s.rec.borrow_mut().record_wake_lag(intended, late, ticks);
             }
         }

@@ -498,7 +498,7 @@ pub async fn run_point<T: Target>(
         (None, None) => Measure::For(Duration::from_secs(10)),
     };
     let spec = RunSpec {
-        load: point.load,
+        load: point.load.clone(),
         warmup: w.warmup_duration(),
         measure,
         max_in_flight: w.in_flight_cap(),
@@ -886,10 +886,9 @@ mod local {
             sloppy: w.cluster.sloppy,
             key_count: w.keys.count,
             pids,
-            driver_threads: crate::target::ringkv::driver_threads_for(match point.load {
-                crate::plan::Load::Open { rate } => Some(rate),
-                crate::plan::Load::Closed { .. } => None,
-            }),
+            driver_threads: crate::target::ringkv::driver_threads_for(
+                point.load.schedule().map(|s| s.max_rate()),
+            ),
             security,
             routing: w.client.routing.routing(),
         };

@@ -5,6 +5,7 @@
 //! (see [`crate::plan`]), before anything starts.
 
 mod autoscale;
+pub mod rate;
 pub mod units;
 
 use std::fmt;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
+pub use rate::{RateSchedule, RateSpec, RateStep};
 pub use units::{ByteSize, DurationSpec, Preload, Quorum, SizeSpec, WeightedSize};
 
 /// The store refuses values larger than this (10 KB); so does the workload validation.
@@ -226,8 +228,8 @@ pub struct Workload {
     pub duration: Option<DurationSpec>,
     /// Or: how many operations to measure per point.
     pub ops: Option<u64>,
-    /// Open loop: arrival rate in ops/s.
-    pub rate: Option<Spanned<f64>>,
+    /// Open loop: arrival rate in ops/s, or a schedule of steps and ramps.
+    pub rate: Option<Spanned<RateSpec>>,
     /// Closed loop: number of workers, each with one request in flight.
     pub concurrency: Option<Spanned<u32>>,
     /// Open loop: most requests in flight at once (default 256).
@@ -569,6 +571,7 @@ impl Workload {
         }
         let open = self.is_open_loop();
         let closed = self.concurrency.is_some() || !self.sweep.concurrency.is_empty();
+        self.validate_rate_schedule(closed)?;
         if open && closed {
             return Err(Problem::new(
                 "choose one loop: `rate` (open loop, fixed arrival rate) or `concurrency` \
@@ -608,6 +611,32 @@ impl Workload {
         self.validate_cluster()?;
         self.validate_events()?;
         self.validate_autoscale()
+    }
+
+    /// A `rate` schedule is the point's whole load: it cannot be swept over or combined with a
+    /// closed loop. (Its entries are checked with the points, in [`crate::plan`].)
+    fn validate_rate_schedule(&self, closed: bool) -> Result<(), Problem> {
+        let Some(r) = &self.rate else {
+            return Ok(());
+        };
+        if !matches!(r.value, RateSpec::Schedule(_)) {
+            return Ok(());
+        }
+        if let Some(first) = self.sweep.rate.first() {
+            return Err(Problem::at(
+                first,
+                "`sweep.rate` cannot be combined with a `rate` schedule: the schedule sets the \
+                 rate over time; remove one of them",
+            ));
+        }
+        if closed {
+            return Err(Problem::at(
+                r,
+                "a `rate` schedule drives an open loop; `concurrency` asks for a closed loop: \
+                 choose one, not both",
+            ));
+        }
+        Ok(())
     }
 
     /// Node counts the points of this workload start with.

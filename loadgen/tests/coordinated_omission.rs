@@ -83,7 +83,7 @@ fn ms(ns: u64) -> f64 {
 
 #[test]
 fn open_loop_shows_a_stall_in_response_time_but_not_in_service_time() {
-    let outcome = run_against_stall(Load::Open { rate: 1000.0 });
+    let outcome = run_against_stall(Load::open(1000.0).unwrap());
     let read = &outcome.recorded.ops[OpKind::Read.index()];
     let response_p99 = ms(read.response.value_at_quantile(0.99));
     let response_max = ms(read.response.max());
@@ -135,7 +135,7 @@ fn closed_loop_hides_the_same_stall_which_is_coordinated_omission() {
 fn ticks_never_sent_show_in_p99_and_max() {
     // 1 s measured at 1,000 ops/s; the target stalls from 0.5 s for 6 s, past the 5 s drain.
     let outcome = run_against(
-        Load::Open { rate: 1000.0 },
+        Load::open(1000.0).unwrap(),
         Duration::from_millis(500),
         Duration::from_secs(6),
         Duration::from_secs(1),

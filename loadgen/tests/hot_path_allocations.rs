@@ -1,9 +1,10 @@
 //! The hot path allocates nothing: a closed-loop run of millions of operations against the
 //! `null` target makes a few hundred allocations in total (set-up, one interval set a second),
-//! not one per operation.
+//! not one per operation; so does an open loop following a rate ramp.
 #![allow(clippy::unwrap_used, clippy::panic, unsafe_code)] // a counting allocator needs unsafe
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -13,7 +14,9 @@ use loadgen::record::Recorder;
 use loadgen::run::{Measure, NoProgress, RunSpec, drive};
 use loadgen::sweep::Load;
 use loadgen::target::null::NullTarget;
-use loadgen::workload::{ByteSize, KeyDistributionKind, KeysConfig, Mix, SizeSpec};
+use loadgen::workload::{
+    ByteSize, KeyDistributionKind, KeysConfig, Mix, RateSchedule, RateStep, SizeSpec,
+};
 
 struct Counting;
 
@@ -40,8 +43,13 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-#[test]
-fn a_closed_loop_against_null_does_not_allocate_per_operation() {
+/// The allocation counter is global: one measured run at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `load` against the null target with the consistency checker on; returns the
+/// allocations made during the run and the operations recorded.
+fn count_allocations(load: Load, measure: Measure) -> (u64, u64) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -64,10 +72,10 @@ fn a_closed_loop_against_null_does_not_allocate_per_operation() {
     let opgen = OpGen::new(1, &keys, &SizeSpec::Fixed(ByteSize(1024)), &mix);
     let pool = ValuePool::new(1);
     let spec = RunSpec {
-        load: Load::Closed { concurrency: 4 },
+        load,
         warmup: Duration::ZERO,
-        measure: Measure::Ops(2_000_000),
-        max_in_flight: 1,
+        measure,
+        max_in_flight: 4,
         key_size: 16,
     };
     let kinds = [OpKind::Read, OpKind::Write, OpKind::Delete];
@@ -88,9 +96,43 @@ fn a_closed_loop_against_null_does_not_allocate_per_operation() {
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
     let ops: u64 = outcome.recorded.ops.iter().map(|o| o.response.len()).sum();
     eprintln!("{allocations} allocations for {ops} operations");
+    (allocations, ops)
+}
+
+#[test]
+fn a_closed_loop_against_null_does_not_allocate_per_operation() {
+    let (allocations, ops) =
+        count_allocations(Load::Closed { concurrency: 4 }, Measure::Ops(2_000_000));
     assert_eq!(ops, 2_000_000);
     assert!(
         allocations < 5_000,
+        "{allocations} allocations for {ops} operations: the hot path allocates"
+    );
+}
+
+#[test]
+fn an_open_loop_on_a_ramp_does_not_allocate_per_operation() {
+    // 1,000 ops/s rising to 20,000 over 1 s, then held for 0.5 s: 20,500 ticks.
+    let schedule = RateSchedule::new(vec![
+        RateStep {
+            at_s: 0.0,
+            rate: 1000.0,
+            ramp: false,
+        },
+        RateStep {
+            at_s: 1.0,
+            rate: 20_000.0,
+            ramp: true,
+        },
+    ])
+    .unwrap();
+    let load = Load::Open {
+        rate: Arc::new(schedule),
+    };
+    let (allocations, ops) = count_allocations(load, Measure::For(Duration::from_millis(1500)));
+    assert_eq!(ops, 20_500);
+    assert!(
+        allocations < 2_000,
         "{allocations} allocations for {ops} operations: the hot path allocates"
     );
 }

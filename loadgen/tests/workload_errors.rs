@@ -323,3 +323,142 @@ fn the_redis_target_takes_one_server_and_no_ringkv_shape() {
         "{err}"
     );
 }
+
+/// `VALID` with `rate: 100` replaced by a schedule whose entries are on lines 6, 7, ….
+fn with_schedule(entries: &[&str]) -> String {
+    let list: String = entries.iter().map(|e| format!("  - {e}\n")).collect();
+    VALID.replace("rate: 100\n", &format!("rate:\n{list}"))
+}
+
+#[test]
+fn a_rate_schedule_parses_into_steps_and_ramps() {
+    let w = parse(&with_schedule(&[
+        "{at: 0s, rate: 500}",
+        "{at: 60s, rate: 6000, ramp: true}",
+        "{at: 180s, rate: 300}",
+    ]))
+    .unwrap();
+    assert!(w.is_open_loop());
+    let points = loadgen::sweep::points(&w).unwrap();
+    assert_eq!(points.len(), 1);
+    assert!(
+        points[0].label().ends_with("rate=300..6000"),
+        "{}",
+        points[0].label()
+    );
+    let schedule = points[0].load.schedule().unwrap();
+    assert_eq!(schedule.steps().len(), 3);
+    assert!(schedule.steps()[1].ramp && !schedule.steps()[2].ramp);
+    assert_eq!(schedule.rate_at(30.0), 3250.0);
+    assert_eq!(schedule.constant_rate(), None);
+
+    // The command line's --rate replaces a schedule.
+    let w = w
+        .with_overrides(Some(50.0), None, None, Path::new("test.yaml"))
+        .unwrap();
+    let points = loadgen::sweep::points(&w).unwrap();
+    assert_eq!(
+        points[0].load.schedule().unwrap().constant_rate(),
+        Some(50.0)
+    );
+}
+
+#[test]
+fn bad_rate_schedules_name_the_entry_and_the_problem() {
+    // (text, expected message, line of the problem)
+    let cases = [
+        (
+            with_schedule(&[
+                "{at: 0s, rate: 500}",
+                "{at: 10s, rate: 600}",
+                "{at: 5s, rate: 7}",
+            ]),
+            "time order",
+            8,
+        ),
+        (
+            with_schedule(&["{at: 0s, rate: 500}", "{at: 0s, rate: 600}"]),
+            "later than the entry before it",
+            7,
+        ),
+        (
+            with_schedule(&["{at: 1s, rate: 500}"]),
+            "must be `at: 0s`",
+            6,
+        ),
+        (
+            with_schedule(&["{at: 0s, rate: 500, ramp: true}"]),
+            "cannot ramp",
+            6,
+        ),
+        (
+            with_schedule(&["{at: 0s, rate: 500}", "{at: 2s, rate: 0, ramp: true}"]),
+            "between 0 and 1e9",
+            7,
+        ),
+        (
+            with_schedule(&["{at: 0s, rate: 500}", "{at: 2s, rate: -3}"]),
+            "between 0 and 1e9",
+            7,
+        ),
+        (
+            with_schedule(&["{at: 0s, rate: .inf}"]),
+            "between 0 and 1e9",
+            6,
+        ),
+        (
+            with_schedule(&["{at: 0s, rate: .nan}"]),
+            "between 0 and 1e9",
+            6,
+        ),
+        (
+            with_schedule(&["{at: 0s, rate: 2e9}"]),
+            "between 0 and 1e9",
+            6,
+        ),
+        (
+            VALID.replace("rate: 100", "rate: []"),
+            "schedule is empty",
+            5,
+        ),
+        (
+            format!(
+                "{}sweep:\n  rate: [100, 200]\n",
+                with_schedule(&["{at: 0s, rate: 500}", "{at: 1s, rate: 600}"])
+            ),
+            "`sweep.rate` cannot be combined",
+            10,
+        ),
+        (
+            format!(
+                "{}concurrency: 4\n",
+                with_schedule(&["{at: 0s, rate: 500}", "{at: 1s, rate: 600}"])
+            ),
+            "choose one",
+            6,
+        ),
+        (
+            with_schedule(&["{at: 0s, rate: 500, ramps: true}"]),
+            "unknown field `ramps`",
+            6,
+        ),
+        (
+            with_schedule(&["{at: soon, rate: 500}"]),
+            "is not a duration",
+            6,
+        ),
+        (VALID.replace("rate: 100", "rate: fast"), "invalid", 5),
+    ];
+    for (text, expected, line) in cases {
+        let err = parse(&text).unwrap_err();
+        assert!(
+            err.to_string().contains(expected),
+            "expected `{expected}` in: {err}\n{text}"
+        );
+        assert_eq!(
+            err.line_column().map(|(l, _)| l),
+            Some(line),
+            "{err}\n{text}"
+        );
+    }
+}

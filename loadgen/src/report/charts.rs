@@ -5,7 +5,8 @@
 //!   `latency-vs-nodes`: p50/p99/p99.9 across the sweep dimension;
 //! * `latency-vs-throughput`: p99 against achieved throughput when the rate or concurrency is
 //!   swept (the capacity curve);
-//! * `timeline-<point>`: throughput and p99 per one-second interval.
+//! * `timeline-<point>`: throughput (and an open loop's offered rate) and p99 per one-second
+//!   interval.
 //!
 //! Log axes are drawn as log10 of the value on a linear axis, labelled with the value.
 
@@ -23,12 +24,15 @@ use plotters::prelude::*;
 use super::{PointSummary, ReportError, Summary};
 use crate::generator::OpKind;
 use crate::record::{LoggedInterval, new_hist, read_log};
+use crate::workload::RateSchedule;
 
 const WIDTH: u32 = 1000;
 const HEIGHT: u32 = 600;
 const FONT: &str = "sans-serif";
 /// Intervals shorter than this, s (the drain after the measured window), are left off timelines.
 const MIN_TIMELINE_S: f64 = 0.5;
+/// The most one-second samples of the offered rate a timeline draws (a week).
+const MAX_TIMELINE_POINTS: u32 = 7 * 86_400;
 
 static FONT_READY: OnceLock<bool> = OnceLock::new();
 
@@ -475,13 +479,15 @@ fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Figure>
         y_desc: "Throughput (ops/s)".into(),
         y_log: false,
         x_axis: XAxis::Time,
-        lines: vec![Line {
+        lines: std::iter::once(Line {
             label: "all operations".into(),
             color: RGBColor(60, 60, 60),
             stroke: Stroke::Solid(2),
             markers: totals.len() < 30,
             points: totals.values().copied().collect(),
-        }],
+        })
+        .chain(offered_line(p))
+        .collect(),
         marks: marks.clone(),
         legend_lower_right: false,
         bars: Vec::new(),
@@ -523,6 +529,38 @@ fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Figure>
     Some(Figure {
         panels: vec![throughput, p99],
     })
+}
+
+/// An open loop's offered rate for the timeline (see [`offered_points`]); `None` for a closed
+/// loop.
+fn offered_line(p: &PointSummary) -> Option<Line> {
+    let schedule = p.params.schedule()?;
+    Some(Line {
+        label: "offered".into(),
+        color: RGBColor(150, 150, 150),
+        stroke: Stroke::Dashed,
+        markers: false,
+        points: offered_points(&schedule, p.duration_s),
+    })
+}
+
+/// The schedule's mean rate over each one-second interval of a measured window of
+/// `duration_s`, at the interval's end: where the timeline plots the measured throughput of
+/// that interval, so a target that keeps up draws the same line.
+fn offered_points(schedule: &RateSchedule, duration_s: f64) -> Vec<(f64, f64)> {
+    // The intervals the throughput line draws: a last one shorter than MIN_TIMELINE_S is left
+    // off.
+    let seconds = (duration_s - MIN_TIMELINE_S)
+        .ceil()
+        .clamp(1.0, f64::from(MAX_TIMELINE_POINTS)) as u32;
+    let window = duration_s.max(1e-3);
+    (1..=seconds)
+        .map(|k| {
+            let end = f64::from(k).min(window);
+            let begin = f64::from(k - 1).min(end);
+            (end, schedule.mean_rate(begin, end))
+        })
+        .collect()
 }
 
 /// A sweep dimension a "latency vs" chart can be drawn against.
@@ -597,8 +635,8 @@ fn rest_key(p: &PointSummary, dim: Option<Dim>) -> String {
         parts.push(format!("nodes={}", q.nodes));
     }
     if dim.is_some() {
-        if let Some(r) = q.rate {
-            parts.push(format!("rate={}", crate::plan::fmt_rate(r)));
+        if let Some(s) = q.schedule() {
+            parts.push(format!("rate={}", s.label()));
         }
         if let Some(c) = q.concurrency {
             parts.push(format!("conc={c}"));
@@ -981,6 +1019,29 @@ mod tests {
         assert_eq!(nines_label(2.0), "99%");
         assert_eq!(nines_label(3.0), "99.9%");
         assert_eq!(nines_label(5.0), "99.999%");
+    }
+
+    #[test]
+    fn the_offered_line_is_the_schedules_mean_per_second() {
+        use crate::workload::RateStep;
+        let step = |at_s, rate, ramp| RateStep { at_s, rate, ramp };
+        // 200 ops/s rising to 2000 over 2 s, held for 1 s, then 500.
+        let schedule = RateSchedule::new(vec![
+            step(0.0, 200.0, false),
+            step(2.0, 2000.0, true),
+            step(3.0, 500.0, false),
+        ])
+        .unwrap();
+        let points = offered_points(&schedule, 4.01);
+        let want = [(1.0, 650.0), (2.0, 1550.0), (3.0, 2000.0), (4.0, 500.0)];
+        assert_eq!(points.len(), want.len());
+        for ((x, y), (wx, wy)) in points.iter().zip(want) {
+            assert_eq!(*x, wx);
+            assert!((y - wy).abs() < 1e-9, "{x}: {y} != {wy}");
+        }
+        // A constant rate is a flat line.
+        let flat = offered_points(&RateSchedule::constant(5000.0).unwrap(), 2.0);
+        assert_eq!(flat, vec![(1.0, 5000.0), (2.0, 5000.0)]);
     }
 
     #[test]

@@ -40,11 +40,7 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
     );
     let _ = writeln!(s, "|{}", "---|".repeat(20));
     for p in &summary.points {
-        let load = match (p.params.rate, p.params.concurrency) {
-            (Some(r), _) => format!("rate {}", crate::plan::fmt_rate(r)),
-            (_, Some(c)) => format!("conc {c} (uncorrected)"),
-            _ => String::new(),
-        };
+        let load = p.params.load_text();
         for (op, o) in &p.ops {
             let _ = writeln!(
                 s,

@@ -11,6 +11,7 @@ use crate::plan::{Load, Point};
 use crate::record::OpHistograms;
 use crate::resources::{ProcessStats, Resources};
 use crate::run::Outcome;
+use crate::workload::{RateSchedule, RateStep};
 
 /// The load generator counts as the bottleneck when its process used at least this much CPU
 /// (percent of one core: the driver is one thread)…
@@ -95,9 +96,13 @@ pub struct Params {
     pub read_quorum: u32,
     /// Nodes in the cluster.
     pub nodes: u32,
-    /// Open loop: intended rate, ops/s.
+    /// Open loop at a constant rate: intended rate, ops/s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
+    /// Open loop on a rate schedule (`rate` is then absent): its steps, `at_s` counted from
+    /// the end of warm-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_schedule: Option<Vec<RateStep>>,
     /// Closed loop: workers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<u32>,
@@ -106,9 +111,12 @@ pub struct Params {
 impl Params {
     /// The parameters of a sweep point.
     pub fn of(p: &Point) -> Params {
-        let (rate, concurrency) = match p.load {
-            Load::Open { rate } => (Some(rate), None),
-            Load::Closed { concurrency } => (None, Some(concurrency)),
+        let (rate, rate_schedule, concurrency) = match &p.load {
+            Load::Open { rate } => match rate.constant_rate() {
+                Some(r) => (Some(r), None, None),
+                None => (None, Some(rate.steps().to_vec()), None),
+            },
+            Load::Closed { concurrency } => (None, None, Some(*concurrency)),
         };
         Params {
             value_bytes: p.values.mean_bytes(),
@@ -118,7 +126,33 @@ impl Params {
             read_quorum: p.read_quorum,
             nodes: p.nodes,
             rate,
+            rate_schedule,
             concurrency,
+        }
+    }
+
+    /// Whether the point ran an open loop (a rate or a rate schedule).
+    pub fn is_open_loop(&self) -> bool {
+        self.rate.is_some() || self.rate_schedule.is_some()
+    }
+
+    /// The open loop's schedule (a constant rate is a one-step schedule); `None` for a closed
+    /// loop or a schedule that does not check.
+    pub fn schedule(&self) -> Option<RateSchedule> {
+        match (&self.rate_schedule, self.rate) {
+            (Some(steps), _) => RateSchedule::new(steps.clone()).ok(),
+            (None, Some(r)) => RateSchedule::constant(r).ok(),
+            (None, None) => None,
+        }
+    }
+
+    /// How the load was driven, for tables: `rate 5000`, `rate 500 at 0s, ramp to 6000 by
+    /// 60s`, or `conc 8 (uncorrected)`.
+    pub fn load_text(&self) -> String {
+        match (self.schedule(), self.concurrency) {
+            (Some(s), _) => format!("rate {s}"),
+            (None, Some(c)) => format!("conc {c} (uncorrected)"),
+            (None, None) => String::new(),
         }
     }
 }
@@ -168,7 +202,8 @@ pub struct PointSummary {
     pub params: Params,
     /// Per operation kind (`read`, `write`, `delete`, `read_modify_write`), those in the mix.
     pub ops: BTreeMap<String, OpSummary>,
-    /// Open loop: intended ops/s; absent for a closed loop.
+    /// Open loop: intended ops/s (on a rate schedule, its mean over the measured window);
+    /// absent for a closed loop.
     pub offered_rate: Option<f64>,
     /// Completed operations per second.
     pub achieved_rate: f64,
@@ -449,7 +484,7 @@ pub fn summarise_point(f: PointFacts<'_>) -> PointSummary {
             .map(|(k, p)| (k.name().to_string(), p))
             .collect(),
         events: Vec::new(),
-        response_time: match f.point.load {
+        response_time: match &f.point.load {
             Load::Open { .. } => "corrected".into(),
             Load::Closed { .. } => "uncorrected".into(),
         },
