@@ -462,3 +462,40 @@ fn bad_rate_schedules_name_the_entry_and_the_problem() {
         );
     }
 }
+
+#[test]
+fn autoscale_is_refused_where_it_cannot_act_and_its_policy_is_checked() {
+    let with = |extra: &str| parse(&format!("{VALID}{extra}"));
+    with("autoscale: {}\n").unwrap();
+    with("autoscale: { max_nodes: 5, ops_per_node: { out_above: 100, in_below: 50 } }\n").unwrap();
+    for (extra, wanted) in [
+        (
+            "autoscale: { ops_per_node: { out_above: 100, in_below: 90 } }\n",
+            "flaps",
+        ),
+        ("autoscale: { min_nodes: 4 }\n", "starts with 3 nodes"),
+        (
+            "autoscale: { max_nodes: 2, min_nodes: 1 }\n",
+            "starts with 3 nodes",
+        ),
+        ("autoscale: { sustain_out_s: -1 }\n", "sustain_out_s"),
+        (
+            "autoscale: { ops_per_node: null, cpu_per_node: null, queue_per_node: null }\n",
+            "at least one",
+        ),
+        ("autoscale: { sustain: 5 }\n", "unknown field `sustain`"),
+        (
+            "autoscale: {}\nevents: [{ at: 0s, action: kill, node: n1 }]\n",
+            "one or the other",
+        ),
+    ] {
+        let err = with(extra).unwrap_err().to_string();
+        assert!(err.contains(wanted), "{extra}: {err}");
+    }
+    let remote = VALID.replace(
+        "cluster: { nodes: 3, replication: 3 }",
+        "cluster: { endpoints: [\"127.0.0.1:1\"] }",
+    );
+    let err = parse(&format!("{remote}autoscale: {{}}\n")).unwrap_err();
+    assert!(err.to_string().contains("ringkv autoscale"), "{err}");
+}

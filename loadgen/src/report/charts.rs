@@ -472,6 +472,16 @@ fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Figure>
             let node = e.node.as_deref().unwrap_or("");
             e.started_s.map(|t| (t, format!("{} {node}", e.action)))
         })
+        .chain(p.autoscale.iter().flat_map(|a| {
+            a.decisions.iter().map(|d| {
+                let node = d.node.as_deref().unwrap_or("");
+                let failed = if d.error.is_some() { " failed" } else { "" };
+                (
+                    d.decided_s,
+                    format!("scale {} {node}{failed}", d.action.as_str()),
+                )
+            })
+        }))
         .collect();
     let throughput = Chart {
         title: format!("Throughput per second — {} {}", p.id, p.label),
@@ -526,9 +536,28 @@ fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Figure>
         legend_lower_right: false,
         bars: Vec::new(),
     };
-    Some(Figure {
-        panels: vec![throughput, p99],
-    })
+    let mut panels = vec![throughput, p99];
+    if let Some(a) = &p.autoscale {
+        let end = totals.values().map(|v| v.0).fold(p.duration_s, f64::max);
+        panels.push(Chart {
+            title: "Nodes in the ring (autoscaled)".into(),
+            x_desc: "Time since the end of warm-up (s)".into(),
+            y_desc: "Nodes".into(),
+            y_log: false,
+            x_axis: XAxis::Time,
+            lines: vec![Line {
+                label: "nodes".into(),
+                color: RGBColor(30, 110, 60),
+                stroke: Stroke::Solid(2),
+                markers: false,
+                points: super::autoscale::node_steps(a, end),
+            }],
+            marks,
+            legend_lower_right: true,
+            bars: Vec::new(),
+        });
+    }
+    Some(Figure { panels })
 }
 
 /// An open loop's offered rate for the timeline (see [`offered_points`]); `None` for a closed
