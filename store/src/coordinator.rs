@@ -146,14 +146,17 @@ struct Target {
     member: RingMember,
     /// The owner this fallback stands in for.
     hint_for: Option<String>,
-    /// A replica of the ring being moved to (join/leave in progress): it gets
-    /// every write but counts towards no quorum.
+    /// A replica of the ring being moved to (join/leave in progress) that is not a replica
+    /// now (a pending replica): it gets every write, and a write waits for one more
+    /// acknowledgement per pending replica.
     extra: bool,
 }
 
 impl Target {
+    /// Whether its acknowledgement counts towards a quorum. A pending replica's does (a write
+    /// waits for W plus the pending replicas, see [`Coordinator::write`]).
     fn counts(&self, sloppy: bool) -> bool {
-        !self.extra && (self.hint_for.is_none() || sloppy)
+        self.hint_for.is_none() || sloppy
     }
 
     /// A preference-list replica answering for itself.
@@ -300,7 +303,13 @@ impl Coordinator {
             ))
         })?;
         let (targets, n) = self.targets(&key, true);
-        let w = self.quorum("write quorum (W)", c.w, self.defaults.write_quorum, n)?;
+        let asked_w = self.quorum("write quorum (W)", c.w, self.defaults.write_quorum, n)?;
+        // During a join or leave, wait for W plus the key's pending replicas (those of the next
+        // ring that are not replicas now; Cassandra's rule). Of the W + p acknowledgements at
+        // most p come from replicas about to leave, so at least W of the next ring hold the
+        // write and R of them after the cut-over still overlap it.
+        let pending = targets.iter().filter(|t| t.extra).count();
+        let w = asked_w.saturating_add(u32::try_from(pending).unwrap_or(u32::MAX));
         let sloppy = c.sloppy.unwrap_or(self.defaults.sloppy);
         let deadline = Instant::now() + c.timeout.unwrap_or(self.defaults.timeout);
         self.stats.writes.fetch_add(1, Ordering::Relaxed);

@@ -478,3 +478,68 @@ async fn executor_panics_are_survived() {
     );
     cluster.stop().await.unwrap();
 }
+
+/// Issue: during a join, a write acknowledged by W replicas of the old ring could miss the
+/// new replica and the one about to leave could be among its W; after the cut-over, R new
+/// replicas might not overlap it. The rule (Cassandra's): while a key has pending replicas, a
+/// write waits for W plus the pending ones, so at least W of the next ring hold it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_join_a_write_waits_for_w_plus_the_pending_replicas() {
+    let mut cluster = start(fast_failure_spec(3, 3, 2, 2)).await;
+    // n4 starts cut off from everyone, so its join stops at the transfer and the ring stays
+    // in transition (writes go to the old replicas and to n4, the pending one).
+    let n4 = cluster.add_node_process(None).await.expect("start n4");
+    partition(&cluster, n4, true).await;
+    let via = cluster.nodes()[0].address.clone();
+    let interrupted = join_via(
+        cluster.client_options(Duration::from_secs(5)),
+        &via,
+        &ids(&cluster, n4),
+    )
+    .await;
+    assert!(interrupted.is_err(), "the join must stop at the transfer");
+    partition(&cluster, n4, false).await;
+    let status = client_for(&cluster, &via).await.status().await.unwrap();
+    let desc = store::wire::ring_from_proto(status.ring.as_ref().unwrap());
+    let current = store::ring::Ring::new(desc.clone()).unwrap();
+    let next = store::ring::Ring::new(desc.next().expect("a transition in place")).unwrap();
+    let n4_id = cluster.nodes()[n4].id.clone();
+    // Keys n4 gains: it is a replica in the next ring and not in the current one.
+    let pending_keys: Vec<String> = (0..2000)
+        .map(|i| format!("p{i}"))
+        .filter(|k| {
+            let gains = next
+                .preference_list(k.as_bytes())
+                .iter()
+                .any(|&m| next.members().get(m).is_some_and(|x| x.id == n4_id));
+            let has = current
+                .preference_list(k.as_bytes())
+                .iter()
+                .any(|&m| current.members().get(m).is_some_and(|x| x.id == n4_id));
+            gains && !has
+        })
+        .take(20)
+        .collect();
+    assert!(!pending_keys.is_empty());
+    let c = client_for(&cluster, &via).await;
+    // Each write carries the context of the last, so the keys keep one version.
+    let contexts = std::sync::Mutex::new(BTreeMap::<String, Vec<u8>>::new());
+    // Once n4 is reachable again, every such write is acknowledged by W + 1 = 3 replicas.
+    eventually(Duration::from_secs(20), "writes count n4", || async {
+        let mut all = true;
+        for k in &pending_keys {
+            let ctx = contexts.lock().unwrap().get(k).cloned();
+            let r = c
+                .put(k.as_bytes(), b"v", ctx.as_deref(), &wr(2, 2))
+                .await
+                .unwrap();
+            contexts
+                .lock()
+                .unwrap()
+                .insert(k.clone(), r.context.to_vec());
+            all &= r.acks >= 3;
+        }
+        all
+    })
+    .await;
+}
