@@ -169,3 +169,33 @@ fn a_node_ignores_sigpipe() {
         "SIGPIPE is not ignored (SigIgn {ignored:x})"
     );
 }
+
+#[test]
+fn a_bad_autoscaling_policy_is_a_usage_error_that_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "ops_per_node: { out_above: 100, in_below: 95 }\n").unwrap();
+    let (code, text) = run(ringkv()
+        .args(["autoscale", "--command", "true", "--policy"])
+        .arg(&policy)
+        .arg("--lock")
+        .arg(dir.path().join("lock")));
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("in_below") && text.contains("flaps"),
+        "{text}"
+    );
+    // The same check guards `cluster up --autoscale`, before any node starts.
+    std::fs::write(&policy, "sustain: 5\n").unwrap();
+    let (code, text) = run(ringkv()
+        .args(["cluster", "up", "--autoscale", "--autoscale-policy"])
+        .arg(&policy)
+        .arg("--dir")
+        .arg(dir.path().join("c")));
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("unknown field") && text.contains("sustain"),
+        "{text}"
+    );
+    assert!(!dir.path().join("c").exists(), "no cluster was started");
+}
