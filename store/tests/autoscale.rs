@@ -23,6 +23,7 @@ max_nodes: 4
 ops_per_node: {out_above: 40, in_below: 30}
 cpu_per_node: null
 queue_per_node: null
+max_p99_service_ms: null
 ";
 
 /// The controller process, killed however the test ends.
