@@ -13,7 +13,7 @@ use std::path::Path;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-use store::autoscale::{Action, Log, Policy, Signals};
+use store::autoscale::{Decision, Log, Policy, Signals};
 
 /// `autoscale` of a point in `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,33 +32,18 @@ pub struct AutoscaleSummary {
     pub incomplete_samples: u64,
 }
 
-/// One decision. Times are seconds since the end of warm-up.
+/// One decision as the controller carried it out (times in seconds since the end of
+/// warm-up), with its reaction times and the phases around it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecisionRecord {
-    /// `out` or `in`.
-    pub action: Action,
-    /// When the overload (for `in`, the low load) began.
-    pub overload_began_s: f64,
-    /// When the policy decided.
-    pub decided_s: f64,
-    /// When the new node served its first request (`in`: when the node was gone).
-    pub serving_s: Option<f64>,
+    /// `action`, `overload_began_s`, `decided_s`, `serving_s`, `nodes_before`,
+    /// `nodes_after`, `node`, `signals`, `why`, `error`.
+    #[serde(flatten)]
+    pub decision: Decision,
     /// `decided_s − overload_began_s`.
     pub detect_s: f64,
     /// `serving_s − decided_s`.
     pub act_s: Option<f64>,
-    /// Nodes before.
-    pub nodes_before: u32,
-    /// Nodes after.
-    pub nodes_after: u32,
-    /// The node added or removed.
-    pub node: Option<String>,
-    /// The values that triggered the decision.
-    pub signals: Signals,
-    /// Which thresholds they crossed.
-    pub why: String,
-    /// Why the action failed, if it did.
-    pub error: Option<String>,
     /// Errors and p99 before, during and after the action.
     pub phases: Vec<Phase>,
 }
@@ -166,23 +151,14 @@ pub fn summarise(
         let served = x.serving_s.unwrap_or(x.decided_s);
         let end = d.get(i + 1).map_or(window_s, |n| n.overload_began_s);
         decisions.push(DecisionRecord {
-            action: x.action,
-            overload_began_s: x.overload_began_s,
-            decided_s: x.decided_s,
-            serving_s: x.serving_s,
             detect_s: x.decided_s - x.overload_began_s,
             act_s: x.serving_s.map(|s| s - x.decided_s),
-            nodes_before: x.nodes_before,
-            nodes_after: x.nodes_after,
-            node: x.node.clone(),
-            signals: x.signals,
-            why: x.why.clone(),
-            error: x.error.clone(),
             phases: vec![
                 phase("before", start, x.overload_began_s, &secs),
                 phase("scaling", x.overload_began_s, served, &secs),
                 phase("after", served, end.max(served), &secs),
             ],
+            decision: x.clone(),
         });
     }
     AutoscaleSummary {
@@ -204,7 +180,12 @@ pub fn summarise(
 pub fn node_steps(a: &AutoscaleSummary, end_s: f64) -> Vec<(f64, f64)> {
     let mut out = vec![(0.0, f64::from(a.nodes_start))];
     let mut nodes = a.nodes_start;
-    for d in a.decisions.iter().filter(|d| d.error.is_none()) {
+    for d in a
+        .decisions
+        .iter()
+        .map(|d| &d.decision)
+        .filter(|d| d.error.is_none())
+    {
         let at = d.serving_s.unwrap_or(d.decided_s).max(0.0);
         out.push((at, f64::from(nodes)));
         nodes = d.nodes_after;
@@ -243,9 +224,10 @@ pub fn markdown_section(s: &mut String, summary: &super::Summary) {
                 a.samples.len()
             );
         }
-        for d in &a.decisions {
-            let errors: Vec<String> = d.phases.iter().map(|x| x.errors.to_string()).collect();
-            let p99: Vec<String> = d.phases.iter().map(|x| ms(x.p99_ms)).collect();
+        for r in &a.decisions {
+            let errors: Vec<String> = r.phases.iter().map(|x| x.errors.to_string()).collect();
+            let p99: Vec<String> = r.phases.iter().map(|x| ms(x.p99_ms)).collect();
+            let d = &r.decision;
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} → {} | {:.1} | {:.1} | {} | {:.1} | {} | {}{} | {} | {} |",
@@ -257,8 +239,8 @@ pub fn markdown_section(s: &mut String, summary: &super::Summary) {
                 d.overload_began_s,
                 d.decided_s,
                 secs(d.serving_s),
-                d.detect_s,
-                secs(d.act_s),
+                r.detect_s,
+                secs(r.act_s),
                 d.why.replace('|', "/"),
                 d.error
                     .as_deref()

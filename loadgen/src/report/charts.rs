@@ -473,7 +473,7 @@ fn timeline(p: &PointSummary, data: &BTreeMap<String, OpData>) -> Option<Figure>
             e.started_s.map(|t| (t, format!("{} {node}", e.action)))
         })
         .chain(p.autoscale.iter().flat_map(|a| {
-            a.decisions.iter().map(|d| {
+            a.decisions.iter().map(|r| &r.decision).map(|d| {
                 let node = d.node.as_deref().unwrap_or("");
                 let failed = if d.error.is_some() { " failed" } else { "" };
                 (
