@@ -732,7 +732,8 @@ impl Kv for Node {
             }
             pb::admin_request::Op::Join(j) => {
                 if !j.reason.is_empty() {
-                    tracing::info!(node = %j.id, reason = %j.reason, "autoscaler adds a node");
+                    let reason = bounded(&j.reason);
+                    tracing::info!(node = %j.id, reason = %reason, "autoscaler adds a node");
                 }
                 let by_autoscaler = !j.reason.is_empty();
                 let member = RingMember {
@@ -749,7 +750,8 @@ impl Kv for Node {
             }
             pb::admin_request::Op::Leave(l) => {
                 if !l.reason.is_empty() {
-                    tracing::info!(node = %l.id, reason = %l.reason, "autoscaler removes a node");
+                    let reason = bounded(&l.reason);
+                    tracing::info!(node = %l.id, reason = %reason, "autoscaler removes a node");
                 }
                 let by_autoscaler = !l.reason.is_empty();
                 change(&self.cluster, Change::Leave(l.id), by_autoscaler).await?
@@ -767,6 +769,18 @@ impl Kv for Node {
         }))
     }
 }
+
+/// A client-supplied reason as the log shows it: at most [`MAX_REASON_CHARS`] characters.
+fn bounded(reason: &str) -> String {
+    let mut out: String = reason.chars().take(MAX_REASON_CHARS).collect();
+    if out.len() < reason.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// The most characters of a join or leave reason a node logs.
+const MAX_REASON_CHARS: usize = 512;
 
 async fn change(cluster: &Arc<Cluster>, c: Change, by_autoscaler: bool) -> Result<String, Status> {
     rebalance::change_membership(cluster, c, by_autoscaler)
@@ -994,5 +1008,19 @@ impl ReplicaRpc for Node {
         let packet = req.into_inner();
         self.cluster.deliver_gossip(&from, packet.data);
         Ok(Response::new(pb::GossipAck {}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_reason_is_cut_for_the_log() {
+        assert_eq!(bounded("scale out"), "scale out");
+        let long = "é".repeat(10_000);
+        let cut = bounded(&long);
+        assert_eq!(cut.chars().count(), MAX_REASON_CHARS + 1);
+        assert!(cut.ends_with('…'));
     }
 }

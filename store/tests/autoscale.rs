@@ -49,7 +49,11 @@ impl Drop for ScaledNodes {
             if e.path().extension().is_some_and(|x| x == "pid")
                 && let Ok(pid) = std::fs::read_to_string(e.path())
             {
-                let _ = Command::new("kill").arg("-9").arg(pid.trim()).status();
+                // The shell's own `kill`: no procps needed.
+                let _ = Command::new("sh")
+                    .arg("-c")
+                    .arg(format!("kill -9 {}", pid.trim()))
+                    .status();
             }
         }
     }
