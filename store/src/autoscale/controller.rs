@@ -256,7 +256,13 @@ impl Controller {
             tokens: ring.members.first().map_or(0, |m| m.tokens),
             reason: reason.to_string(),
         });
-        self.admin(join, &ring.members, None).await?;
+        if let Err(e) = self.admin(join, &ring.members, None).await {
+            // Not in the ring: stop it, or every failed try would leave a process behind.
+            return Err(match actuator.retire(&new.id, &new.address).await {
+                Ok(()) => e,
+                Err(r) => format!("{e}; stopping the new node failed too: {r}"),
+            });
+        }
         self.added.push(new.id.clone());
         d.nodes_after = d.nodes_before.saturating_add(1);
         self.known.push(new.address.clone());
