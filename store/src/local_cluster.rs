@@ -633,12 +633,6 @@ impl LocalCluster {
 
     /// Add node `i` (started by [`Self::add_node_process`]) to the ring.
     pub async fn join_node(&self, i: usize) -> Result<String, ClusterError> {
-        self.join_node_because(i, "").await
-    }
-
-    /// As [`Self::join_node`]; a non-empty `reason` (an autoscaler's decision) is logged by the
-    /// node that makes the change and counted in the ring.
-    pub async fn join_node_because(&self, i: usize, reason: &str) -> Result<String, ClusterError> {
         let node = self
             .nodes
             .get(i)
@@ -648,7 +642,7 @@ impl LocalCluster {
             address: node.address.clone(),
             zone: node.zone.clone(),
             tokens: self.spec.tokens_per_node,
-            reason: reason.to_string(),
+            reason: String::new(),
         });
         self.admin_via(op, Some(&node.id)).await
     }
@@ -750,16 +744,6 @@ impl LocalCluster {
     /// Remove node `i` from the ring (`admin leave`: its data is handed off
     /// first), then stop its process.
     pub async fn remove_node(&mut self, i: usize) -> Result<(), ClusterError> {
-        self.remove_node_because(i, "").await
-    }
-
-    /// As [`Self::remove_node`]; a non-empty `reason` is logged and counted as for
-    /// [`Self::join_node_because`].
-    pub async fn remove_node_because(
-        &mut self,
-        i: usize,
-        reason: &str,
-    ) -> Result<(), ClusterError> {
         let id = self
             .nodes
             .get(i)
@@ -767,7 +751,7 @@ impl LocalCluster {
             .ok_or_else(|| ClusterError::Invalid(format!("no node {i}")))?;
         let op = crate::proto::admin_request::Op::Leave(crate::proto::LeaveNode {
             id: id.clone(),
-            reason: reason.to_string(),
+            reason: String::new(),
         });
         self.admin_via(op, Some(&id)).await?;
         self.stop_node(i).await
