@@ -470,8 +470,7 @@ impl Node {
                 m.insert(format!("process.{k}"), v);
             }
         }
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        m.insert("process.cores".into(), cores as u64);
+        m.insert("process.cores".into(), cores());
         // Ring members this node would leave out of a request right now because its last
         // attempt to reach them failed (local clusters wait for 0 before serving tests).
         let me = self.cluster.me().to_string();
@@ -768,6 +767,13 @@ impl Kv for Node {
             ring: Some(self.ring_description()),
         }))
     }
+}
+
+/// Cores this process may use, read once (`available_parallelism` reads cgroup files each
+/// call, and Status is asked every second by an autoscaler).
+fn cores() -> u64 {
+    static CORES: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u64))
 }
 
 /// A client-supplied reason as the log shows it: at most [`MAX_REASON_CHARS`] characters.

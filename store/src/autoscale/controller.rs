@@ -154,21 +154,17 @@ impl Controller {
 
     /// One sample and, if the policy says so, one action.
     pub async fn step<A: Actuator>(&mut self, actuator: &mut A) {
-        let Some(ring) = self.ring().await else {
+        let Some((ring, answered)) = self.ring().await else {
             self.log.lock().incomplete_samples += 1;
             return;
         };
-        let counters = self.sample_members(&ring.members).await;
+        let counters = self.sample_members(&ring.members, answered).await;
         let at = Instant::now();
         let t = self.secs(at);
         let complete = counters.len() == ring.members.len() && ring.next_members.is_empty();
-        let signals = if complete {
-            self.sampler.sample(counters)
-        } else {
-            // Keep the answers as the base of the next rate, decide nothing on part of the ring.
-            let _ = self.sampler.sample(counters);
-            None
-        };
+        // Part of the ring still gives the base of the next rates; no decision rests on it.
+        let sampled = self.sampler.sample(counters);
+        let signals = if complete { sampled } else { None };
         let Some(signals) = signals else {
             self.log.lock().incomplete_samples += 1;
             return;
@@ -309,13 +305,15 @@ impl Controller {
         Ok(())
     }
 
-    /// The ring as the first member (or seed) that answers sees it.
-    async fn ring(&mut self) -> Option<pb::RingDescription> {
+    /// The ring as the first member (or seed) that answers sees it, and that node's address
+    /// and counters (so it is not asked twice in one sample).
+    async fn ring(&mut self) -> Option<(pb::RingDescription, (String, NodeCounters))> {
         let known = self.known.clone();
         for addr in known {
             if let Some(s) = self.status_of(&addr).await
                 && let Some(ring) = s.ring
             {
+                let counters = NodeCounters::from_stats(&s.stats, Instant::now());
                 // Remember every member, so the controller finds the cluster after its seeds
                 // have left it.
                 let mut known: Vec<String> =
@@ -327,16 +325,23 @@ impl Controller {
                 }
                 known.truncate(256);
                 self.known = known;
-                return Some(ring);
+                return Some((ring, (addr, counters)));
             }
         }
         None
     }
 
-    async fn sample_members(&mut self, members: &[pb::Member]) -> BTreeMap<String, NodeCounters> {
+    /// Every member's counters; `answered` is the node that gave the ring, already asked.
+    async fn sample_members(
+        &mut self,
+        members: &[pb::Member],
+        answered: (String, NodeCounters),
+    ) -> BTreeMap<String, NodeCounters> {
         let mut out = BTreeMap::new();
         for m in members {
-            if let Some(s) = self.status_of(&m.address).await {
+            if m.address == answered.0 {
+                out.insert(m.id.clone(), answered.1);
+            } else if let Some(s) = self.status_of(&m.address).await {
                 out.insert(
                     m.id.clone(),
                     NodeCounters::from_stats(&s.stats, Instant::now()),

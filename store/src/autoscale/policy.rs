@@ -180,7 +180,7 @@ impl Policy {
         if bounds.is_empty() {
             return Err("give at least one of ops_per_node, cpu_per_node, queue_per_node".into());
         }
-        for (name, b) in bounds {
+        for (name, b, _) in bounds {
             if !(b.out_above.is_finite() && b.out_above > 0.0 && b.in_below.is_finite())
                 || b.in_below < 0.0
             {
@@ -207,25 +207,22 @@ impl Policy {
         Ok(())
     }
 
-    fn bounds(&self) -> Vec<(&'static str, Bound)> {
-        [
-            ("ops_per_node", self.ops_per_node),
-            ("cpu_per_node", self.cpu_per_node),
-            ("queue_per_node", self.queue_per_node),
-        ]
-        .into_iter()
-        .filter_map(|(n, b)| b.map(|b| (n, b)))
-        .collect()
+    /// The signals in use: name, bound, and how to read it from a sample.
+    fn bounds(&self) -> Vec<(&'static str, Bound, Read)> {
+        let signals: [(&'static str, Option<Bound>, Read); 3] = [
+            ("ops_per_node", self.ops_per_node, |s| s.ops_per_node),
+            ("cpu_per_node", self.cpu_per_node, |s| s.cpu_per_node),
+            ("queue_per_node", self.queue_per_node, |s| s.queue_per_node),
+        ];
+        signals
+            .into_iter()
+            .filter_map(|(n, b, read)| b.map(|b| (n, b, read)))
+            .collect()
     }
 }
 
-fn value_of(s: &Signals, name: &str) -> f64 {
-    match name {
-        "ops_per_node" => s.ops_per_node,
-        "cpu_per_node" => s.cpu_per_node,
-        _ => s.queue_per_node,
-    }
-}
+/// Reads one signal from a sample.
+type Read = fn(&Signals) -> f64;
 
 impl Autoscaler {
     /// A policy's state before any sample; the policy must have passed
@@ -251,8 +248,8 @@ impl Autoscaler {
         let mut over = Vec::new();
         let mut all_under = true;
         let mut under = Vec::new();
-        for (name, b) in self.policy.bounds() {
-            let v = value_of(s, name);
+        for (name, b, read) in self.policy.bounds() {
+            let v = read(s);
             if v > b.out_above {
                 over.push(format!("{name} {} > {}", fmt(v), fmt(b.out_above)));
             }
