@@ -656,19 +656,8 @@ async fn with_autoscaler(
     );
     let mut controller =
         crate::autoscale::Controller::new(policy, seeds, opts, std::time::Instant::now());
-    let log = controller.log();
-    let (tx, rx) = tokio::sync::watch::channel(false);
     let mut actuator = crate::autoscale::SharedCluster(cluster);
-    let run = controller.run(&mut actuator, rx);
-    let report = autoscale::print_decisions(log);
-    let prompt = async {
-        interactive(cluster).await;
-        let _ = tx.send(true);
-    };
-    tokio::select! {
-        ((), ()) = async { tokio::join!(run, prompt) } => {}
-        () = report => {}
-    }
+    autoscale::run_until(&mut controller, &mut actuator, interactive(cluster)).await;
     Ok(())
 }
 

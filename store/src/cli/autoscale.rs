@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::Args;
 
 use super::{CliError, ClientArgs};
-use crate::autoscale::{CommandActuator, Controller, Lease, Policy};
+use crate::autoscale::{Actuator, CommandActuator, Controller, Lease, Policy};
 use crate::client::ClientOptions;
 
 /// `ringkv autoscale` arguments.
@@ -68,19 +68,12 @@ pub async fn autoscale_command(a: AutoscaleArgs) -> Result<(), CliError> {
         "ringkv autoscale: holding {}; sampling every member; Ctrl-C stops",
         lease.path().display()
     );
-    let (tx, rx) = tokio::sync::watch::channel(false);
     let log = controller.log();
-    let run = controller.run(&mut actuator, rx);
-    tokio::pin!(run);
-    tokio::select! {
-        () = &mut run => {}
-        () = print_decisions(log.clone()) => {}
-        () = super::node::shutdown_signal() => {
-            println!("stopping after the action under way, if any...");
-            let _ = tx.send(true);
-            run.await;
-        }
-    }
+    run_until(&mut controller, &mut actuator, async {
+        super::node::shutdown_signal().await;
+        println!("stopping after the action under way, if any...");
+    })
+    .await;
     let log = log.lock();
     println!(
         "stopped after {} decisions ({} samples, {} incomplete)",
@@ -91,8 +84,29 @@ pub async fn autoscale_command(a: AutoscaleArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Runs `controller` through `actuator`, printing each decision, until `until` resolves; an
+/// action under way then is finished first.
+pub async fn run_until<A: Actuator>(
+    controller: &mut Controller,
+    actuator: &mut A,
+    until: impl std::future::Future<Output = ()>,
+) {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let log = controller.log();
+    let stop = async {
+        until.await;
+        let _ = tx.send(true);
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        () = controller.run(actuator, rx) => {}
+        () = print_decisions(log) => {}
+        () = stop => {}
+    }
+}
+
 /// Prints each decision of `log` as it is made (a line per decision; never returns).
-pub async fn print_decisions(log: crate::autoscale::SharedLog) {
+async fn print_decisions(log: crate::autoscale::SharedLog) {
     let mut seen = 0;
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
