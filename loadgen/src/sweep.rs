@@ -909,19 +909,15 @@ mod local {
         let result = match RingkvTarget::connect(&opts).await {
             Ok(target) => {
                 let mut scaling = None;
-                let events = match cluster.as_mut() {
-                    Some(c) if w.autoscale.is_some() => {
-                        let policy = w
-                            .autoscale
-                            .as_ref()
-                            .map(|a| a.value.clone())
-                            .unwrap_or_default();
-                        let (hook, s) = super::autoscale::start(c, &policy, w.warmup_duration())
-                            .map_err(|e| point_err(point, e))?;
+                let events = match (cluster.as_mut(), &w.autoscale) {
+                    (Some(c), Some(policy)) => {
+                        let (hook, s) =
+                            super::autoscale::start(c, &policy.value, w.warmup_duration())
+                                .map_err(|e| point_err(point, e))?;
                         scaling = Some(s);
                         Some(hook)
                     }
-                    Some(c) if !w.events.is_empty() => {
+                    (Some(c), None) if !w.events.is_empty() => {
                         let log = EventLog::default();
                         let schedule = run_schedule(
                             c,

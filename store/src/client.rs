@@ -741,15 +741,19 @@ impl Client {
         self.view().nodes.len()
     }
 
-    /// Status of node `i` of the endpoints given to `connect` (then of the ring members
-    /// learned, see [`Client::node_count`]).
-    pub async fn status_of(&self, i: usize) -> Result<pb::StatusResponse, ClientError> {
-        let node = self
-            .view()
+    /// Node `i` of the view: the endpoints given to `connect`, then the members learned.
+    fn node(&self, i: usize) -> Result<Arc<NodeConn>, ClientError> {
+        self.view()
             .nodes
             .get(i)
             .cloned()
-            .ok_or(ClientError::NoEndpoints)?;
+            .ok_or(ClientError::NoEndpoints)
+    }
+
+    /// Status of node `i` of the endpoints given to `connect` (then of the ring members
+    /// learned, see [`Client::node_count`]).
+    pub async fn status_of(&self, i: usize) -> Result<pb::StatusResponse, ClientError> {
+        let node = self.node(i)?;
         node.kv()
             .status(pb::StatusRequest {})
             .await
@@ -763,12 +767,7 @@ impl Client {
         i: usize,
         op: pb::admin_request::Op,
     ) -> Result<pb::AdminResponse, ClientError> {
-        let node = self
-            .view()
-            .nodes
-            .get(i)
-            .cloned()
-            .ok_or(ClientError::NoEndpoints)?;
+        let node = self.node(i)?;
         node.kv()
             .admin(pb::AdminRequest { op: Some(op) })
             .await
