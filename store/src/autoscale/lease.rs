@@ -67,6 +67,16 @@ mod tests {
         let e = Lease::acquire(&path).unwrap_err();
         assert!(e.contains("another autoscaler") && e.contains("pid"), "{e}");
         drop(first);
-        Lease::acquire(&path).unwrap();
+        // Another test thread forking a child in this instant shares the lock's open file
+        // description until the child's exec closes it (CLOEXEC), so the release is seen
+        // within moments rather than at once: retry, bounded.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match Lease::acquire(&path) {
+                Ok(_) => break,
+                Err(e) if std::time::Instant::now() >= deadline => panic!("{e}"),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
     }
 }
