@@ -10,8 +10,9 @@
 #   scripts/redis-calibration.sh [OUT]          (default results/calibration)
 #   LOADGEN=path RUNS=3 SECS=4 scripts/redis-calibration.sh
 #
-# Pipelining 16 is matched by 16 requests in flight per connection in the loadgen (a closed
-# loop of 50 x 16 over 50 multiplexed connections); redis-benchmark sends them as one batch.
+# Pipelining is matched exactly: 50 closed-loop workers over 50 connections, each sending
+# `pipeline:` commands as one wire-level pipeline and waiting for all the answers, as
+# redis-benchmark's clients do with -P.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-results/calibration}
@@ -58,7 +59,8 @@ mix: $mix
 preload: false
 warmup: 1s
 duration: ${SECS}s
-concurrency: $((CLIENTS * pipe))
+concurrency: $CLIENTS
+pipeline: $pipe
 connections: $CLIENTS
 EOF
                 rm -rf "$OUT/raw/lg-$tag"

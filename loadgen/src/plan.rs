@@ -427,6 +427,7 @@ impl Workload {
         if let Some(r) = rate {
             self.rate = Some(Spanned::new(RateSpec::Constant(r), unknown, unknown));
             self.concurrency = None;
+            self.pipeline = None;
             self.sweep.rate.clear();
             self.sweep.concurrency.clear();
         }

@@ -23,7 +23,7 @@ use crate::consistency::Checker;
 use crate::generator::{OpGen, OpSpec, ValuePool, write_key};
 use crate::plan::Load;
 use crate::record::{INTERVAL, Live, RecordError, Recorded, Recorder, RequestOutcome};
-use crate::target::{OpError, Seen, Target};
+use crate::target::{BatchOp, OpError, Seen, Target};
 use crate::timer::PreciseTimer;
 use crate::workload::rate::{Pace, RateSchedule};
 
@@ -60,6 +60,9 @@ pub struct RunSpec {
     pub max_in_flight: u32,
     /// Key length in bytes.
     pub key_size: usize,
+    /// Closed loop: requests each worker sends together before waiting for their answers
+    /// (1: one at a time).
+    pub pipeline: u32,
 }
 
 /// What happened during a point's run.
@@ -304,17 +307,20 @@ where
                     Measure::For(_) => None,
                 };
                 let n = (*concurrency).max(1);
-                join_all((0..n).map(|_| {
-                    closed_worker(
-                        target,
-                        &shared,
-                        measure_start,
-                        closed_end,
-                        limit,
-                        spec.key_size,
-                    )
-                }))
-                .await;
+                let bounds = ClosedBounds {
+                    measure_start,
+                    end: closed_end,
+                    limit,
+                    key_size: spec.key_size,
+                };
+                if spec.pipeline > 1 {
+                    join_all((0..n).map(|_| {
+                        closed_batch_worker(target, &shared, &bounds, spec.pipeline as usize)
+                    }))
+                    .await;
+                } else {
+                    join_all((0..n).map(|_| closed_worker(target, &shared, &bounds))).await;
+                }
             }
             _ => {}
         }
@@ -461,30 +467,43 @@ async fn open_worker<T: Target>(target: &T, s: &Shared<'_>, sched: &Schedule, ke
     }
 }
 
-async fn closed_worker<T: Target>(
-    target: &T,
-    s: &Shared<'_>,
+/// When a closed loop's workers stop.
+struct ClosedBounds {
     measure_start: Instant,
+    /// `Measure::For`: the end of the measured window.
     end: Option<Instant>,
+    /// `Measure::Ops`: measured operations to send in all.
     limit: Option<u64>,
     key_size: usize,
-) {
-    let mut key = vec![0u8; key_size];
+}
+
+impl ClosedBounds {
+    /// How many of the `want` next operations a worker may send at `now`: 0 when the run is
+    /// over. Claims them against the measured-operations limit.
+    fn claim(&self, s: &Shared<'_>, now: Instant, want: u64) -> u64 {
+        if self.end.is_some_and(|e| now >= e) {
+            return 0;
+        }
+        if now >= self.measure_start
+            && let Some(limit) = self.limit
+        {
+            let sent = s.next.get();
+            let n = want.min(limit.saturating_sub(sent));
+            s.next.set(sent + n);
+            return n;
+        }
+        want
+    }
+}
+
+async fn closed_worker<T: Target>(target: &T, s: &Shared<'_>, b: &ClosedBounds) {
+    let mut key = vec![0u8; b.key_size];
     let mut buf = value_buffer(s);
     let mut now = Instant::now();
     let mut unyielded = 0u32;
     loop {
-        if end.is_some_and(|e| now >= e) {
+        if b.claim(s, now, 1) == 0 {
             return;
-        }
-        if now >= measure_start
-            && let Some(limit) = limit
-        {
-            let sent = s.next.get();
-            if sent >= limit {
-                return;
-            }
-            s.next.set(sent + 1);
         }
         let op = s.opgen.borrow_mut().next_op();
         write_key(&mut key, op.key_index);
@@ -498,6 +517,72 @@ async fn closed_worker<T: Target>(
             tokio::task::yield_now().await;
             now = Instant::now();
         }
+    }
+}
+
+/// A closed-loop worker with `pipeline` requests per batch: it sends them together (one
+/// wire-level pipeline where the target has one), waits for every answer, records each from
+/// the batch's send to its own answer, and sends the next batch.
+async fn closed_batch_worker<T: Target>(
+    target: &T,
+    s: &Shared<'_>,
+    b: &ClosedBounds,
+    pipeline: usize,
+) {
+    let mut keys = vec![vec![0u8; b.key_size]; pipeline];
+    let mut bufs: Vec<Vec<u8>> = (0..pipeline).map(|_| value_buffer(s)).collect();
+    let mut ops = Vec::with_capacity(pipeline);
+    let mut seqs = Vec::with_capacity(pipeline);
+    let mut contexts = Vec::with_capacity(pipeline);
+    let mut now = Instant::now();
+    loop {
+        let n = b.claim(s, now, pipeline as u64) as usize;
+        if n == 0 {
+            return;
+        }
+        let sent = now;
+        ops.clear();
+        seqs.clear();
+        contexts.clear();
+        let auditing = s.check.borrow().auditing();
+        let mut batch = Vec::with_capacity(n);
+        for (key, buf) in keys.iter_mut().zip(bufs.iter_mut()).take(n) {
+            let op = s.opgen.borrow_mut().next_op();
+            write_key(key, op.key_index);
+            contexts.push(if auditing {
+                target.context_of(op.key_index)
+            } else {
+                None
+            });
+            let (value, seq) = s.check.borrow_mut().value(s.pool, op, sent, buf);
+            ops.push(op);
+            seqs.push(seq);
+            batch.push(BatchOp {
+                op,
+                key: key.as_slice(),
+                value,
+            });
+        }
+        let answers = target.execute_batch(&batch).await;
+        drop(batch);
+        now = Instant::now();
+        let mut answers = answers.into_iter();
+        for ((op, seq), context) in ops.iter().zip(&seqs).zip(&contexts) {
+            let (result, done) = answers.next().unwrap_or_else(|| {
+                let missing = "the target answered fewer requests than the batch held";
+                (Err(OpError::Failed(missing.into())), now)
+            });
+            s.check
+                .borrow_mut()
+                .observe(*op, *seq, context.as_ref(), (sent, done), &result);
+            let outcome = s.note(result);
+            s.rec
+                .borrow_mut()
+                .record(op.kind, sent, sent, done, outcome);
+        }
+        // A batch is many operations: let the other workers run after every one.
+        tokio::task::yield_now().await;
+        now = Instant::now();
     }
 }
 

@@ -503,6 +503,7 @@ pub async fn run_point<T: Target>(
         measure,
         max_in_flight: w.in_flight_cap(),
         key_size,
+        pipeline: w.pipeline_depth(),
     };
     let kinds = mix_kinds(&w.mix);
     let hdr_dir = dir.join("hdr");

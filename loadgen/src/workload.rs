@@ -28,6 +28,8 @@ pub const MAX_LOCAL_NODES: u32 = 32;
 pub const MAX_CONCURRENCY: u32 = 100_000;
 /// Default number of client connections.
 pub const DEFAULT_CONNECTIONS: u32 = 4;
+/// The most requests a closed-loop worker may send together (`pipeline:`).
+pub const MAX_PIPELINE: u32 = 1024;
 /// Default cap on requests in flight for an open-loop run.
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 256;
 /// Default per-request timeout.
@@ -236,6 +238,11 @@ pub struct Workload {
     pub max_in_flight: Option<u32>,
     /// Client connections (default 4).
     pub connections: Option<u32>,
+    /// Closed loop: requests each worker sends together, waiting for all their answers before
+    /// the next batch, as `redis-benchmark -P` does (default 1). The redis target sends a batch
+    /// as one wire-level pipeline; ringkv has the batch in flight on its sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<u32>,
     /// Per-request timeout (default 2s).
     pub timeout: Option<DurationSpec>,
     /// Lists to sweep over.
@@ -488,6 +495,11 @@ impl Workload {
         self.connections.unwrap_or(DEFAULT_CONNECTIONS)
     }
 
+    /// Closed loop: requests per worker batch (1: one at a time).
+    pub fn pipeline_depth(&self) -> u32 {
+        self.pipeline.unwrap_or(1)
+    }
+
     /// Open loop: cap on requests in flight.
     pub fn in_flight_cap(&self) -> u32 {
         self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT)
@@ -595,6 +607,19 @@ impl Workload {
         {
             return Err(Problem::new(format!(
                 "`max_in_flight` must be 1..={MAX_CONCURRENCY}"
+            )));
+        }
+        if self.pipeline.is_some() && open {
+            return Err(Problem::new(
+                "`pipeline` applies to a closed loop (`concurrency`): an open loop sends each \
+                 request at its own arrival time",
+            ));
+        }
+        if let Some(p) = self.pipeline
+            && !(1..=MAX_PIPELINE).contains(&p)
+        {
+            return Err(Problem::new(format!(
+                "`pipeline` must be 1..={MAX_PIPELINE}"
             )));
         }
         if let Some(c) = self.connections

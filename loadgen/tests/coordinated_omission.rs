@@ -54,6 +54,7 @@ fn run_against(
         measure: Measure::For(measure),
         max_in_flight: 1,
         key_size: 16,
+        pipeline: 1,
     };
     let target = StallTarget {
         stall_start: Instant::now() + stall_after,

@@ -77,6 +77,7 @@ fn count_allocations(load: Load, measure: Measure) -> (u64, u64) {
         measure,
         max_in_flight: 4,
         key_size: 16,
+        pipeline: 1,
     };
     let kinds = [OpKind::Read, OpKind::Write, OpKind::Delete];
     // With the consistency checker on: every write's value is stamped with its header.

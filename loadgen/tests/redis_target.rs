@@ -8,6 +8,10 @@ mod common;
 use std::path::Path;
 
 fn workload(dir: &Path, cluster: &str) -> std::path::PathBuf {
+    workload_driven(dir, cluster, "warmup: 0.5s\nduration: 2s\nrate: 3000")
+}
+
+fn workload_driven(dir: &Path, cluster: &str, load: &str) -> std::path::PathBuf {
     let path = dir.join("redis.yaml");
     std::fs::write(
         &path,
@@ -19,9 +23,7 @@ keys: {{ count: 2000, size: 16, distribution: zipfian }}
 values: {{ size: 1KB }}
 mix: {{ read: 45, write: 45, delete: 5, read_modify_write: 5 }}
 preload: true
-warmup: 0.5s
-duration: 2s
-rate: 3000
+{load}
 connections: 4
 "
         ),
@@ -85,4 +87,22 @@ fn a_running_server_is_reached_through_its_endpoint() {
     );
     drop(server);
     check(&summary);
+}
+
+#[test]
+fn a_pipelined_closed_loop_sends_batches_and_counts_every_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 50,000 operations in batches of 16 from 4 workers: the last batch is cut to the limit.
+    let summary = common::run_ok(
+        &workload_driven(
+            tmp.path(),
+            "{ start: true }",
+            "ops: 50000\nconcurrency: 4\npipeline: 16",
+        ),
+        &tmp.path().join("out"),
+    );
+    check(&summary);
+    let ops = summary["points"][0]["ops"].as_object().unwrap();
+    let total: u64 = ops.values().map(|o| o["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, 50_000, "{ops:?}");
 }

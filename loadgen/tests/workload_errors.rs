@@ -126,6 +126,14 @@ fn impossible_settings_say_what_to_do() {
             VALID.replace("keys: { count: 100 }", "keys: { count: 100000, size: 4 }"),
             "too short",
         ),
+        (format!("{VALID}pipeline: 16\n"), "applies to a closed loop"),
+        (
+            format!(
+                "{}concurrency: 4\npipeline: 0\n",
+                VALID.replace("rate: 100\n", "")
+            ),
+            "`pipeline` must be 1..=1024",
+        ),
     ];
     for (text, expected) in cases {
         let err = parse(&text).unwrap_err().to_string();

@@ -11,8 +11,23 @@ pub mod ringkv;
 pub mod stall;
 
 use std::future::Future;
+use std::time::Instant;
 
 use crate::generator::OpSpec;
+
+/// One request of a batch (`pipeline:` above 1): what to do, on which key, with which value.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchOp<'a> {
+    /// The operation.
+    pub op: OpSpec,
+    /// Its key.
+    pub key: &'a [u8],
+    /// Its value (writes).
+    pub value: &'a [u8],
+}
+
+/// Each request's answer and the instant it came, in the order of the batch.
+pub type BatchAnswers = Vec<(Result<Seen, OpError>, Instant)>;
 
 /// Why an operation failed. Failures are counted per operation kind; the first message of each
 /// point is kept in the summary.
@@ -67,6 +82,20 @@ pub trait Target {
         key: &'a [u8],
         value: &'a [u8],
     ) -> impl Future<Output = Result<Seen, OpError>> + 'a;
+
+    /// Sends `ops` together, without waiting between them, and returns each answer in order
+    /// with the instant it came (a closed loop's `pipeline:`). By default every request is in
+    /// flight at once through [`Target::execute`]; a target with a wire-level pipeline (redis)
+    /// sends them as one.
+    fn execute_batch<'a>(
+        &'a self,
+        ops: &'a [BatchOp<'a>],
+    ) -> impl Future<Output = BatchAnswers> + 'a {
+        futures_util::future::join_all(ops.iter().map(|b| async move {
+            let r = self.execute(b.op, b.key, b.value).await;
+            (r, Instant::now())
+        }))
+    }
 
     /// The causal context the next write of `key_index` will carry (for the lost-write
     /// audit); `None` for targets without contexts.

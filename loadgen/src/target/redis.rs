@@ -16,7 +16,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 
-use super::{OpError, Seen, Target};
+use super::{BatchAnswers, BatchOp, OpError, Seen, Target};
 use crate::generator::{OpKind, OpSpec};
 
 /// How long a started server may take to answer its first PING.
@@ -165,6 +165,30 @@ impl RedisTarget {
         self.conns[i % self.conns.len().max(1)].clone()
     }
 
+    /// One wire-level pipeline, as `redis-benchmark -P` sends it: every command written
+    /// together, the answers read back in order. A command the server refuses fails only its
+    /// operation; a connection error or the timeout fails them all.
+    async fn run_batch(&self, ops: &[BatchOp<'_>]) -> Result<Vec<redis::Value>, OpError> {
+        let mut pipe = redis::pipe();
+        for b in ops {
+            match b.op.kind {
+                OpKind::Read => pipe.get(b.key),
+                OpKind::Write => pipe.set(b.key, b.value),
+                OpKind::Delete => pipe.del(b.key),
+                OpKind::ReadModifyWrite => pipe.get(b.key).set(b.key, b.value),
+            };
+        }
+        pipe.ignore_errors();
+        let mut c = self.conn();
+        match tokio::time::timeout(self.timeout, pipe.query_async::<Vec<redis::Value>>(&mut c))
+            .await
+        {
+            Err(_) => Err(OpError::Timeout),
+            Ok(Err(e)) => Err(OpError::Failed(e.to_string())),
+            Ok(Ok(values)) => Ok(values),
+        }
+    }
+
     async fn run(&self, op: OpSpec, key: &[u8], value: &[u8]) -> redis::RedisResult<()> {
         let mut c = self.conn();
         match op.kind {
@@ -197,6 +221,40 @@ impl Target for RedisTarget {
             Ok(Err(e)) => Err(OpError::Failed(e.to_string())),
             Ok(Ok(())) => Ok(Seen::Nothing),
         }
+    }
+
+    async fn execute_batch<'a>(&'a self, ops: &'a [BatchOp<'a>]) -> BatchAnswers {
+        let result = self.run_batch(ops).await;
+        let done = std::time::Instant::now();
+        let mut answers = Vec::with_capacity(ops.len());
+        match result {
+            Err(e) => answers.extend(ops.iter().map(|_| (Err(e.clone()), done))),
+            Ok(values) => {
+                let mut values = values.into_iter();
+                for b in ops {
+                    let commands = if b.op.kind == OpKind::ReadModifyWrite {
+                        2
+                    } else {
+                        1
+                    };
+                    let mut outcome = Ok(Seen::Nothing);
+                    for _ in 0..commands {
+                        outcome = match (outcome, values.next()) {
+                            (Err(e), _) => Err(e),
+                            (Ok(_), None) => Err(OpError::Failed(
+                                "redis answered fewer replies than the pipeline sent".into(),
+                            )),
+                            (Ok(_), Some(redis::Value::ServerError(e))) => {
+                                Err(OpError::Failed(e.to_string()))
+                            }
+                            (Ok(seen), Some(_)) => Ok(seen),
+                        };
+                    }
+                    answers.push((outcome, done));
+                }
+            }
+        }
+        answers
     }
 
     fn pids(&self) -> Vec<u32> {
