@@ -130,6 +130,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "fsyncs_per_op",
     "engine_bytes_per_op",
     "disk_bytes_per_key",
+    "instructions_per_op",
 ];
 
 /// The verdict on one metric.
@@ -632,7 +633,7 @@ fn collect(
     // Per-operation resource counters.
     type Get = fn(&Resources) -> Option<f64>;
     let node_cpu: Get = |r| r.node_cpu_us_per_op;
-    let res_specs: [(&str, &str, bool, Get); 11] = [
+    let res_specs: [(&str, &str, bool, Get); 12] = [
         ("cpu_us_per_op", "µs", true, node_cpu),
         ("loadgen_cpu_us_per_op", "µs", false, |r| {
             Some(r.loadgen_cpu_us_per_op)
@@ -662,6 +663,11 @@ fn collect(
         ("fsyncs_per_op", "", false, |r| r.fsyncs_per_op),
         ("engine_bytes_per_op", "B", false, |r| r.engine_bytes_per_op),
         ("disk_bytes_per_key", "B", false, |r| r.disk_bytes_per_key),
+        // Primary when counted (`--instructions`): a simulated CPU's count does not move with
+        // the machine's load, so a small change in the code's work is significant.
+        ("instructions_per_op", "", true, |r| {
+            r.node_instructions_per_op
+        }),
     ];
     let all_have = |runs: &[RunView], g: Get| -> Option<Vec<f64>> {
         runs.iter()
@@ -771,6 +777,18 @@ pub fn compare(
             workload_hash(&bm),
             workload_hash(&cm),
             diffs.join("; ")
+        )));
+    }
+    // Nodes under callgrind run many times slower: none of their timings compare with a
+    // plain run's.
+    let (bi, ci) = (bm.get("instrumented"), cm.get("instrumented"));
+    if bi != ci {
+        let show = |v: Option<&serde_json::Value>| v.map_or("none".to_string(), |v| v.to_string());
+        return Err(CompareError::Incomparable(format!(
+            "the nodes were instrumented differently ({} vs {}): run both sides with or both \
+             without --instructions",
+            show(bi),
+            show(ci)
         )));
     }
     if base.target != cand.target {

@@ -15,6 +15,7 @@
 //! - [`cluster`]   — the shape of a point's local ringkv cluster (`__node` re-exec)
 //! - [`events`]    — kill, restart, pause, add or remove nodes on a schedule during a point
 //! - [`resources`] — /proc counters at the window's edges, RSS samples, the machine
+//! - [`instructions`] — opt-in: nodes under callgrind, instructions per operation
 //! - [`record`]    — HdrHistogram recording and 1-second interval logs
 //! - [`consistency`] — live stale-read checking (k-staleness, t-visibility) and PBS predictions
 //! - [`run`]       — open-loop (coordinated-omission corrected) and closed-loop runners
@@ -33,6 +34,7 @@ pub mod consistency;
 pub mod events;
 pub mod generator;
 pub mod history;
+pub mod instructions;
 pub mod plan;
 pub mod record;
 pub mod report;

@@ -298,6 +298,9 @@ pub struct Resources {
     /// Engine bytes written to disk per operation (`engine.disk_bytes_written`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_bytes_per_op: Option<f64>,
+    /// Node instructions per operation, counted by callgrind (`--instructions` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_instructions_per_op: Option<f64>,
     /// Bytes of the nodes' data directories per stored key, at the end of the point.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_bytes_per_key: Option<f64>,
@@ -396,6 +399,7 @@ pub fn per_op(
         fsyncs_per_op: engine.map(|(s, e)| per(e.fsyncs.saturating_sub(s.fsyncs))),
         engine_bytes_per_op: engine
             .map(|(s, e)| per(e.disk_bytes_written.saturating_sub(s.disk_bytes_written))),
+        node_instructions_per_op: None,
         disk_bytes_per_key: disk_bytes_per_key.map(round3),
         loadgen_cpu_us_per_op: round3(per(me.cpu_ns) / 1000.0),
         loadgen_ctx_per_op: per(me.voluntary_ctx + me.involuntary_ctx),

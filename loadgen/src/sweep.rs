@@ -35,6 +35,9 @@ pub struct NodeSide {
     pub node_bin: Option<PathBuf>,
     /// Extra node arguments, after the workload's.
     pub node_args: Vec<String>,
+    /// Run the nodes under callgrind and count their instructions per operation
+    /// ([`crate::instructions`]).
+    pub instructions: bool,
 }
 
 /// How `loadgen run` was asked to run.
@@ -168,6 +171,10 @@ impl Session {
                 .chain(&opts.nodes.node_args)
                 .cloned()
                 .collect(),
+            instrumented: opts
+                .nodes
+                .instructions
+                .then_some(crate::instructions::INSTRUMENT),
             tools: Tools::current(),
             machine: crate::resources::machine(),
             started: crate::report::utc_iso8601(started),
@@ -324,6 +331,8 @@ pub struct NodeProbe {
     pub data_dirs: Vec<PathBuf>,
     /// What a client of the cluster presents.
     pub security: store::client::ClientSecurity,
+    /// The nodes run under callgrind, dumping into this folder.
+    pub callgrind_dir: Option<PathBuf>,
 }
 
 /// Every node's Status figures (`None` when a node does not answer).
@@ -367,12 +376,19 @@ struct Bar {
     /// The counter read armed for that instant.
     edge: std::cell::RefCell<Option<std::thread::JoinHandle<Snapshot>>>,
     pids: Vec<u32>,
+    /// The nodes run under callgrind: their pids, zeroed at the window's start.
+    callgrind_pids: Option<Vec<u32>>,
+    /// The zeroing armed for that instant; gives the edge's midpoint.
+    zero: std::cell::RefCell<Option<std::thread::JoinHandle<Result<Instant, String>>>>,
 }
 
 impl Progress for Bar {
     fn window(&self, start: Instant) {
         self.window_start.set(Some(start));
         *self.edge.borrow_mut() = snapshot_at(self.pids.clone(), start);
+        if let Some(pids) = &self.callgrind_pids {
+            *self.zero.borrow_mut() = crate::instructions::zero_at(pids.clone(), start);
+        }
     }
 
     fn update(&self, phase: &str, measured: Duration, live: &Live) {
@@ -519,6 +535,11 @@ pub async fn run_point<T: Target>(
         window_start: std::cell::Cell::new(None),
         edge: std::cell::RefCell::new(None),
         pids: pids.clone(),
+        callgrind_pids: probe
+            .as_ref()
+            .and_then(|p| p.callgrind_dir.as_ref())
+            .map(|_| target.pids()),
+        zero: std::cell::RefCell::new(None),
     };
     let engine_client = match &probe {
         Some(p) if !p.endpoints.is_empty() => store::client::Client::connect(
@@ -632,15 +653,34 @@ pub async fn run_point<T: Target>(
             .sum();
         Some(bytes as f64 / keys as f64)
     });
+    let instructions = match (&bar.callgrind_pids, probe.as_ref()) {
+        (
+            Some(pids),
+            Some(NodeProbe {
+                callgrind_dir: Some(d),
+                ..
+            }),
+        ) => Some(
+            count_instructions(&bar, pids.clone(), d.clone(), &prefix, completed, &outcome)
+                .await
+                .map_err(|e| SweepError::Point {
+                    point: point.id(),
+                    message: format!("counting instructions: {e}"),
+                })?,
+        ),
+        _ => None,
+    };
     let resources = (!start_snapshot.procs.is_empty()).then(|| {
-        crate::resources::per_op(
+        let mut r = crate::resources::per_op(
             &start_snapshot,
             &end_snapshot,
             self_pid,
             completed,
             engine_at_start.zip(engine_at_end),
             disk_bytes_per_key,
-        )
+        );
+        r.node_instructions_per_op = instructions.flatten();
+        r
     });
     let logs = outcome
         .recorded
@@ -672,6 +712,36 @@ pub async fn run_point<T: Target>(
         print_point_line(&summary);
     }
     Ok(summary)
+}
+
+/// Dumps the callgrind counters the window's start zeroed and turns them into instructions
+/// per operation (`None`: the zeroing landed too far from the window's start to scale).
+async fn count_instructions(
+    bar: &Bar,
+    pids: Vec<u32>,
+    dir: PathBuf,
+    tag: &str,
+    completed: u64,
+    outcome: &crate::run::Outcome,
+) -> Result<Option<f64>, String> {
+    let zeroed = bar
+        .zero
+        .borrow_mut()
+        .take()
+        .ok_or("the window's start was never announced")?
+        .join()
+        .map_err(|_| "the zeroing thread panicked".to_string())??;
+    let tag = tag.to_string();
+    let total =
+        tokio::task::spawn_blocking(move || crate::instructions::dump_total(&pids, &dir, &tag))
+            .await
+            .map_err(|e| format!("the dump task failed: {e}"))??;
+    Ok(crate::instructions::per_op(
+        total,
+        completed,
+        zeroed,
+        (outcome.measure_start, outcome.measure_end),
+    ))
 }
 
 /// The point's consistency measurement beside PBS's predictions for its N, W, R, nodes and
@@ -845,6 +915,24 @@ mod local {
         quiet: bool,
         ctx: &RunCtx,
     ) -> Result<PointSummary, SweepError> {
+        let callgrind_dir = if ctx.nodes.instructions {
+            if w.cluster.endpoints.is_empty() {
+                crate::instructions::check_tools().map_err(|e| point_err(point, e))?;
+            } else {
+                return Err(point_err(
+                    point,
+                    "--instructions counts the nodes of a local cluster; this workload names \
+                     `cluster.endpoints`"
+                        .into(),
+                ));
+            }
+            let d = dir.join("callgrind").join(ctx.log_prefix(point));
+            std::fs::create_dir_all(&d)
+                .map_err(|e| point_err(point, format!("cannot make {}: {e}", d.display())))?;
+            Some(d)
+        } else {
+            None
+        };
         let mut cluster = match cluster_spec_for_point(w, point) {
             Some(mut spec) => {
                 spec.extra_node_args
@@ -863,6 +951,10 @@ mod local {
                         })?,
                         args_prefix: vec![NODE_SUBCOMMAND.to_string()],
                     },
+                };
+                let launcher = match &callgrind_dir {
+                    Some(d) => crate::instructions::wrap(&launcher, d),
+                    None => launcher,
                 };
                 Some(LocalCluster::start(&spec, &launcher).await.map_err(|e| {
                     point_err(point, format!("the local cluster did not start: {e}"))
@@ -900,11 +992,13 @@ mod local {
                 endpoints: c.endpoints(),
                 data_dirs: c.nodes().iter().map(|n| n.data_dir.clone()).collect(),
                 security: c.client_security(),
+                callgrind_dir: callgrind_dir.clone(),
             },
             None => NodeProbe {
                 endpoints: w.cluster.endpoints.clone(),
                 data_dirs: Vec::new(),
                 security: opts.security.clone(),
+                callgrind_dir: None,
             },
         });
         let result = match RingkvTarget::connect(&opts).await {

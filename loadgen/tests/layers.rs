@@ -1,7 +1,7 @@
 //! The loadgen's modules form layers, and every import points down:
 //!
 //! spec (`workload`, its `units`; leaves `stats`, `timer`) → plan (`plan`: points) →
-//! `generator` → `target`, `cluster` (its shape), `events`, `resources` → `record` → `run` →
+//! `generator` → `target`, `cluster` (its shape), `events`, `resources`, `instructions` → `record` → `run` →
 //! `report` → `sweep` (the orchestrator) → `ab`, `compare` → `history` → the binary.
 //!
 //! This test reads the sources and fails on any `crate::` path that points sideways or up, so
@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("cluster", 3),
     ("events", 3),
     ("resources", 3),
+    ("instructions", 3),
     ("record", 4),
     ("consistency", 4),
     ("run", 5),

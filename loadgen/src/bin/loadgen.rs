@@ -52,6 +52,10 @@ enum Command {
         /// measure what security costs.
         #[arg(long)]
         insecure: bool,
+        /// Run the local nodes under valgrind's callgrind and report their instructions per
+        /// operation (slow: keep the rate low; see docs/loadgen.md).
+        #[arg(long)]
+        instructions: bool,
     },
     /// Check workload files without running them.
     Validate {
@@ -90,6 +94,9 @@ enum Command {
         /// Start side B's nodes as `PATH node …`.
         #[arg(long, value_name = "PATH")]
         b_node_bin: Option<PathBuf>,
+        /// Run both sides' nodes under callgrind; instructions per operation then gate.
+        #[arg(long)]
+        instructions: bool,
         /// Results folder: receives a/, b/ and the comparison (default results/<name>/ab-<UTC>).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -197,6 +204,7 @@ fn main() -> ExitCode {
             duration,
             repeat,
             insecure,
+            instructions,
         } => {
             let workload = match load(&file).and_then(|mut w| {
                 w.cluster.insecure |= insecure;
@@ -209,7 +217,14 @@ fn main() -> ExitCode {
                 Ok(w) => w,
                 Err(code) => return code,
             };
-            run(workload, file, out, quiet, repeat)
+            if let Err(code) = instructions_allowed(instructions, &workload) {
+                return code;
+            }
+            let nodes = loadgen::sweep::NodeSide {
+                instructions,
+                ..loadgen::sweep::NodeSide::default()
+            };
+            run(workload, file, out, quiet, repeat, nodes)
         }
         Command::Validate { files } => validate(&files),
         Command::Compare {
@@ -230,6 +245,7 @@ fn main() -> ExitCode {
             b_node_args,
             a_node_bin,
             b_node_bin,
+            instructions,
             out,
             quiet,
             gate,
@@ -245,6 +261,9 @@ fn main() -> ExitCode {
                 Ok(w) => w,
                 Err(code) => return code,
             };
+            if let Err(code) = instructions_allowed(instructions, &workload) {
+                return code;
+            }
             for bin in [&a_node_bin, &b_node_bin].into_iter().flatten() {
                 if !bin.is_file() {
                     eprintln!(
@@ -261,6 +280,7 @@ fn main() -> ExitCode {
                     .as_deref()
                     .map(loadgen::ab::split_args)
                     .unwrap_or_default(),
+                instructions,
             };
             let out = out.unwrap_or_else(|| {
                 PathBuf::from("results").join(&workload.name).join(format!(
@@ -367,12 +387,37 @@ fn ab(
     }
 }
 
+/// `--instructions` counts a local ringkv cluster's nodes: refused, with a usage error,
+/// for other targets and for `cluster.endpoints`.
+fn instructions_allowed(instructions: bool, w: &Workload) -> Result<(), ExitCode> {
+    if !instructions {
+        return Ok(());
+    }
+    let problem = if w.target != loadgen::workload::TargetKind::Ringkv {
+        Some("--instructions counts ringkv nodes; this workload's target is not ringkv")
+    } else if !w.cluster.endpoints.is_empty() {
+        Some(
+            "--instructions counts the nodes of a local cluster; this workload names `cluster.endpoints`",
+        )
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => {
+            eprintln!("error: {p}");
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+        None => Ok(()),
+    }
+}
+
 fn run(
     workload: Workload,
     file: PathBuf,
     out: Option<PathBuf>,
     quiet: bool,
     repeat: Option<u32>,
+    nodes: loadgen::sweep::NodeSide,
 ) -> ExitCode {
     let runtime = match runtime() {
         Ok(r) => r,
@@ -384,7 +429,7 @@ fn run(
         quiet,
         command: std::env::args().collect(),
         repeat,
-        nodes: loadgen::sweep::NodeSide::default(),
+        nodes,
     };
     let result = runtime.block_on(async {
         tokio::select! {

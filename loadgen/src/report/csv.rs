@@ -49,6 +49,7 @@ pub const COLUMNS: &[&str] = &[
     "node_voluntary_ctx_per_op",
     "node_involuntary_ctx_per_op",
     "disk_bytes_per_key",
+    "node_instructions_per_op",
     "loadgen_cpu_us_per_op",
     "failed_p99_us",
     "reads_checked",
@@ -126,6 +127,10 @@ pub fn to_csv(summary: &Summary) -> String {
                     .as_ref()
                     .and_then(|r| r.node_involuntary_ctx_per_op)),
                 opt(p.resources.as_ref().and_then(|r| r.disk_bytes_per_key)),
+                opt(p
+                    .resources
+                    .as_ref()
+                    .and_then(|r| r.node_instructions_per_op)),
                 opt(p.resources.as_ref().map(|r| r.loadgen_cpu_us_per_op)),
                 opt(s.failed.map(|f| f.p99_us)),
                 opt(p.consistency.as_ref().map(|c| c.measured.reads_checked)),

@@ -138,6 +138,7 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
             );
         }
     }
+    instructions_section(&mut s, summary);
     consistency_section(&mut s, summary);
     audit_section(&mut s, summary);
     super::autoscale::markdown_section(&mut s, summary);
@@ -258,6 +259,31 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
         let _ = writeln!(s, "### {name}\n\n![{name}]({rel})\n");
     }
     s
+}
+
+/// Instructions per operation, when the nodes ran under callgrind (`--instructions`).
+fn instructions_section(s: &mut String, summary: &Summary) {
+    let counted: Vec<_> = summary
+        .points
+        .iter()
+        .filter_map(|p| {
+            let n = p.resources.as_ref()?.node_instructions_per_op?;
+            Some((p, n))
+        })
+        .collect();
+    if counted.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n## Instructions per operation\n\nThe nodes ran under callgrind (`--instructions`): \
+         instructions they executed in the measured window per operation, summed over nodes \
+         (medians over runs). Their CPU and latency figures above are the instrumented \
+         processes'.\n\n| point | runs | node instructions/op |\n|---|---|---|"
+    );
+    for (p, n) in counted {
+        let _ = writeln!(s, "| {} | {} | {n:.0} |", p.id, p.runs.len().max(1));
+    }
 }
 
 /// Stale reads per point beside PBS's predictions.

@@ -64,6 +64,10 @@ pub struct Manifest<'a> {
     pub node_build: NodeBuild,
     /// Every node's extra arguments: the workload's `cluster.node_args`, then the command line's.
     pub node_args: Vec<String>,
+    /// What the nodes ran under (`callgrind` with `--instructions`); their CPU and latency
+    /// figures are then the instrumented process's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instrumented: Option<&'static str>,
     /// Versions of the tools that produced the folder.
     pub tools: Tools,
     /// The machine.
