@@ -41,6 +41,8 @@ pub async fn run_ab(w: &Workload, opts: &AbOptions) -> Result<(PathBuf, PathBuf)
         command: opts.command.clone(),
         repeat: opts.repeat,
         nodes: nodes.clone(),
+        shard: None,
+        start_at: None,
     };
     let facts = crate::cluster::describe_endpoints(w)
         .await

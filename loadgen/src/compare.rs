@@ -299,7 +299,8 @@ pub fn workload_hash(manifest: &serde_json::Value) -> String {
     format!("{:016x}", crate::report::fnv64(text.as_bytes()))
 }
 
-fn json_diff(a: &serde_json::Value, b: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+/// Appends to `out` every leaf where `a` and `b` differ, as `path.to.field: A vs B`.
+pub fn json_diff(a: &serde_json::Value, b: &serde_json::Value, path: &str, out: &mut Vec<String>) {
     match (a, b) {
         (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
             let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
@@ -1347,6 +1348,7 @@ mod tests {
                 consistency: None,
                 first_error: None,
                 logs: BTreeMap::new(),
+                window_start_unix_s: None,
             })
             .collect();
         PointSummary {
@@ -1384,6 +1386,8 @@ mod tests {
             audit: None,
             autoscale: None,
             runs: run_list,
+            window_start_unix_s: None,
+            shards: Vec::new(),
         }
     }
 
@@ -1394,6 +1398,9 @@ mod tests {
             target: "ringkv".into(),
             started: String::new(),
             points,
+            shard: None,
+            start_at: None,
+            merged: None,
         }
     }
 

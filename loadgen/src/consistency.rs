@@ -138,6 +138,13 @@ impl Checker {
         })
     }
 
+    /// Stamps `writer` into every value header: the shard of a loadgen that shares the load
+    /// with others (`--shard`), so their values tell apart; 0 for a single process.
+    pub fn with_writer(mut self, writer: u32) -> Checker {
+        self.writer = writer;
+        self
+    }
+
     /// Records every write of the point for the lost-write audit.
     pub fn with_audit(mut self, history: audit::History) -> Checker {
         self.history = history;

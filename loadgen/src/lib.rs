@@ -6,7 +6,7 @@
 //! checks it):
 //!
 //! - [`workload`]  — spec: the YAML schema (serde) and its validation; `units` (sizes, durations,
-//!   timestamps)
+//!   timestamps); `shard` (`--shard i/k`, `--start-at`)
 //! - [`stats`]     — small-sample statistics for the gate (hand-written; a leaf)
 //! - [`timer`]     — sub-millisecond waits (timerfd) for the open-loop pacer (a leaf)
 //! - [`plan`]      — the cartesian sweep of points; loading a workload file
@@ -24,6 +24,7 @@
 //! - [`ab`]        — interleaved A/B runs of two node builds or argument sets
 //! - [`compare`]   — baseline vs candidate: the statistical, fail-closed CI gate
 //! - [`history`]   — change points over a series of results folders, the nightly gate
+//! - [`merge`]     — the results folders of several load hosts (`--shard`) put together
 //!
 //! `docs/loadgen.md` documents the workload schema and the results folder.
 
@@ -35,6 +36,7 @@ pub mod events;
 pub mod generator;
 pub mod history;
 pub mod instructions;
+pub mod merge;
 pub mod plan;
 pub mod record;
 pub mod report;

@@ -12,7 +12,7 @@ use crate::workload::rate::{
 };
 use crate::workload::{
     DEFAULT_NODES, DurationSpec, MAX_CONCURRENCY, MAX_LOCAL_NODES, Problem, Quorum, RateSchedule,
-    RateSpec, RateStep, SizeSpec, Workload, WorkloadError,
+    RateSpec, RateStep, Shard, SizeSpec, Workload, WorkloadError,
 };
 
 pub use crate::workload::rate::fmt_rate;
@@ -50,6 +50,43 @@ impl Load {
         match self {
             Load::Open { rate } => Some(rate),
             Load::Closed { .. } => None,
+        }
+    }
+
+    /// The part of this load one shard drives: every rate of the schedule divided by the shard
+    /// count, or the shard's part of the workers ([`Shard::share_of`]). Refuses a closed loop
+    /// with fewer workers than shards (a loadgen with no worker would measure nothing).
+    pub fn share(&self, shard: Shard) -> Result<Load, String> {
+        if shard.is_whole() {
+            return Ok(self.clone());
+        }
+        match self {
+            Load::Open { rate } => {
+                let k = f64::from(shard.count);
+                let steps = rate
+                    .steps()
+                    .iter()
+                    .map(|s| RateStep {
+                        rate: s.rate / k,
+                        ..*s
+                    })
+                    .collect();
+                let schedule = RateSchedule::new(steps)
+                    .map_err(|e| format!("rate / {} shards: {e}", shard.count))?;
+                Ok(Load::Open {
+                    rate: Arc::new(schedule),
+                })
+            }
+            Load::Closed { concurrency } if *concurrency < shard.count => Err(format!(
+                "concurrency {concurrency} cannot be split over {} loadgens: each needs at \
+                 least one worker; use at most {concurrency} shards or raise `concurrency`",
+                shard.count
+            )),
+            Load::Closed { concurrency } => Ok(Load::Closed {
+                // At most `concurrency`, so it fits.
+                concurrency: u32::try_from(shard.share_of(u64::from(*concurrency)))
+                    .unwrap_or(*concurrency),
+            }),
         }
     }
 }
@@ -445,5 +482,59 @@ impl Workload {
         self.validate().map_err(|p| p.into_error(path))?;
         crate::plan::expand(&self).map_err(|p| p.into_error(path))?;
         Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shard_drives_its_part_of_the_rate_or_the_workers() {
+        let half = Shard { index: 2, count: 2 };
+        let open = Load::open(3000.0).unwrap().share(half).unwrap();
+        assert_eq!(open.schedule().unwrap().constant_rate(), Some(1500.0));
+        let steps = vec![
+            RateStep {
+                at_s: 0.0,
+                rate: 500.0,
+                ramp: false,
+            },
+            RateStep {
+                at_s: 60.0,
+                rate: 6000.0,
+                ramp: true,
+            },
+        ];
+        let ramp = Load::Open {
+            rate: Arc::new(RateSchedule::new(steps).unwrap()),
+        }
+        .share(half)
+        .unwrap();
+        let s = ramp.schedule().unwrap().steps();
+        assert_eq!(
+            (s[0].rate, s[1].rate, s[1].at_s, s[1].ramp),
+            (250.0, 3000.0, 60.0, true)
+        );
+
+        let parts: Vec<Load> = (1..=3)
+            .map(|index| {
+                Load::Closed { concurrency: 8 }
+                    .share(Shard { index, count: 3 })
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            parts,
+            [3, 3, 2].map(|concurrency| Load::Closed { concurrency })
+        );
+        let e = Load::Closed { concurrency: 2 }
+            .share(Shard { index: 1, count: 3 })
+            .unwrap_err();
+        assert!(e.contains("at least one worker"), "{e}");
+        assert_eq!(
+            Load::Closed { concurrency: 2 }.share(Shard::WHOLE),
+            Ok(Load::Closed { concurrency: 2 })
+        );
     }
 }

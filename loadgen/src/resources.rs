@@ -44,6 +44,9 @@ pub struct ProcessStats {
     pub rss_max_bytes: u64,
     /// Samples inside the window.
     pub samples: usize,
+    /// In a merged folder: the shard (load host) the process ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
 }
 
 /// A running sampler; [`Sampler::stop`] ends it and returns the samples.
@@ -153,6 +156,7 @@ fn summarise(samples: &[Sample], self_pid: u32, from: Instant, to: Instant) -> V
                 cpu_pct,
                 rss_max_bytes: inside.iter().map(|s| s.rss_bytes).max().unwrap_or(0),
                 samples: inside.len(),
+                shard: None,
             }
         })
         .collect()

@@ -621,19 +621,33 @@ fn value_buffer(s: &Shared<'_>) -> Vec<u8> {
     }
 }
 
-/// What to preload: the first `count` keys, `concurrency` writes at a time.
+/// What to preload: keys `first, first + stride, …` below `count`, `concurrency` writes at a
+/// time. One loadgen writes the first `count` keys (`first` 0, `stride` 1); shard `i` of `k`
+/// writes every `k`-th of them from `i − 1`, so the shards preload the same keys between them.
 #[derive(Debug, Clone, Copy)]
 pub struct PreloadSpec {
-    /// Keys to write (the first ones).
+    /// Keys below this index are preloaded (the first ones).
     pub count: u64,
+    /// The first key this loadgen writes.
+    pub first: u64,
+    /// Step between the keys this loadgen writes (at least 1).
+    pub stride: u64,
     /// Writes in flight.
     pub concurrency: u32,
     /// Key length in bytes.
     pub key_size: usize,
 }
 
-/// Writes the first `spec.count` keys once each (values sized by `opgen`, traced by `check`)
-/// before warm-up. Returns (written, failed, first error message).
+impl PreloadSpec {
+    /// How many keys this loadgen writes.
+    pub fn keys(&self) -> u64 {
+        let stride = self.stride.max(1);
+        self.count.saturating_sub(self.first).div_ceil(stride)
+    }
+}
+
+/// Writes the keys of `spec` once each (values sized by `opgen`, traced by `check`) before
+/// warm-up. Returns (written, failed, first error message).
 pub async fn preload<T: Target>(
     target: &T,
     opgen: &mut OpGen,
@@ -644,10 +658,13 @@ pub async fn preload<T: Target>(
 ) -> (u64, u64, Option<String>) {
     let PreloadSpec {
         count,
+        first,
+        stride,
         concurrency,
         key_size,
     } = spec;
-    let next = Cell::new(0u64);
+    let stride = stride.max(1);
+    let next = Cell::new(first);
     let done = Cell::new(0u64);
     let failed = Cell::new(0u64);
     let first_error: RefCell<Option<String>> = RefCell::new(None);
@@ -661,7 +678,7 @@ pub async fn preload<T: Target>(
             if i >= count {
                 return;
             }
-            next.set(i + 1);
+            next.set(i.saturating_add(stride));
             write_key(&mut key, i);
             let len = opgen.borrow_mut().next_size();
             let op = crate::generator::OpSpec {

@@ -55,6 +55,10 @@ pub struct RunOptions {
     pub repeat: Option<u32>,
     /// How nodes are started.
     pub nodes: NodeSide,
+    /// This loadgen's share of the workload (`--shard i/k`); `None` runs the whole.
+    pub shard: Option<crate::workload::Shard>,
+    /// Begin warm-up of the first point at this wall-clock time (`--start-at`).
+    pub start_at: Option<SystemTime>,
 }
 
 /// Failures of a sweep run (exit code 1).
@@ -142,6 +146,10 @@ pub struct Session {
     pub points: Vec<Point>,
     summary: Summary,
     pending: Vec<crate::report::PointSummary>,
+    /// This loadgen's share of the load.
+    shard: crate::workload::Shard,
+    /// `--start-at`, until the first run has waited for it.
+    start_at: Option<SystemTime>,
 }
 
 impl Session {
@@ -153,6 +161,9 @@ impl Session {
         facts: Option<&crate::plan::ClusterFacts>,
     ) -> Result<Session, SweepError> {
         let points = expand_for(w, facts).map_err(|p| SweepError::Usage(p.to_string()))?;
+        let shard = opts.shard.unwrap_or_default();
+        shard::check(w, &points, shard).map_err(SweepError::Usage)?;
+        let start_at = opts.start_at.map(crate::workload::shard::start_at_text);
         let repeat = opts.repeat.unwrap_or_else(|| w.repeat_count()).max(1);
         let started = SystemTime::now();
         let dir = results_dir(w, opts, started)?;
@@ -181,6 +192,8 @@ impl Session {
             command: opts.command.clone(),
             points: points.clone(),
             cluster: facts.cloned(),
+            shard: opts.shard,
+            start_at: start_at.clone(),
         };
         crate::report::write_json(&dir.join("manifest.json"), &manifest)?;
         let summary = Summary {
@@ -193,6 +206,9 @@ impl Session {
             },
             started: manifest.started.clone(),
             points: Vec::new(),
+            shard: opts.shard,
+            start_at,
+            merged: None,
         };
         Ok(Session {
             dir,
@@ -203,6 +219,8 @@ impl Session {
             points,
             summary,
             pending: Vec::new(),
+            shard,
+            start_at: opts.start_at,
         })
     }
 
@@ -212,13 +230,15 @@ impl Session {
             run,
             runs: self.repeat,
             nodes: self.nodes.clone(),
+            shard: self.shard,
+            start_at: self.start_at.take(),
         };
         let w = &self.workload;
         let p = match w.target {
             TargetKind::Null => {
                 run_point(
                     &NullTarget,
-                    &checker_for(w, point)?,
+                    &checker_for(w, point, &ctx)?,
                     w,
                     point,
                     &self.dir,
@@ -286,6 +306,10 @@ pub struct RunCtx {
     pub runs: u32,
     /// How nodes start.
     pub nodes: NodeSide,
+    /// This loadgen's share of the load (`Shard::WHOLE` without `--shard`).
+    pub shard: crate::workload::Shard,
+    /// Wait for this wall-clock time before warm-up (`--start-at`; the first run only).
+    pub start_at: Option<SystemTime>,
 }
 
 impl RunCtx {
@@ -312,6 +336,15 @@ pub async fn run_workload(
         .await
         .map_err(SweepError::Results)?;
     let mut session = Session::begin(w, opts, facts.as_ref())?;
+    if let Some(shard) = opts.shard.filter(|s| !s.is_whole())
+        && !opts.quiet
+    {
+        eprintln!(
+            "shard {shard}: this loadgen drives 1/{} of the load; `loadgen merge` joins the \
+             shards' results folders",
+            shard.count
+        );
+    }
     let points = session.points.clone();
     for point in &points {
         for run in 1..=session.repeat {
@@ -430,19 +463,26 @@ fn progress_bar(measure: Measure, quiet: bool) -> ProgressBar {
 }
 
 /// The consistency checker of one run of a point: on when the workload checks consistency,
-/// recording writes for the audit when it audits.
+/// recording writes for the audit when it audits. A shard stamps its number into its values.
 pub fn checker_for(
     w: &crate::workload::Workload,
     point: &Point,
+    ctx: &RunCtx,
 ) -> Result<std::cell::RefCell<crate::consistency::Checker>, SweepError> {
+    let writer = if ctx.shard.is_whole() {
+        0
+    } else {
+        ctx.shard.index
+    };
     let check = crate::consistency::Checker::new(w.checks_consistency(), w.keys.count)
         .map_err(|e| SweepError::Point {
             point: point.id(),
             message: format!("cannot make the consistency histograms: {e}"),
         })?
+        .with_writer(writer)
         .with_audit(crate::consistency::audit::History::new(
             w.audits(),
-            0,
+            writer,
             w.keys.size.0 as usize,
         ));
     Ok(std::cell::RefCell::new(check))
@@ -470,30 +510,35 @@ pub async fn run_point<T: Target>(
         crate::workload::Preload::None => 0,
         crate::workload::Preload::Keys(n) => n.min(w.keys.count),
     };
+    let shard = ctx.shard;
+    let preload_spec = crate::run::PreloadSpec {
+        count: preload_count,
+        first: shard.offset(),
+        stride: u64::from(shard.count),
+        concurrency: PRELOAD_CONCURRENCY,
+        key_size,
+    };
     let preload_started = Instant::now();
-    let mut preload_gen = OpGen::new(w.seed ^ PRELOAD_SEED_SALT, &w.keys, &point.values, &w.mix);
-    let (written, failed, preload_error) = if preload_count > 0 {
-        let bar = progress_bar(Measure::Ops(preload_count), quiet);
+    let mut preload_gen = OpGen::for_shard(
+        w.seed ^ PRELOAD_SEED_SALT,
+        &w.keys,
+        &point.values,
+        &w.mix,
+        shard,
+    );
+    let (written, failed, preload_error) = if preload_spec.keys() > 0 {
+        let bar = progress_bar(Measure::Ops(preload_spec.keys()), quiet);
         bar.set_message("preload");
-        let r = crate::run::preload(
-            target,
-            &mut preload_gen,
-            &pool,
-            check,
-            crate::run::PreloadSpec {
-                count: preload_count,
-                concurrency: PRELOAD_CONCURRENCY,
-                key_size,
-            },
-            &|n| bar.set_position(n),
-        )
+        let r = crate::run::preload(target, &mut preload_gen, &pool, check, preload_spec, &|n| {
+            bar.set_position(n)
+        })
         .await;
         bar.finish_and_clear();
         r
     } else {
         (0, 0, None)
     };
-    if preload_count > 0 && written == 0 {
+    if preload_spec.keys() > 0 && written == 0 {
         return Err(SweepError::Point {
             point: point.id(),
             message: format!(
@@ -510,11 +555,11 @@ pub async fn run_point<T: Target>(
 
     let measure = match (w.measure_duration(), w.ops) {
         (Some(d), _) => Measure::For(d),
-        (None, Some(n)) => Measure::Ops(n),
+        (None, Some(n)) => Measure::Ops(shard.share_of(n)),
         (None, None) => Measure::For(Duration::from_secs(10)),
     };
     let spec = RunSpec {
-        load: point.load.clone(),
+        load: point.load.share(shard).map_err(SweepError::Usage)?,
         warmup: w.warmup_duration(),
         measure,
         max_in_flight: w.in_flight_cap(),
@@ -524,7 +569,7 @@ pub async fn run_point<T: Target>(
     let kinds = mix_kinds(&w.mix);
     let hdr_dir = dir.join("hdr");
     let prefix = ctx.log_prefix(point);
-    let opgen = OpGen::new(w.seed, &w.keys, &point.values, &w.mix);
+    let opgen = OpGen::for_shard(w.seed, &w.keys, &point.values, &w.mix, shard);
     let self_pid = std::process::id();
     let mut pids = vec![self_pid];
     pids.extend(target.pids());
@@ -576,6 +621,9 @@ pub async fn run_point<T: Target>(
         }
         None
     };
+    if let Some(at) = ctx.start_at {
+        shard::wait_for_start(at, quiet).await;
+    }
     let drive = crate::run::drive(
         target,
         opgen,
@@ -841,7 +889,7 @@ async fn run_redis_point(
     .map_err(err)?;
     run_point(
         &target,
-        &checker_for(w, point)?,
+        &checker_for(w, point, ctx)?,
         w,
         point,
         dir,
@@ -884,6 +932,7 @@ fn print_point_line(p: &crate::report::PointSummary) {
 
 mod autoscale;
 mod final_audit;
+mod shard;
 
 mod local {
     use std::path::Path;
@@ -980,7 +1029,11 @@ mod local {
             key_count: w.keys.count,
             pids,
             driver_threads: crate::target::ringkv::driver_threads_for(
-                point.load.schedule().map(|s| s.max_rate()),
+                point
+                    .load
+                    .share(ctx.shard)
+                    .ok()
+                    .and_then(|l| l.schedule().map(|s| s.max_rate())),
             ),
             security,
             routing: w.client.routing.routing(),
@@ -1028,7 +1081,7 @@ mod local {
                     }
                     _ => None,
                 };
-                let check = crate::sweep::checker_for(w, point)?;
+                let check = crate::sweep::checker_for(w, point, ctx)?;
                 let summary = crate::sweep::run_point(
                     &target, &check, w, point, dir, quiet, events, ctx, probe,
                 )

@@ -6,6 +6,7 @@
 
 mod autoscale;
 pub mod rate;
+pub mod shard;
 pub mod units;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 pub use rate::{RateSchedule, RateSpec, RateStep};
+pub use shard::Shard;
 pub use units::{ByteSize, DurationSpec, Preload, Quorum, SizeSpec, WeightedSize};
 
 /// The store refuses values larger than this (10 KB); so does the workload validation.

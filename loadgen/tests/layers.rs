@@ -1,8 +1,9 @@
 //! The loadgen's modules form layers, and every import points down:
 //!
 //! spec (`workload`, its `units`; leaves `stats`, `timer`) → plan (`plan`: points) →
-//! `generator` → `target`, `cluster` (its shape), `events`, `resources`, `instructions` → `record` → `run` →
-//! `report` → `sweep` (the orchestrator) → `ab`, `compare` → `history` → the binary.
+//! `generator` → `target`, `cluster` (its shape), `events`, `resources`, `instructions` →
+//! `record` → `run` → `report` → `sweep` (the orchestrator) → `ab`, `compare` → `history`,
+//! `merge` → the binary.
 //!
 //! This test reads the sources and fails on any `crate::` path that points sideways or up, so
 //! the module graph stays free of cycles.
@@ -31,6 +32,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("ab", 8),
     ("compare", 8),
     ("history", 9),
+    ("merge", 9),
 ];
 
 fn layer(module: &str) -> u32 {

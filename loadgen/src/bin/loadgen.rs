@@ -1,7 +1,8 @@
-//! `loadgen run | validate | compare | ab | plot`. Exit codes: 0 ok (for `compare` and `ab`: no
-//! regression, an inconclusive verdict included), 1 runtime failure, 2 usage error or
-//! incomparable results (bad arguments, bad workload file, different workloads, a missing
-//! point, an unreadable folder), 3 `compare` or `ab` found a regression.
+//! `loadgen run | validate | compare | ab | history | plot | merge`. Exit codes: 0 ok (for
+//! `compare` and `ab`: no regression, an inconclusive verdict included), 1 runtime failure, 2
+//! usage error or incomparable results (bad arguments, bad workload file, different workloads,
+//! a missing point, an unreadable folder, shard folders that are not one full set), 3 `compare`
+//! or `ab` found a regression.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +57,15 @@ enum Command {
         /// operation (slow: keep the rate low; see docs/loadgen.md).
         #[arg(long)]
         instructions: bool,
+        /// Drive share i of k of the load (1/k of the rate or the workers, an operation stream
+        /// of its own), for k loadgens on several hosts against one cluster; `loadgen merge`
+        /// joins their results folders.
+        #[arg(long, value_name = "i/k", value_parser = loadgen::workload::Shard::parse)]
+        shard: Option<loadgen::workload::Shard>,
+        /// Prepare (connect, preload), then begin warm-up of the first point at this
+        /// wall-clock time: RFC 3339 UTC (2026-11-28T20:00:00Z) or Unix seconds.
+        #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
+        start_at: Option<std::time::SystemTime>,
     },
     /// Check workload files without running them.
     Validate {
@@ -129,6 +139,17 @@ enum Command {
     Plot {
         /// The results folder.
         dir: PathBuf,
+    },
+    /// Merge the results folders of `run --shard 1/k` … `k/k` into one: histograms added,
+    /// counts and throughputs summed, percentiles recomputed, charts redrawn. Exits 2 unless
+    /// the folders are every shard of one workload exactly once.
+    Merge {
+        /// The shards' results folders, in any order.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// The merged results folder (must not hold results yet).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Run one ringkv node (how `run` starts its local clusters; same as `ringkv node`).
     #[command(name = "__node", hide = true)]
@@ -205,6 +226,8 @@ fn main() -> ExitCode {
             repeat,
             insecure,
             instructions,
+            shard,
+            start_at,
         } => {
             let workload = match load(&file).and_then(|mut w| {
                 w.cluster.insecure |= insecure;
@@ -224,7 +247,18 @@ fn main() -> ExitCode {
                 instructions,
                 ..loadgen::sweep::NodeSide::default()
             };
-            run(workload, file, out, quiet, repeat, nodes)
+            run(
+                workload,
+                file,
+                RunFlags {
+                    out,
+                    quiet,
+                    repeat,
+                    shard,
+                    start_at,
+                    nodes,
+                },
+            )
         }
         Command::Validate { files } => validate(&files),
         Command::Compare {
@@ -300,6 +334,7 @@ fn main() -> ExitCode {
             ab(&workload, &opts, &o, &gate)
         }
         Command::Plot { dir } => plot(&dir),
+        Command::Merge { dirs, out } => merge(&dirs, &out),
         Command::History {
             dirs,
             recent,
@@ -324,6 +359,10 @@ fn load(file: &std::path::Path) -> Result<Workload, ExitCode> {
 
 fn parse_duration(text: &str) -> Result<loadgen::workload::DurationSpec, String> {
     loadgen::workload::DurationSpec::parse(text)
+}
+
+fn parse_start_at(text: &str) -> Result<std::time::SystemTime, String> {
+    loadgen::workload::shard::parse_start_at(text, std::time::SystemTime::now())
 }
 
 /// Reports a failed run or A/B run: exit 2 when the workload cannot run as written, else 1.
@@ -411,18 +450,29 @@ fn instructions_allowed(instructions: bool, w: &Workload) -> Result<(), ExitCode
     }
 }
 
-fn run(
-    workload: Workload,
-    file: PathBuf,
+/// `run`'s flags besides the workload's own overrides.
+struct RunFlags {
     out: Option<PathBuf>,
     quiet: bool,
     repeat: Option<u32>,
+    shard: Option<loadgen::workload::Shard>,
+    start_at: Option<std::time::SystemTime>,
     nodes: loadgen::sweep::NodeSide,
-) -> ExitCode {
+}
+
+fn run(workload: Workload, file: PathBuf, flags: RunFlags) -> ExitCode {
     let runtime = match runtime() {
         Ok(r) => r,
         Err(code) => return code,
     };
+    let RunFlags {
+        out,
+        quiet,
+        repeat,
+        shard,
+        start_at,
+        nodes,
+    } = flags;
     let opts = loadgen::sweep::RunOptions {
         workload_file: file,
         out,
@@ -430,6 +480,8 @@ fn run(
         command: std::env::args().collect(),
         repeat,
         nodes,
+        shard,
+        start_at,
     };
     let result = runtime.block_on(async {
         tokio::select! {
@@ -666,6 +718,32 @@ fn plot(dir: &std::path::Path) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn merge(dirs: &[PathBuf], out: &std::path::Path) -> ExitCode {
+    let command: Vec<String> = std::env::args().collect();
+    match loadgen::merge::merge(dirs, out, &command) {
+        Ok(report) => {
+            println!(
+                "merged {} shards into {}/ ({} charts); compare and plot read it like any \
+                 results folder",
+                report.shards,
+                out.display(),
+                report.charts.len()
+            );
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(match e {
+                loadgen::merge::MergeError::Usage(_) => EXIT_USAGE,
+                _ => EXIT_RUNTIME,
+            })
         }
     }
 }

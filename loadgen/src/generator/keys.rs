@@ -6,7 +6,7 @@
 
 use rand::Rng;
 
-use crate::workload::{DEFAULT_THETA, KeyDistributionKind, KeysConfig};
+use crate::workload::{DEFAULT_THETA, KeyDistributionKind, KeysConfig, Shard};
 
 /// Default hotspot parameters (YCSB's): 20% of keys get 80% of operations.
 pub const DEFAULT_HOT_SET: f64 = 0.2;
@@ -166,6 +166,11 @@ pub enum KeyChooser {
         zipf: Zipfian,
         /// Keys inserted so far (`0..inserted` exist).
         inserted: u64,
+        /// The key the next insert creates.
+        next_insert: u64,
+        /// Keys between two inserts of this generator (the number of shards: the others
+        /// insert the keys in between).
+        stride: u64,
     },
     /// A hot set gets most operations.
     Hotspot {
@@ -176,19 +181,31 @@ pub enum KeyChooser {
         /// Fraction of operations going to the hot keys.
         hot_ops: f64,
     },
-    /// `0, 1, 2, …` wrapping at `n`.
+    /// `0, 1, 2, …` wrapping at `n` (a shard: its offset, then every `stride`-th key).
     Sequential {
         /// Key count.
         n: u64,
         /// Next key.
         next: u64,
+        /// Step between keys (the number of shards).
+        stride: u64,
     },
 }
 
 impl KeyChooser {
     /// The chooser a `keys:` section describes.
     pub fn new(cfg: &KeysConfig) -> KeyChooser {
+        KeyChooser::for_shard(cfg, Shard::WHOLE)
+    }
+
+    /// The chooser of one shard of the workload. The random distributions draw every key
+    /// independently, so each shard keeps the whole distribution (its seed tells the streams
+    /// apart). The two with a cursor split it instead: `sequential` starts at the shard's offset
+    /// and steps by the shard count, and `latest` inserts every `count`-th new key, so two
+    /// shards never walk or insert the same keys.
+    pub fn for_shard(cfg: &KeysConfig, shard: Shard) -> KeyChooser {
         let n = cfg.count.max(1);
+        let stride = u64::from(shard.count.max(1));
         let theta = cfg.theta.unwrap_or(DEFAULT_THETA);
         match cfg.distribution {
             KeyDistributionKind::Uniform => KeyChooser::Uniform { n },
@@ -196,6 +213,8 @@ impl KeyChooser {
             KeyDistributionKind::Latest => KeyChooser::Latest {
                 zipf: Zipfian::new(n, theta),
                 inserted: n,
+                next_insert: n.saturating_add(shard.offset()),
+                stride,
             },
             KeyDistributionKind::Hotspot => {
                 let set = cfg.hot_set.unwrap_or(DEFAULT_HOT_SET);
@@ -206,7 +225,11 @@ impl KeyChooser {
                     hot_ops: cfg.hot_ops.unwrap_or(DEFAULT_HOT_OPS),
                 }
             }
-            KeyDistributionKind::Sequential => KeyChooser::Sequential { n, next: 0 },
+            KeyDistributionKind::Sequential => KeyChooser::Sequential {
+                n,
+                next: shard.offset() % n,
+                stride: stride % n,
+            },
         }
     }
 
@@ -216,10 +239,17 @@ impl KeyChooser {
         match self {
             KeyChooser::Uniform { n } => below(rng, *n),
             KeyChooser::Zipfian(z) => z.sample(rng),
-            KeyChooser::Latest { zipf, inserted } => {
+            KeyChooser::Latest {
+                zipf,
+                inserted,
+                next_insert,
+                stride,
+            } => {
                 if insert {
-                    let key = *inserted;
-                    *inserted += 1;
+                    let key = *next_insert;
+                    *next_insert = next_insert.saturating_add(*stride);
+                    // The other shards insert the keys in between at about the same pace.
+                    *inserted = key.saturating_add(1);
                     zipf.grow_to(*inserted);
                     key
                 } else {
@@ -234,9 +264,10 @@ impl KeyChooser {
                     *hot + below(rng, *n - *hot)
                 }
             }
-            KeyChooser::Sequential { n, next } => {
+            KeyChooser::Sequential { n, next, stride } => {
                 let key = *next;
-                *next = (*next + 1) % *n;
+                // `next < n` and `stride < n`, so the sum fits in a u128 and wraps at `n`.
+                *next = ((u128::from(*next) + u128::from(*stride)) % u128::from(*n)) as u64;
                 key
             }
         }

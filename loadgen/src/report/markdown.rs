@@ -142,6 +142,7 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
     consistency_section(&mut s, summary);
     audit_section(&mut s, summary);
     super::autoscale::markdown_section(&mut s, summary);
+    super::shards::markdown_section(&mut s, summary);
     if summary.points.iter().any(|p| p.runs.len() > 1) {
         let _ = writeln!(
             s,

@@ -7,6 +7,7 @@ pub mod autoscale;
 pub mod charts;
 pub mod csv;
 pub mod markdown;
+pub mod shards;
 pub mod summary;
 
 use std::path::{Path, PathBuf};
@@ -81,6 +82,12 @@ pub struct Manifest<'a> {
     /// What an already-running cluster (`cluster.endpoints`) said it is, from its Status;
     /// `None` for local clusters (the points say what was started).
     pub cluster: Option<crate::plan::ClusterFacts>,
+    /// This loadgen's share of the workload (`--shard i/k`); the workload above is the whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::workload::Shard>,
+    /// When warm-up of the first point was to begin (`--start-at`, UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
 }
 
 /// The node build a run measured.

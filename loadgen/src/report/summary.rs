@@ -254,6 +254,13 @@ pub struct PointSummary {
     /// figures above are their medians.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<RunSummary>,
+    /// When the (first run's) measured window began, seconds since the Unix epoch: lets
+    /// `merge` see how well the shards' windows lined up. Absent in older folders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start_unix_s: Option<f64>,
+    /// A merged folder: each shard's own figures for this point (medians over its runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<super::shards::ShardPart>,
 }
 
 /// A point's consistency: what the live checker measured and what PBS predicts.
@@ -318,6 +325,9 @@ pub struct RunSummary {
     pub first_error: Option<String>,
     /// Interval log per operation, relative to the results folder.
     pub logs: BTreeMap<String, String>,
+    /// When the run's measured window began, seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start_unix_s: Option<f64>,
 }
 
 impl RunSummary {
@@ -336,6 +346,7 @@ impl RunSummary {
             consistency: p.consistency.as_ref().map(|c| c.measured.clone()),
             first_error: p.first_error.clone(),
             logs: p.logs.clone(),
+            window_start_unix_s: p.window_start_unix_s,
         }
     }
 }
@@ -373,6 +384,15 @@ pub struct Summary {
     pub started: String,
     /// One entry per sweep point, in sweep order.
     pub points: Vec<PointSummary>,
+    /// This loadgen drove one share of the workload (`--shard i/k`); its figures are its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::workload::Shard>,
+    /// The wall-clock time warm-up of the first point was to begin (`--start-at`, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
+    /// A folder written by `loadgen merge`: which shard folders it took together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<super::shards::Merged>,
 }
 
 /// Everything needed to summarise a point besides the recorder's output.
@@ -494,6 +514,13 @@ pub fn summarise_point(f: PointFacts<'_>) -> PointSummary {
         audit: None,
         autoscale: None,
         runs: Vec::new(),
+        window_start_unix_s: f
+            .outcome
+            .measure_start_wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
+        shards: Vec::new(),
     }
 }
 
