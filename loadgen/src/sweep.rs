@@ -827,6 +827,17 @@ mod local {
     use crate::target::ringkv::{RingkvOptions, RingkvTarget};
     use crate::workload::Workload;
 
+    /// This program, to re-execute as `__node`. On Linux `/proc/self/exe`, which names the
+    /// running binary even after a rebuild replaced the file at its path: a long sweep may
+    /// outlive a `cargo build` in another terminal.
+    fn own_executable() -> std::io::Result<std::path::PathBuf> {
+        let proc_exe = Path::new("/proc/self/exe");
+        if cfg!(target_os = "linux") && proc_exe.exists() {
+            return Ok(proc_exe.to_path_buf());
+        }
+        std::env::current_exe()
+    }
+
     fn point_err(p: &Point, message: String) -> SweepError {
         SweepError::Point {
             point: p.id(),
@@ -857,7 +868,7 @@ mod local {
                         args_prefix: vec!["node".to_string()],
                     },
                     None => NodeLauncher {
-                        program: std::env::current_exe().map_err(|e| {
+                        program: own_executable().map_err(|e| {
                             point_err(point, format!("cannot find the loadgen executable: {e}"))
                         })?,
                         args_prefix: vec![NODE_SUBCOMMAND.to_string()],
