@@ -316,11 +316,12 @@ pub async fn run_workload(
     session.finish()
 }
 
-/// A local cluster's nodes, for reading their engine counters and data size.
+/// A cluster's nodes, for reading their engine counters and data size.
 pub struct NodeProbe {
     /// Client endpoints, one per node.
     pub endpoints: Vec<String>,
-    /// Data directories, one per node.
+    /// Data directories, one per node (empty for a remote cluster: its stored data is read
+    /// from its members' Status instead).
     pub data_dirs: Vec<PathBuf>,
     /// What a client of the cluster presents.
     pub security: store::client::ClientSecurity,
@@ -419,7 +420,7 @@ pub fn checker_for(
     w: &crate::workload::Workload,
     point: &Point,
 ) -> Result<std::cell::RefCell<crate::consistency::Checker>, SweepError> {
-    let check = crate::consistency::Checker::new(w.checks_consistency(), w.keys.count)
+    let check = crate::consistency::Checker::new(w.checks_consistency(), point.keys)
         .map_err(|e| SweepError::Point {
             point: point.id(),
             message: format!("cannot make the consistency histograms: {e}"),
@@ -448,14 +449,15 @@ pub async fn run_point<T: Target>(
     probe: Option<NodeProbe>,
 ) -> Result<crate::report::PointSummary, SweepError> {
     let key_size = w.keys.size.0 as usize;
+    let keys = point.keys_config(w);
     let pool = ValuePool::new(w.seed);
     let preload_count = match w.preload {
-        crate::workload::Preload::All => w.keys.count,
+        crate::workload::Preload::All => point.keys,
         crate::workload::Preload::None => 0,
-        crate::workload::Preload::Keys(n) => n.min(w.keys.count),
+        crate::workload::Preload::Keys(n) => n.min(point.keys),
     };
     let preload_started = Instant::now();
-    let mut preload_gen = OpGen::new(w.seed ^ PRELOAD_SEED_SALT, &w.keys, &point.values, &w.mix);
+    let mut preload_gen = OpGen::new(w.seed ^ PRELOAD_SEED_SALT, &keys, &point.values, &w.mix);
     let (written, failed, preload_error) = if preload_count > 0 {
         let bar = progress_bar(Measure::Ops(preload_count), quiet);
         bar.set_message("preload");
@@ -507,7 +509,7 @@ pub async fn run_point<T: Target>(
     let kinds = mix_kinds(&w.mix);
     let hdr_dir = dir.join("hdr");
     let prefix = ctx.log_prefix(point);
-    let opgen = OpGen::new(w.seed, &w.keys, &point.values, &w.mix);
+    let opgen = OpGen::new(w.seed, &keys, &point.values, &w.mix);
     let self_pid = std::process::id();
     let mut pids = vec![self_pid];
     pids.extend(target.pids());
@@ -619,17 +621,22 @@ pub async fn run_point<T: Target>(
         }
     }
     let completed: u64 = outcome.recorded.ops.iter().map(|h| h.completed()).sum();
-    let disk_bytes_per_key = probe.as_ref().and_then(|p| {
-        let keys = w.keys.count;
-        if p.data_dirs.is_empty() || keys == 0 {
-            return None;
-        }
-        let bytes: u64 = p
-            .data_dirs
-            .iter()
-            .map(|d| crate::resources::dir_bytes(d))
-            .sum();
-        Some(bytes as f64 / keys as f64)
+    // What the nodes store now, preload and run included: a local cluster's data
+    // directories, or a remote cluster's engine tables as its members report them.
+    let disk = probe.as_ref().and_then(|p| {
+        let bytes = if p.data_dirs.is_empty() {
+            crate::resources::engine_table_bytes(stats_at_end.as_deref()?)?
+        } else {
+            p.data_dirs
+                .iter()
+                .map(|d| crate::resources::dir_bytes(d))
+                .fold(0u64, u64::saturating_add)
+        };
+        Some(crate::resources::DiskUsage {
+            bytes,
+            keys: point.keys,
+            replicas: point.replication,
+        })
     });
     let resources = (!start_snapshot.procs.is_empty()).then(|| {
         crate::resources::per_op(
@@ -638,7 +645,7 @@ pub async fn run_point<T: Target>(
             self_pid,
             completed,
             engine_at_start.zip(engine_at_end),
-            disk_bytes_per_key,
+            disk,
         )
     });
     let logs = outcome
@@ -794,6 +801,9 @@ fn print_point_line(p: &crate::report::PointSummary) {
             s.response.p99_us / 1000.0
         ));
     }
+    if let Some(per_key) = p.resources.as_ref().and_then(|r| r.disk_bytes_per_key) {
+        parts.push(format!("disk {per_key:.0} B/key"));
+    }
     if let Some(c) = &p.consistency
         && let Some(rate) = c.measured.stale_rate
     {
@@ -895,7 +905,7 @@ mod local {
             write_quorum: point.write_quorum,
             read_quorum: point.read_quorum,
             sloppy: w.cluster.sloppy,
-            key_count: w.keys.count,
+            key_count: point.keys,
             pids,
             driver_threads: crate::target::ringkv::driver_threads_for(
                 point.load.schedule().map(|s| s.max_rate()),
@@ -903,8 +913,8 @@ mod local {
             security,
             routing: w.client.routing.routing(),
         };
-        // A remote cluster's nodes report their own counters in Status; there are no data
-        // directories to measure.
+        // A remote cluster's nodes report their own counters and table sizes in Status; there
+        // are no data directories to measure.
         let probe = Some(match cluster.as_ref() {
             Some(c) => NodeProbe {
                 endpoints: c.endpoints(),
