@@ -41,6 +41,7 @@ pub async fn run_ab(w: &Workload, opts: &AbOptions) -> Result<(PathBuf, PathBuf)
         command: opts.command.clone(),
         repeat: opts.repeat,
         nodes: nodes.clone(),
+        metrics: None,
     };
     let facts = crate::cluster::describe_endpoints(w)
         .await

@@ -52,6 +52,8 @@ pub struct RunOptions {
     pub repeat: Option<u32>,
     /// How nodes are started.
     pub nodes: NodeSide,
+    /// Live progress for `--metrics-listen` to serve (`None`: not served).
+    pub metrics: Option<crate::metrics::LiveMetrics>,
 }
 
 /// Failures of a sweep run (exit code 1).
@@ -139,6 +141,7 @@ pub struct Session {
     pub points: Vec<Point>,
     summary: Summary,
     pending: Vec<crate::report::PointSummary>,
+    metrics: Option<crate::metrics::LiveMetrics>,
 }
 
 impl Session {
@@ -196,15 +199,20 @@ impl Session {
             points,
             summary,
             pending: Vec::new(),
+            metrics: opts.metrics.clone(),
         })
     }
 
     /// Runs `point` once more (run `run`, 1-based), on a fresh cluster.
     pub async fn run_once(&mut self, point: &Point, run: u32) -> Result<(), SweepError> {
+        if let Some(m) = &self.metrics {
+            m.begin_point(point, self.points.len(), run);
+        }
         let ctx = RunCtx {
             run,
             runs: self.repeat,
             nodes: self.nodes.clone(),
+            metrics: self.metrics.clone(),
         };
         let w = &self.workload;
         let p = match w.target {
@@ -242,6 +250,9 @@ impl Session {
 
     /// Draws the charts and the report.
     pub fn finish(self) -> Result<RunReport, SweepError> {
+        if let Some(m) = &self.metrics {
+            m.done();
+        }
         let charts = crate::report::render(&self.dir, &self.summary)?;
         Ok(RunReport {
             dir: self.dir,
@@ -279,6 +290,8 @@ pub struct RunCtx {
     pub runs: u32,
     /// How nodes start.
     pub nodes: NodeSide,
+    /// Where live progress goes besides the progress bar.
+    pub metrics: Option<crate::metrics::LiveMetrics>,
 }
 
 impl RunCtx {
@@ -368,6 +381,7 @@ struct Bar {
     /// The counter read armed for that instant.
     edge: std::cell::RefCell<Option<std::thread::JoinHandle<Snapshot>>>,
     pids: Vec<u32>,
+    metrics: Option<crate::metrics::LiveMetrics>,
 }
 
 impl Progress for Bar {
@@ -377,6 +391,14 @@ impl Progress for Bar {
     }
 
     fn update(&self, phase: &str, measured: Duration, live: &Live) {
+        if let Some(m) = &self.metrics {
+            let phase = if phase == "measure" {
+                crate::metrics::Phase::Measure
+            } else {
+                crate::metrics::Phase::Warmup
+            };
+            m.update(phase, live);
+        }
         match self.total {
             Measure::For(_) => self.bar.set_position(measured.as_millis() as u64),
             Measure::Ops(_) => self.bar.set_position(live.ops),
@@ -471,7 +493,12 @@ pub async fn run_point<T: Target>(
                 concurrency: PRELOAD_CONCURRENCY,
                 key_size,
             },
-            &|n| bar.set_position(n),
+            &|n| {
+                bar.set_position(n);
+                if let Some(m) = &ctx.metrics {
+                    m.preload(n);
+                }
+            },
         )
         .await;
         bar.finish_and_clear();
@@ -520,6 +547,7 @@ pub async fn run_point<T: Target>(
         window_start: std::cell::Cell::new(None),
         edge: std::cell::RefCell::new(None),
         pids: pids.clone(),
+        metrics: ctx.metrics.clone(),
     };
     let engine_client = match &probe {
         Some(p) if !p.endpoints.is_empty() => store::client::Client::connect(
@@ -562,7 +590,10 @@ pub async fn run_point<T: Target>(
         &pool,
         check,
         &spec,
-        |start, wall| Recorder::new(start, wall, &kinds, &hdr_dir, &prefix),
+        |start, wall| {
+            Recorder::new(start, wall, &kinds, &hdr_dir, &prefix)
+                .map(|r| r.with_live_buckets(ctx.metrics.is_some()))
+        },
         &bar,
     );
     // The event schedule runs alongside the load and is dropped when the load ends.
@@ -609,6 +640,9 @@ pub async fn run_point<T: Target>(
         .take()
         .and_then(|h| h.join().ok())
         .unwrap_or_default();
+    if let Some(m) = &ctx.metrics {
+        m.end_point(outcome.as_ref().map_or(0, |o| o.missed_ticks));
+    }
     let outcome = outcome.map_err(|e: RunError| SweepError::Point {
         point: point.id(),
         message: e.to_string(),

@@ -52,6 +52,14 @@ enum Command {
         /// measure what security costs.
         #[arg(long)]
         insecure: bool,
+        /// Serve the live progress as Prometheus metrics at http://ADDR/metrics (plain HTTP):
+        /// PORT (on 127.0.0.1), localhost:PORT or IP:PORT.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<String>,
+        /// Let --metrics-listen take an address off loopback (anyone who reaches it can read
+        /// the metrics).
+        #[arg(long, requires = "metrics_listen")]
+        metrics_public: bool,
     },
     /// Check workload files without running them.
     Validate {
@@ -197,7 +205,20 @@ fn main() -> ExitCode {
             duration,
             repeat,
             insecure,
+            metrics_listen,
+            metrics_public,
         } => {
+            let metrics = match metrics_listen
+                .as_deref()
+                .map(|a| loadgen::metrics::listen_address(a, metrics_public))
+                .transpose()
+            {
+                Ok(addr) => addr,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
             let workload = match load(&file).and_then(|mut w| {
                 w.cluster.insecure |= insecure;
                 w.with_overrides(rate, concurrency, duration, &file)
@@ -209,7 +230,7 @@ fn main() -> ExitCode {
                 Ok(w) => w,
                 Err(code) => return code,
             };
-            run(workload, file, out, quiet, repeat)
+            run(workload, file, out, quiet, repeat, metrics)
         }
         Command::Validate { files } => validate(&files),
         Command::Compare {
@@ -373,10 +394,29 @@ fn run(
     out: Option<PathBuf>,
     quiet: bool,
     repeat: Option<u32>,
+    metrics_at: Option<std::net::SocketAddr>,
 ) -> ExitCode {
     let runtime = match runtime() {
         Ok(r) => r,
         Err(code) => return code,
+    };
+    let metrics = match metrics_at {
+        Some(addr) => {
+            let m = loadgen::metrics::LiveMetrics::new();
+            match loadgen::metrics::serve(addr, &m) {
+                Ok(bound) => {
+                    if !quiet {
+                        eprintln!("metrics: http://{bound}/metrics");
+                    }
+                    Some(m)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_RUNTIME);
+                }
+            }
+        }
+        None => None,
     };
     let opts = loadgen::sweep::RunOptions {
         workload_file: file,
@@ -385,6 +425,7 @@ fn run(
         command: std::env::args().collect(),
         repeat,
         nodes: loadgen::sweep::NodeSide::default(),
+        metrics,
     };
     let result = runtime.block_on(async {
         tokio::select! {
