@@ -43,6 +43,7 @@ pub async fn run_ab(w: &Workload, opts: &AbOptions) -> Result<(PathBuf, PathBuf)
         nodes: nodes.clone(),
         shard: None,
         start_at: None,
+        metrics: None,
     };
     let facts = crate::cluster::describe_endpoints(w)
         .await

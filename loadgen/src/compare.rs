@@ -1362,6 +1362,7 @@ mod tests {
                 write_quorum: 2,
                 read_quorum: 2,
                 nodes: 3,
+                keys: None,
                 rate: Some(1000.0),
                 rate_schedule: None,
                 concurrency: None,

@@ -51,6 +51,13 @@ pub fn check_tools() -> Result<(), String> {
 
 /// Starts each node as `valgrind --tool=callgrind … <launcher>`, its dumps in `out_dir`.
 pub fn wrap(launcher: &NodeLauncher, out_dir: &Path) -> NodeLauncher {
+    // valgrind resolves the program in its own process, where `/proc/self/exe` is valgrind:
+    // name this process's executable by its pid instead (it still names the running binary).
+    let program = if launcher.program == Path::new("/proc/self/exe") {
+        PathBuf::from(format!("/proc/{}/exe", std::process::id()))
+    } else {
+        launcher.program.clone()
+    };
     let mut args = vec![
         "--tool=callgrind".to_string(),
         "--cache-sim=no".into(),
@@ -62,7 +69,7 @@ pub fn wrap(launcher: &NodeLauncher, out_dir: &Path) -> NodeLauncher {
             "--callgrind-out-file={}",
             out_dir.join("callgrind.%p").display()
         ),
-        launcher.program.display().to_string(),
+        program.display().to_string(),
     ];
     args.extend(launcher.args_prefix.iter().cloned());
     NodeLauncher {

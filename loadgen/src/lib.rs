@@ -20,6 +20,7 @@
 //! - [`consistency`] — live stale-read checking (k-staleness, t-visibility) and PBS predictions
 //! - [`run`]       — open-loop (coordinated-omission corrected) and closed-loop runners
 //! - [`report`]    — summary.json (medians over runs), points.csv, report.md and charts
+//! - [`metrics`]   — the live progress as Prometheus metrics (`run --metrics-listen`)
 //! - [`sweep`]     — the orchestrator: every point, `repeat` times, on fresh clusters
 //! - [`ab`]        — interleaved A/B runs of two node builds or argument sets
 //! - [`compare`]   — baseline vs candidate: the statistical, fail-closed CI gate
@@ -37,6 +38,7 @@ pub mod generator;
 pub mod history;
 pub mod instructions;
 pub mod merge;
+pub mod metrics;
 pub mod plan;
 pub mod record;
 pub mod report;

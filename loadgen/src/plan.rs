@@ -130,6 +130,11 @@ pub struct Point {
     pub read_quorum: u32,
     /// Value sizes.
     pub values: SizeSpec,
+    /// Distinct keys (`keys.count`, or this point's entry of `sweep.keys`).
+    pub keys: u64,
+    /// The key count is swept, so it labels the point (and is one of its parameters).
+    #[serde(skip)]
+    pub keys_swept: bool,
     /// Open or closed loop.
     pub load: Load,
     /// The target has no cluster (`null`): the cluster parameters are only labels.
@@ -138,13 +143,19 @@ pub struct Point {
 }
 
 impl Point {
-    /// A short human label, e.g. `n3 N3 W2 R2 1KB rate=5000` (a schedule reads
-    /// `rate=500..6000`, its lowest and highest rate).
+    /// A short human label, e.g. `nodes=3 N=3 W=2 R=2 value=1KB rate=5000` (a schedule reads
+    /// `rate=500..6000`, its lowest and highest rate; a swept key count adds `keys=100000`
+    /// after the value).
     pub fn label(&self) -> String {
-        let load = match &self.load {
+        let mut load = match &self.load {
             Load::Open { rate } => format!("rate={}", rate.label()),
             Load::Closed { concurrency } => format!("conc={concurrency}"),
         };
+        // Only a swept key count is named, so the labels of other workloads (which `history`
+        // matches points by) stay as they were.
+        if self.keys_swept {
+            load = format!("keys={} {load}", self.keys);
+        }
         if self.no_cluster {
             return format!("value={} {load}", self.values);
         }
@@ -152,6 +163,14 @@ impl Point {
             "nodes={} N={} W={} R={} value={} {load}",
             self.nodes, self.replication, self.write_quorum, self.read_quorum, self.values
         )
+    }
+
+    /// The workload's `keys:` section with this point's key count.
+    pub fn keys_config(&self, w: &Workload) -> crate::workload::KeysConfig {
+        crate::workload::KeysConfig {
+            count: self.keys,
+            ..w.keys.clone()
+        }
     }
 
     /// A file-name-safe id, e.g. `p03`.
@@ -224,60 +243,71 @@ pub(crate) fn expand_for(
             .collect()
     };
     let load_list = load_list(w)?;
+    // Outermost, so against a running cluster the data only grows from point to point.
+    let keys_list: Vec<u64> = if w.sweep.keys.is_empty() {
+        vec![w.keys.count]
+    } else {
+        w.sweep.keys.iter().map(|s| s.value).collect()
+    };
 
     let mut points = Vec::new();
-    for &(nodes, nodes_at) in &nodes_list {
-        if facts.is_none() && (nodes == 0 || nodes > MAX_LOCAL_NODES) {
-            let msg = format!("nodes = {nodes}: a local cluster has 1..={MAX_LOCAL_NODES} nodes");
-            return Err(match nodes_at {
-                Some(s) => Problem::at(s, msg),
-                None => Problem::new(msg),
-            });
-        }
-        for &(repl, repl_at) in &repl_list {
-            let replication = repl
-                .or(facts.map(|f| f.replication))
-                .unwrap_or(nodes.min(3));
-            if let Some(f) = facts
-                && replication != f.replication
-            {
-                let msg = format!(
-                    "replication N = {replication}, but the cluster at `cluster.endpoints` \
-                     ({}) has N = {} (from its Status); N is the cluster's, not the \
-                     workload's: remove `replication` or point at a cluster with N = \
-                     {replication}",
-                    f.asked, f.replication
-                );
-                return Err(match repl_at {
+    for &keys in &keys_list {
+        for &(nodes, nodes_at) in &nodes_list {
+            if facts.is_none() && (nodes == 0 || nodes > MAX_LOCAL_NODES) {
+                let msg =
+                    format!("nodes = {nodes}: a local cluster has 1..={MAX_LOCAL_NODES} nodes");
+                return Err(match nodes_at {
                     Some(s) => Problem::at(s, msg),
                     None => Problem::new(msg),
                 });
             }
-            for &(quorum, quorum_at) in &quorum_list {
-                let write_quorum = quorum
-                    .map(|q| q.w)
-                    .or(c.write_quorum.as_ref().map(|s| s.value))
-                    .or(facts.map(|f| f.write_quorum))
-                    .unwrap_or(majority(replication));
-                let read_quorum = quorum
-                    .map(|q| q.r)
-                    .or(c.read_quorum.as_ref().map(|s| s.value))
-                    .or(facts.map(|f| f.read_quorum))
-                    .unwrap_or(majority(replication));
-                for values in &values_list {
-                    for load in &load_list {
-                        let point = Point {
-                            index: points.len(),
-                            nodes,
-                            replication,
-                            write_quorum,
-                            read_quorum,
-                            values: values.clone(),
-                            load: load.clone(),
-                            no_cluster: w.target != crate::workload::TargetKind::Ringkv,
-                        };
-                        check_point(w, &point, repl_at, quorum_at)?;
-                        points.push(point);
+            for &(repl, repl_at) in &repl_list {
+                let replication = repl
+                    .or(facts.map(|f| f.replication))
+                    .unwrap_or(nodes.min(3));
+                if let Some(f) = facts
+                    && replication != f.replication
+                {
+                    let msg = format!(
+                        "replication N = {replication}, but the cluster at `cluster.endpoints` \
+                     ({}) has N = {} (from its Status); N is the cluster's, not the \
+                     workload's: remove `replication` or point at a cluster with N = \
+                     {replication}",
+                        f.asked, f.replication
+                    );
+                    return Err(match repl_at {
+                        Some(s) => Problem::at(s, msg),
+                        None => Problem::new(msg),
+                    });
+                }
+                for &(quorum, quorum_at) in &quorum_list {
+                    let write_quorum = quorum
+                        .map(|q| q.w)
+                        .or(c.write_quorum.as_ref().map(|s| s.value))
+                        .or(facts.map(|f| f.write_quorum))
+                        .unwrap_or(majority(replication));
+                    let read_quorum = quorum
+                        .map(|q| q.r)
+                        .or(c.read_quorum.as_ref().map(|s| s.value))
+                        .or(facts.map(|f| f.read_quorum))
+                        .unwrap_or(majority(replication));
+                    for values in &values_list {
+                        for load in &load_list {
+                            let point = Point {
+                                index: points.len(),
+                                nodes,
+                                replication,
+                                write_quorum,
+                                read_quorum,
+                                values: values.clone(),
+                                keys,
+                                keys_swept: !w.sweep.keys.is_empty(),
+                                load: load.clone(),
+                                no_cluster: w.target != crate::workload::TargetKind::Ringkv,
+                            };
+                            check_point(w, &point, repl_at, quorum_at)?;
+                            points.push(point);
+                        }
                     }
                 }
             }

@@ -70,6 +70,9 @@ pub enum RequestOutcome {
     /// A write that failed with its outcome unknown (it may have been applied); counted
     /// among the failures and apart.
     Indeterminate,
+    /// No answer within the request timeout (a read, or a write known not to be applied);
+    /// counted among the failures and apart.
+    TimedOut,
 }
 
 /// Response and service time of one operation kind, failed requests apart, plus counts.
@@ -86,6 +89,8 @@ pub struct OpHistograms {
     pub errors: u64,
     /// Of those, writes whose outcome is unknown.
     pub indeterminate: u64,
+    /// Of those, requests that timed out (and are not indeterminate writes).
+    pub timeouts: u64,
     /// Open-loop ticks never sent by the end of the drain, recorded in `response` at their
     /// intended time with the end of the run as their completion.
     pub missed: u64,
@@ -99,6 +104,7 @@ impl OpHistograms {
             failed: new_hist()?,
             errors: 0,
             indeterminate: 0,
+            timeouts: 0,
             missed: 0,
         })
     }
@@ -109,6 +115,7 @@ impl OpHistograms {
         self.failed.reset();
         self.errors = 0;
         self.indeterminate = 0;
+        self.timeouts = 0;
         self.missed = 0;
     }
 
@@ -119,6 +126,7 @@ impl OpHistograms {
         let _ = self.failed.add(&other.failed);
         self.errors += other.errors;
         self.indeterminate += other.indeterminate;
+        self.timeouts += other.timeouts;
         self.missed += other.missed;
     }
 
@@ -170,7 +178,39 @@ pub struct Recorded {
     pub logs: Vec<(OpKind, PathBuf)>,
 }
 
-/// Live numbers for the progress bar.
+/// Upper bounds (ns) of the live response-time buckets: 50 µs doubling to about 1.6 s, the
+/// bounds of the nodes' own request histogram, so the two read side by side.
+pub const LIVE_BUCKETS_NS: [u64; 16] = {
+    let mut b = [0u64; 16];
+    let mut i = 0;
+    while i < b.len() {
+        b[i] = 50_000 << i;
+        i += 1;
+    }
+    b
+};
+
+/// One operation kind's measured requests so far, brought up to date each time an interval
+/// closes (never per request).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LiveOp {
+    /// Answered successfully.
+    pub ok: u64,
+    /// Failed, timeouts and indeterminate writes not included.
+    pub failed: u64,
+    /// Timed out.
+    pub timeouts: u64,
+    /// Writes whose outcome is unknown.
+    pub indeterminate: u64,
+    /// Successful requests' response times per bucket of [`LIVE_BUCKETS_NS`] (not
+    /// cumulative); the last slot counts those above every bound. Kept only when the
+    /// recorder was asked to ([`Recorder::with_live_buckets`]).
+    pub buckets: [u64; LIVE_BUCKETS_NS.len() + 1],
+    /// Sum of those response times, ns.
+    pub sum_ns: f64,
+}
+
+/// Live numbers for the progress bar and `--metrics-listen`, handed out about once a second.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Live {
     /// Completed measured operations.
@@ -181,6 +221,19 @@ pub struct Live {
     pub last_rate: f64,
     /// p99 response time of the last interval, ns (over all kinds).
     pub last_p99_ns: u64,
+    /// Per operation kind, indexed by [`OpKind::index`]: the measured window so far.
+    pub kinds: [LiveOp; OpKind::ALL.len()],
+    /// Measured requests sent more than [`LATE_TICK_THRESHOLD`] late.
+    pub late_ticks: u64,
+    /// Operations completed during warm-up.
+    pub warmup_ops: u64,
+    /// Requests sent and not yet answered (set by the runner).
+    pub in_flight: u64,
+    /// Open loop: ticks already due but not yet sent (set by the runner); the ones still
+    /// unsent at the end of the drain become missed ticks.
+    pub backlog: u64,
+    /// Open loop: the schedule's rate now, ops/s (set by the runner).
+    pub offered_rate: Option<f64>,
 }
 
 /// Records one point's operations on the driver thread.
@@ -199,6 +252,7 @@ pub struct Recorder {
     logs: Vec<(OpKind, PathBuf)>,
     live: Live,
     interval_ops: u64,
+    live_buckets: bool,
 }
 
 #[inline]
@@ -250,7 +304,15 @@ impl Recorder {
             logs,
             live: Live::default(),
             interval_ops: 0,
+            live_buckets: false,
         })
+    }
+
+    /// Also keeps the live response-time buckets of [`LiveOp`] (one pass over each kind's
+    /// interval histogram when the interval closes; off unless someone reads them).
+    pub fn with_live_buckets(mut self, on: bool) -> Recorder {
+        self.live_buckets = on;
+        self
     }
 
     /// When the measured phase starts.
@@ -288,8 +350,10 @@ impl Recorder {
             } else {
                 slot.failed.saturating_record(response);
                 slot.errors += 1;
-                if outcome == RequestOutcome::Indeterminate {
-                    slot.indeterminate += 1;
+                match outcome {
+                    RequestOutcome::Indeterminate => slot.indeterminate += 1,
+                    RequestOutcome::TimedOut => slot.timeouts += 1,
+                    RequestOutcome::Ok | RequestOutcome::Failed => {}
                 }
                 self.live.errors += 1;
             }
@@ -322,9 +386,13 @@ impl Recorder {
         }
     }
 
-    /// Live numbers for the progress bar.
+    /// Live numbers for the progress bar (the runner's fields left at zero).
     pub fn live(&self) -> Live {
-        self.live
+        Live {
+            late_ticks: self.late_ticks,
+            warmup_ops: self.warmup_ops,
+            ..self.live
+        }
     }
 
     /// Closes the current interval at `now` and ships it to the log writer. Does nothing before
@@ -345,6 +413,9 @@ impl Recorder {
         }
         self.live.last_p99_ns = p99;
         self.live.last_rate = self.interval_ops as f64 / length.as_secs_f64();
+        for (live, slot) in self.live.kinds.iter_mut().zip(&self.current.ops) {
+            add_interval(live, slot, self.live_buckets);
+        }
         self.interval_ops = 0;
         let spare = match self.spares.try_recv() {
             Ok(s) => s,
@@ -380,6 +451,27 @@ impl Recorder {
             measured,
             logs: self.logs,
         })
+    }
+}
+
+/// Adds one closed interval of a kind to its live totals.
+fn add_interval(live: &mut LiveOp, slot: &OpHistograms, buckets: bool) {
+    let failed = slot.errors;
+    live.ok += slot.response.len().saturating_sub(slot.missed);
+    live.timeouts += slot.timeouts;
+    live.indeterminate += slot.indeterminate;
+    live.failed += failed.saturating_sub(slot.timeouts + slot.indeterminate);
+    if !buckets || slot.response.is_empty() {
+        return;
+    }
+    for v in slot.response.iter_recorded() {
+        let value = v.value_iterated_to();
+        let n = v.count_at_value();
+        let i = LIVE_BUCKETS_NS.partition_point(|bound| *bound < value);
+        if let Some(b) = live.buckets.get_mut(i) {
+            *b += n;
+        }
+        live.sum_ns += value as f64 * n as f64;
     }
 }
 
@@ -702,5 +794,56 @@ mod tests {
                 .unwrap()
                 .contains("#[Histogram log format version 1.3]")
         );
+    }
+
+    #[test]
+    fn live_totals_count_outcomes_and_bucket_response_times_per_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = Instant::now();
+        let kinds = [OpKind::Read, OpKind::Write];
+        let mut rec = Recorder::new(start, SystemTime::now(), &kinds, dir.path(), "p00")
+            .unwrap()
+            .with_live_buckets(true);
+        let t = start + Duration::from_millis(1);
+        let ok = |ms: u64| (t, t + Duration::from_millis(ms), RequestOutcome::Ok);
+        for (kind, (sent, done, outcome)) in [
+            (OpKind::Read, ok(1)),
+            (OpKind::Read, ok(1)),
+            (OpKind::Read, ok(10_000)),
+            (OpKind::Write, ok(1)),
+            (OpKind::Write, (t, t, RequestOutcome::Failed)),
+            (OpKind::Write, (t, t, RequestOutcome::TimedOut)),
+            (OpKind::Write, (t, t, RequestOutcome::Indeterminate)),
+        ] {
+            rec.record(kind, sent, sent, done, outcome);
+        }
+        // Warm-up operations are only counted.
+        rec.record(
+            OpKind::Read,
+            start - Duration::from_millis(1),
+            start,
+            t,
+            RequestOutcome::Ok,
+        );
+        assert_eq!(
+            rec.live().kinds[OpKind::Read.index()].ok,
+            0,
+            "until the interval closes"
+        );
+        rec.rotate(start + Duration::from_secs(1)).unwrap();
+        let live = rec.live();
+        assert_eq!(live.warmup_ops, 1);
+        let read = live.kinds[OpKind::Read.index()];
+        assert_eq!((read.ok, read.failed, read.timeouts), (3, 0, 0));
+        // 1 ms falls in the bucket up to 1.6 ms (50 µs << 5); 10 s above every bound.
+        assert_eq!(read.buckets[5], 2);
+        assert_eq!(read.buckets[LIVE_BUCKETS_NS.len()], 1);
+        assert!(read.sum_ns > 10e9, "{}", read.sum_ns);
+        let write = live.kinds[OpKind::Write.index()];
+        assert_eq!(
+            (write.ok, write.failed, write.timeouts, write.indeterminate),
+            (1, 1, 1, 1)
+        );
+        rec.finish(start + Duration::from_secs(2)).unwrap();
     }
 }

@@ -305,13 +305,33 @@ pub struct Resources {
     /// Node instructions per operation, counted by callgrind (`--instructions` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_instructions_per_op: Option<f64>,
-    /// Bytes of the nodes' data directories per stored key, at the end of the point.
+    /// The nodes' stored data at the end of the run, bytes, summed over nodes: the size of
+    /// their data directories (a local cluster) or of their engines' live tables (from each
+    /// member's `Status`, `engine.bytes_l*`, for `cluster.endpoints`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes: Option<u64>,
+    /// `disk_bytes` per key of the point (its `keys.count` or `sweep.keys` entry): every
+    /// replica's copy included, so about N times one copy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_bytes_per_key: Option<f64>,
+    /// `disk_bytes_per_key` / N: the bytes one copy of a key takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes_per_key_replica: Option<f64>,
     /// The load generator's own CPU, µs per operation.
     pub loadgen_cpu_us_per_op: f64,
     /// The load generator's context switches (both kinds) per operation.
     pub loadgen_ctx_per_op: f64,
+}
+
+/// The nodes' stored data at the end of a run, and what to divide it by.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DiskUsage {
+    /// Bytes, summed over nodes.
+    pub bytes: u64,
+    /// The point's key count.
+    pub keys: u64,
+    /// Replication factor N: copies of each key.
+    pub replicas: u32,
 }
 
 /// Exact CPU percent of each process over the window, by pid.
@@ -335,14 +355,15 @@ fn round3(x: f64) -> f64 {
 }
 
 /// Per-operation figures from the two snapshots. `self_pid` is the load generator; every other
-/// pid counts as a node. `engine` holds the engine counters at both edges, when read.
+/// pid counts as a node. `engine` holds the engine counters at both edges, when read; `disk`
+/// the nodes' stored data at the end, when measured.
 pub fn per_op(
     start: &Snapshot,
     end: &Snapshot,
     self_pid: u32,
     ops: u64,
     engine: Option<(EngineCounters, EngineCounters)>,
-    disk_bytes_per_key: Option<f64>,
+    disk: Option<DiskUsage>,
 ) -> Resources {
     let window_s = match (start.at, end.at) {
         (Some(a), Some(b)) if b > a => b.duration_since(a).as_secs_f64(),
@@ -404,13 +425,42 @@ pub fn per_op(
         engine_bytes_per_op: engine
             .map(|(s, e)| per(e.disk_bytes_written.saturating_sub(s.disk_bytes_written))),
         node_instructions_per_op: None,
-        disk_bytes_per_key: disk_bytes_per_key.map(round3),
+        disk_bytes: disk.map(|d| d.bytes),
+        disk_bytes_per_key: disk
+            .filter(|d| d.keys > 0)
+            .map(|d| round3(d.bytes as f64 / d.keys as f64)),
+        disk_bytes_per_key_replica: disk
+            .filter(|d| d.keys > 0 && d.replicas > 0)
+            .map(|d| round3(d.bytes as f64 / d.keys as f64 / f64::from(d.replicas))),
         loadgen_cpu_us_per_op: round3(per(me.cpu_ns) / 1000.0),
         loadgen_ctx_per_op: per(me.voluntary_ctx + me.involuntary_ctx),
     }
 }
 
-/// Total size of the regular files under `dir`, bytes (bounded depth; symlinks not followed).
+/// The live table bytes of every node's engine (`engine.bytes_l0` … from each `Status`),
+/// summed: what a remote cluster stores, without its write-ahead logs and memtables. `None`
+/// when no node reported them.
+pub fn engine_table_bytes(stats: &[std::collections::HashMap<String, u64>]) -> Option<u64> {
+    let mut seen = false;
+    let mut total = 0u64;
+    for status in stats {
+        for (name, bytes) in status {
+            if name
+                .strip_prefix("engine.bytes_l")
+                .is_some_and(|level| !level.is_empty() && level.chars().all(|c| c.is_ascii_digit()))
+            {
+                seen = true;
+                total = total.saturating_add(*bytes);
+            }
+        }
+    }
+    seen.then_some(total)
+}
+
+/// Disk space the regular files under `dir` take, bytes (bounded depth; symlinks not
+/// followed): allocated blocks, as `du` counts them, not file lengths. The engine sizes each
+/// write-ahead log up front as a sparse file (up to 64 MiB), so a length says how large the
+/// log may grow, not what is stored.
 pub fn dir_bytes(dir: &std::path::Path) -> u64 {
     fn walk(dir: &std::path::Path, depth: u32) -> u64 {
         if depth > 8 {
@@ -423,14 +473,26 @@ pub fn dir_bytes(dir: &std::path::Path) -> u64 {
         for e in entries.flatten() {
             let Ok(meta) = e.metadata() else { continue };
             if meta.is_file() {
-                total += meta.len();
+                total = allocated_bytes(&meta).saturating_add(total);
             } else if meta.is_dir() {
-                total += walk(&e.path(), depth + 1);
+                total = walk(&e.path(), depth + 1).saturating_add(total);
             }
         }
         total
     }
     walk(dir, 0)
+}
+
+#[cfg(unix)]
+fn allocated_bytes(meta: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    // `st_blocks` counts 512-byte units whatever the file system's block size.
+    meta.blocks().saturating_mul(512)
+}
+
+#[cfg(not(unix))]
+fn allocated_bytes(meta: &std::fs::Metadata) -> u64 {
+    meta.len()
 }
 
 #[cfg(test)]
@@ -453,5 +515,48 @@ mod counter_tests {
         assert!(r.node_cpu_us_per_op.is_none());
         let pct = cpu_pct_by_pid(&a, &b);
         assert_eq!(pct.len(), 1);
+    }
+
+    #[test]
+    fn disk_bytes_are_divided_by_keys_and_replicas() {
+        let s = Snapshot::default();
+        let disk = DiskUsage {
+            bytes: 6_000,
+            keys: 10,
+            replicas: 3,
+        };
+        let r = per_op(&s, &s, 1, 0, None, Some(disk));
+        assert_eq!(r.disk_bytes, Some(6_000));
+        assert_eq!(r.disk_bytes_per_key, Some(600.0));
+        assert_eq!(r.disk_bytes_per_key_replica, Some(200.0));
+        let none = per_op(&s, &s, 1, 0, None, None);
+        assert_eq!(none.disk_bytes_per_key, None);
+    }
+
+    #[test]
+    fn a_sparse_file_counts_what_is_written_not_its_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = std::fs::File::create(dir.path().join("wal")).unwrap();
+        f.set_len(64 << 20).unwrap();
+        std::fs::write(dir.path().join("table"), vec![7u8; 100_000]).unwrap();
+        let bytes = dir_bytes(dir.path());
+        assert!((100_000..(1 << 20)).contains(&bytes), "{bytes}");
+    }
+
+    #[test]
+    fn engine_table_bytes_sum_every_level_of_every_node() {
+        let node = |pairs: &[(&str, u64)]| -> std::collections::HashMap<String, u64> {
+            pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+        };
+        let stats = [
+            node(&[
+                ("engine.bytes_l0", 100),
+                ("engine.bytes_l1", 20),
+                ("engine.fsyncs", 9),
+            ]),
+            node(&[("engine.bytes_l6", 3), ("engine.bytes_written", 1_000)]),
+        ];
+        assert_eq!(engine_table_bytes(&stats), Some(123));
+        assert_eq!(engine_table_bytes(&[node(&[("engine.fsyncs", 1)])]), None);
     }
 }

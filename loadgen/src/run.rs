@@ -165,7 +165,8 @@ impl Shared<'_> {
                 }
                 match e {
                     OpError::Indeterminate(_) => RequestOutcome::Indeterminate,
-                    _ => RequestOutcome::Failed,
+                    OpError::Timeout => RequestOutcome::TimedOut,
+                    OpError::Failed(_) => RequestOutcome::Failed,
                 }
             }
         }
@@ -325,6 +326,25 @@ where
             _ => {}
         }
     };
+    // Live numbers, read once a second (never per request): the recorder's, plus what only
+    // the runner knows (requests in flight, due ticks not yet sent, the rate intended now).
+    let live_now = |rec: &Recorder, now: Instant| -> Live {
+        let mut live = rec.live();
+        let answered = live.warmup_ops.saturating_add(live.ops);
+        match (&spec.load, &schedule) {
+            (Load::Open { .. }, Some(s)) => {
+                let sent = shared.next.get();
+                let elapsed = now.saturating_duration_since(s.start).as_secs_f64();
+                let due = s.pace.ticks_before(elapsed).min(s.limit);
+                live.in_flight = sent.saturating_sub(answered);
+                live.backlog = due.saturating_sub(sent);
+                live.offered_rate = Some(s.pace.rate_at(elapsed));
+            }
+            (Load::Closed { concurrency }, _) => live.in_flight = u64::from(*concurrency),
+            _ => {}
+        }
+        live
+    };
     let ticker = async {
         let mut tick = tokio::time::interval_at((measure_start + INTERVAL).into(), INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -332,7 +352,7 @@ where
         loop {
             let now = Instant::now();
             if now < measure_start {
-                let live = Live::default();
+                let live = live_now(&shared.rec.borrow(), now);
                 progress.update("warm-up", Duration::ZERO, &live);
                 warm.tick().await;
                 continue;
@@ -346,7 +366,7 @@ where
             progress.update(
                 "measure",
                 now.saturating_duration_since(measure_start),
-                &rec.live(),
+                &live_now(&rec, now),
             );
         }
     };

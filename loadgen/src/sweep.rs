@@ -59,6 +59,8 @@ pub struct RunOptions {
     pub shard: Option<crate::workload::Shard>,
     /// Begin warm-up of the first point at this wall-clock time (`--start-at`).
     pub start_at: Option<SystemTime>,
+    /// Live progress for `--metrics-listen` to serve (`None`: not served).
+    pub metrics: Option<crate::metrics::LiveMetrics>,
 }
 
 /// Failures of a sweep run (exit code 1).
@@ -150,6 +152,7 @@ pub struct Session {
     shard: crate::workload::Shard,
     /// `--start-at`, until the first run has waited for it.
     start_at: Option<SystemTime>,
+    metrics: Option<crate::metrics::LiveMetrics>,
 }
 
 impl Session {
@@ -221,17 +224,22 @@ impl Session {
             pending: Vec::new(),
             shard,
             start_at: opts.start_at,
+            metrics: opts.metrics.clone(),
         })
     }
 
     /// Runs `point` once more (run `run`, 1-based), on a fresh cluster.
     pub async fn run_once(&mut self, point: &Point, run: u32) -> Result<(), SweepError> {
+        if let Some(m) = &self.metrics {
+            m.begin_point(point, self.points.len(), run);
+        }
         let ctx = RunCtx {
             run,
             runs: self.repeat,
             nodes: self.nodes.clone(),
             shard: self.shard,
             start_at: self.start_at.take(),
+            metrics: self.metrics.clone(),
         };
         let w = &self.workload;
         let p = match w.target {
@@ -269,6 +277,9 @@ impl Session {
 
     /// Draws the charts and the report.
     pub fn finish(self) -> Result<RunReport, SweepError> {
+        if let Some(m) = &self.metrics {
+            m.done();
+        }
         let charts = crate::report::render(&self.dir, &self.summary)?;
         Ok(RunReport {
             dir: self.dir,
@@ -310,6 +321,8 @@ pub struct RunCtx {
     pub shard: crate::workload::Shard,
     /// Wait for this wall-clock time before warm-up (`--start-at`; the first run only).
     pub start_at: Option<SystemTime>,
+    /// Where live progress goes besides the progress bar.
+    pub metrics: Option<crate::metrics::LiveMetrics>,
 }
 
 impl RunCtx {
@@ -356,11 +369,12 @@ pub async fn run_workload(
     session.finish()
 }
 
-/// A local cluster's nodes, for reading their engine counters and data size.
+/// A cluster's nodes, for reading their engine counters and data size.
 pub struct NodeProbe {
     /// Client endpoints, one per node.
     pub endpoints: Vec<String>,
-    /// Data directories, one per node.
+    /// Data directories, one per node (empty for a remote cluster: its stored data is read
+    /// from its members' Status instead).
     pub data_dirs: Vec<PathBuf>,
     /// What a client of the cluster presents.
     pub security: store::client::ClientSecurity,
@@ -413,6 +427,7 @@ struct Bar {
     callgrind_pids: Option<Vec<u32>>,
     /// The zeroing armed for that instant; gives the edge's midpoint.
     zero: std::cell::RefCell<Option<std::thread::JoinHandle<Result<Instant, String>>>>,
+    metrics: Option<crate::metrics::LiveMetrics>,
 }
 
 impl Progress for Bar {
@@ -425,6 +440,14 @@ impl Progress for Bar {
     }
 
     fn update(&self, phase: &str, measured: Duration, live: &Live) {
+        if let Some(m) = &self.metrics {
+            let phase = if phase == "measure" {
+                crate::metrics::Phase::Measure
+            } else {
+                crate::metrics::Phase::Warmup
+            };
+            m.update(phase, live);
+        }
         match self.total {
             Measure::For(_) => self.bar.set_position(measured.as_millis() as u64),
             Measure::Ops(_) => self.bar.set_position(live.ops),
@@ -474,7 +497,7 @@ pub fn checker_for(
     } else {
         ctx.shard.index
     };
-    let check = crate::consistency::Checker::new(w.checks_consistency(), w.keys.count)
+    let check = crate::consistency::Checker::new(w.checks_consistency(), point.keys)
         .map_err(|e| SweepError::Point {
             point: point.id(),
             message: format!("cannot make the consistency histograms: {e}"),
@@ -504,11 +527,12 @@ pub async fn run_point<T: Target>(
     probe: Option<NodeProbe>,
 ) -> Result<crate::report::PointSummary, SweepError> {
     let key_size = w.keys.size.0 as usize;
+    let keys = point.keys_config(w);
     let pool = ValuePool::new(w.seed);
     let preload_count = match w.preload {
-        crate::workload::Preload::All => w.keys.count,
+        crate::workload::Preload::All => point.keys,
         crate::workload::Preload::None => 0,
-        crate::workload::Preload::Keys(n) => n.min(w.keys.count),
+        crate::workload::Preload::Keys(n) => n.min(point.keys),
     };
     let shard = ctx.shard;
     let preload_spec = crate::run::PreloadSpec {
@@ -521,7 +545,7 @@ pub async fn run_point<T: Target>(
     let preload_started = Instant::now();
     let mut preload_gen = OpGen::for_shard(
         w.seed ^ PRELOAD_SEED_SALT,
-        &w.keys,
+        &keys,
         &point.values,
         &w.mix,
         shard,
@@ -530,7 +554,10 @@ pub async fn run_point<T: Target>(
         let bar = progress_bar(Measure::Ops(preload_spec.keys()), quiet);
         bar.set_message("preload");
         let r = crate::run::preload(target, &mut preload_gen, &pool, check, preload_spec, &|n| {
-            bar.set_position(n)
+            bar.set_position(n);
+            if let Some(m) = &ctx.metrics {
+                m.preload(n);
+            }
         })
         .await;
         bar.finish_and_clear();
@@ -569,7 +596,7 @@ pub async fn run_point<T: Target>(
     let kinds = mix_kinds(&w.mix);
     let hdr_dir = dir.join("hdr");
     let prefix = ctx.log_prefix(point);
-    let opgen = OpGen::for_shard(w.seed, &w.keys, &point.values, &w.mix, shard);
+    let opgen = OpGen::for_shard(w.seed, &keys, &point.values, &w.mix, shard);
     let self_pid = std::process::id();
     let mut pids = vec![self_pid];
     pids.extend(target.pids());
@@ -585,6 +612,7 @@ pub async fn run_point<T: Target>(
             .and_then(|p| p.callgrind_dir.as_ref())
             .map(|_| target.pids()),
         zero: std::cell::RefCell::new(None),
+        metrics: ctx.metrics.clone(),
     };
     let engine_client = match &probe {
         Some(p) if !p.endpoints.is_empty() => store::client::Client::connect(
@@ -630,7 +658,10 @@ pub async fn run_point<T: Target>(
         &pool,
         check,
         &spec,
-        |start, wall| Recorder::new(start, wall, &kinds, &hdr_dir, &prefix),
+        |start, wall| {
+            Recorder::new(start, wall, &kinds, &hdr_dir, &prefix)
+                .map(|r| r.with_live_buckets(ctx.metrics.is_some()))
+        },
         &bar,
     );
     // The event schedule runs alongside the load and is dropped when the load ends.
@@ -677,6 +708,9 @@ pub async fn run_point<T: Target>(
         .take()
         .and_then(|h| h.join().ok())
         .unwrap_or_default();
+    if let Some(m) = &ctx.metrics {
+        m.end_point(outcome.as_ref().map_or(0, |o| o.missed_ticks));
+    }
     let outcome = outcome.map_err(|e: RunError| SweepError::Point {
         point: point.id(),
         message: e.to_string(),
@@ -689,17 +723,22 @@ pub async fn run_point<T: Target>(
         }
     }
     let completed: u64 = outcome.recorded.ops.iter().map(|h| h.completed()).sum();
-    let disk_bytes_per_key = probe.as_ref().and_then(|p| {
-        let keys = w.keys.count;
-        if p.data_dirs.is_empty() || keys == 0 {
-            return None;
-        }
-        let bytes: u64 = p
-            .data_dirs
-            .iter()
-            .map(|d| crate::resources::dir_bytes(d))
-            .sum();
-        Some(bytes as f64 / keys as f64)
+    // What the nodes store now, preload and run included: a local cluster's data
+    // directories, or a remote cluster's engine tables as its members report them.
+    let disk = probe.as_ref().and_then(|p| {
+        let bytes = if p.data_dirs.is_empty() {
+            crate::resources::engine_table_bytes(stats_at_end.as_deref()?)?
+        } else {
+            p.data_dirs
+                .iter()
+                .map(|d| crate::resources::dir_bytes(d))
+                .fold(0u64, u64::saturating_add)
+        };
+        Some(crate::resources::DiskUsage {
+            bytes,
+            keys: point.keys,
+            replicas: point.replication,
+        })
     });
     let instructions = match (&bar.callgrind_pids, probe.as_ref()) {
         (
@@ -725,7 +764,7 @@ pub async fn run_point<T: Target>(
             self_pid,
             completed,
             engine_at_start.zip(engine_at_end),
-            disk_bytes_per_key,
+            disk,
         );
         r.node_instructions_per_op = instructions.flatten();
         r
@@ -913,6 +952,9 @@ fn print_point_line(p: &crate::report::PointSummary) {
             s.response.p99_us / 1000.0
         ));
     }
+    if let Some(per_key) = p.resources.as_ref().and_then(|r| r.disk_bytes_per_key) {
+        parts.push(format!("disk {per_key:.0} B/key"));
+    }
     if let Some(c) = &p.consistency
         && let Some(rate) = c.measured.stale_rate
     {
@@ -946,6 +988,17 @@ mod local {
     use crate::sweep::{NodeProbe, Point, RunCtx, SweepError};
     use crate::target::ringkv::{RingkvOptions, RingkvTarget};
     use crate::workload::Workload;
+
+    /// This program, to re-execute as `__node`. On Linux `/proc/self/exe`, which names the
+    /// running binary even after a rebuild replaced the file at its path: a long sweep may
+    /// outlive a `cargo build` in another terminal.
+    fn own_executable() -> std::io::Result<std::path::PathBuf> {
+        let proc_exe = Path::new("/proc/self/exe");
+        if cfg!(target_os = "linux") && proc_exe.exists() {
+            return Ok(proc_exe.to_path_buf());
+        }
+        std::env::current_exe()
+    }
 
     fn point_err(p: &Point, message: String) -> SweepError {
         SweepError::Point {
@@ -995,7 +1048,7 @@ mod local {
                         args_prefix: vec!["node".to_string()],
                     },
                     None => NodeLauncher {
-                        program: std::env::current_exe().map_err(|e| {
+                        program: own_executable().map_err(|e| {
                             point_err(point, format!("cannot find the loadgen executable: {e}"))
                         })?,
                         args_prefix: vec![NODE_SUBCOMMAND.to_string()],
@@ -1026,7 +1079,7 @@ mod local {
             write_quorum: point.write_quorum,
             read_quorum: point.read_quorum,
             sloppy: w.cluster.sloppy,
-            key_count: w.keys.count,
+            key_count: point.keys,
             pids,
             driver_threads: crate::target::ringkv::driver_threads_for(
                 point
@@ -1038,8 +1091,8 @@ mod local {
             security,
             routing: w.client.routing.routing(),
         };
-        // A remote cluster's nodes report their own counters in Status; there are no data
-        // directories to measure.
+        // A remote cluster's nodes report their own counters and table sizes in Status; there
+        // are no data directories to measure.
         let probe = Some(match cluster.as_ref() {
             Some(c) => NodeProbe {
                 endpoints: c.endpoints(),

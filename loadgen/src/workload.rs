@@ -199,6 +199,10 @@ pub struct Sweep {
     pub concurrency: Vec<Spanned<u32>>,
     /// Cluster sizes.
     pub nodes: Vec<Spanned<u32>>,
+    /// Key counts (each replaces `keys.count`). Left out of the serialized workload when
+    /// empty, so the workload hash of files without it is unchanged.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<Spanned<u64>>,
 }
 
 /// A parsed workload file. Build one with [`Workload::load`] or [`Workload::parse`].
@@ -799,22 +803,34 @@ impl Workload {
 
     fn validate_keys(&self) -> Result<(), Problem> {
         let k = &self.keys;
-        if k.count == 0 {
-            return Err(Problem::new("`keys.count` must be at least 1"));
-        }
         if k.size.0 == 0 || k.size.0 > MAX_KEY_BYTES {
             return Err(Problem::new(format!(
                 "`keys.size` must be 1..={MAX_KEY_BYTES} bytes (the store's key limit)"
             )));
         }
-        let digits = crate::workload::units::digits(k.count.saturating_sub(1));
-        if digits as u64 + 1 > k.size.0 {
-            return Err(Problem::new(format!(
-                "`keys.size` {} is too short for {} keys: it needs at least {} bytes",
-                k.size.0,
-                k.count,
-                digits + 1
-            )));
+        check_key_count("keys.count", k.count, k.size.0).map_err(Problem::new)?;
+        for s in &self.sweep.keys {
+            check_key_count("sweep.keys", s.value, k.size.0).map_err(|m| Problem::at(s, m))?;
+        }
+        // A running cluster keeps what earlier points wrote: with fewer keys than before, a
+        // point would read only part of the data it holds and its disk bytes per key would
+        // count keys it never touches.
+        if !self.cluster.endpoints.is_empty() {
+            for pair in self.sweep.keys.windows(2) {
+                if let [a, b] = pair
+                    && b.value < a.value
+                {
+                    return Err(Problem::at(
+                        b,
+                        format!(
+                            "`sweep.keys` against `cluster.endpoints` must not decrease ({} \
+                             after {}): the cluster keeps every key earlier points wrote; list \
+                             the key counts in increasing order",
+                            b.value, a.value
+                        ),
+                    ));
+                }
+            }
         }
         use KeyDistributionKind as K;
         let skewed = matches!(k.distribution, K::Zipfian | K::Latest);
@@ -1031,6 +1047,23 @@ impl Workload {
         }
         Ok(())
     }
+}
+
+/// Checks a key count (`keys.count` or an entry of `sweep.keys`) against the key length: keys
+/// are `k` and the zero-padded index, so `size` must hold the digits of the largest index.
+fn check_key_count(field: &str, count: u64, size: u64) -> Result<(), String> {
+    if count == 0 {
+        return Err(format!("`{field}` must be at least 1"));
+    }
+    let digits = crate::workload::units::digits(count.saturating_sub(1)) as u64;
+    if digits.saturating_add(1) > size {
+        return Err(format!(
+            "`keys.size` {size} is too short for {count} keys (`{field}`): it needs at least {} \
+             bytes; raise `keys.size`",
+            digits + 1
+        ));
+    }
+    Ok(())
 }
 
 fn check_value_size(size: ByteSize) -> Result<(), String> {

@@ -2,8 +2,8 @@
 //!
 //! spec (`workload`, its `units`; leaves `stats`, `timer`) → plan (`plan`: points) →
 //! `generator` → `target`, `cluster` (its shape), `events`, `resources`, `instructions` →
-//! `record` → `run` → `report` → `sweep` (the orchestrator) → `ab`, `compare` → `history`,
-//! `merge` → the binary.
+//! `record` → `run` → `report`, `metrics` → `sweep` (the orchestrator) → `ab`, `compare` →
+//! `history`, `merge` → the binary.
 //!
 //! This test reads the sources and fails on any `crate::` path that points sideways or up, so
 //! the module graph stays free of cycles.
@@ -28,6 +28,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("consistency", 4),
     ("run", 5),
     ("report", 6),
+    ("metrics", 6),
     ("sweep", 7),
     ("ab", 8),
     ("compare", 8),

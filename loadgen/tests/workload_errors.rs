@@ -507,3 +507,63 @@ fn autoscale_is_refused_where_it_cannot_act_and_its_policy_is_checked() {
     let err = parse(&format!("{remote}autoscale: {{}}\n")).unwrap_err();
     assert!(err.to_string().contains("ringkv autoscale"), "{err}");
 }
+
+#[test]
+fn swept_key_counts_label_the_points_they_replace() {
+    let w = parse(&format!("{VALID}sweep:\n  keys: [1000, 5000]\n")).unwrap();
+    let points = loadgen::sweep::points(&w).unwrap();
+    let keys: Vec<u64> = points.iter().map(|p| p.keys).collect();
+    assert_eq!(keys, [1000, 5000]);
+    assert!(
+        points[1].label().contains("keys=5000"),
+        "{}",
+        points[1].label()
+    );
+    // Without the sweep the workload's count is used and the label is unchanged.
+    let plain = loadgen::sweep::points(&parse(VALID).unwrap()).unwrap();
+    assert_eq!(plain[0].keys, 100);
+    assert!(!plain[0].label().contains("keys="), "{}", plain[0].label());
+}
+
+#[test]
+fn bad_swept_key_counts_are_refused_where_they_are_written() {
+    // (text, expected message, line of the problem)
+    let cases = [
+        (
+            format!("{VALID}sweep:\n  keys: [100, 0]\n"),
+            "`sweep.keys` must be at least 1",
+            8,
+        ),
+        (
+            // Keys are `k` and 4 digits here; 100,000 keys need 6 bytes.
+            format!(
+                "{}sweep:\n  keys:\n    - 1000\n    - 100000\n",
+                VALID.replace("keys: { count: 100 }", "keys: { count: 100, size: 5 }")
+            ),
+            "`keys.size` 5 is too short for 100000 keys (`sweep.keys`)",
+            10,
+        ),
+        (format!("{VALID}sweep:\n  keys: [1000, -5]\n"), "", 8),
+        (format!("{VALID}sweep:\n  keys: [ten]\n"), "", 8),
+        (
+            // A running cluster keeps what earlier points wrote, so its counts must not drop.
+            format!(
+                "{}sweep:\n  keys: [5000, 1000]\n",
+                VALID.replace(
+                    "cluster: { nodes: 3, replication: 3 }",
+                    "cluster: { endpoints: [\"127.0.0.1:1\"] }",
+                )
+            ),
+            "must not decrease",
+            8,
+        ),
+    ];
+    for (text, expected, line) in cases {
+        let err = parse(&text).unwrap_err();
+        assert!(
+            err.to_string().contains(expected),
+            "expected `{expected}` in: {err}"
+        );
+        assert_eq!(err.line_column().map(|(l, _)| l), Some(line), "{err}");
+    }
+}

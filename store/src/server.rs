@@ -35,6 +35,7 @@ use crate::version::VersionSet;
 use crate::wire::{ring_from_proto, ring_to_proto};
 
 mod metrics;
+pub use metrics::serve_registry;
 mod session;
 
 /// Threads applying replica operations to the local engine. Two keep one

@@ -66,6 +66,14 @@ enum Command {
         /// wall-clock time: RFC 3339 UTC (2026-11-28T20:00:00Z) or Unix seconds.
         #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
         start_at: Option<std::time::SystemTime>,
+        /// Serve the live progress as Prometheus metrics at http://ADDR/metrics (plain HTTP):
+        /// PORT (on 127.0.0.1), localhost:PORT or IP:PORT.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<String>,
+        /// Let --metrics-listen take an address off loopback (anyone who reaches it can read
+        /// the metrics).
+        #[arg(long, requires = "metrics_listen")]
+        metrics_public: bool,
     },
     /// Check workload files without running them.
     Validate {
@@ -228,7 +236,20 @@ fn main() -> ExitCode {
             instructions,
             shard,
             start_at,
+            metrics_listen,
+            metrics_public,
         } => {
+            let metrics = match metrics_listen
+                .as_deref()
+                .map(|a| loadgen::metrics::listen_address(a, metrics_public))
+                .transpose()
+            {
+                Ok(addr) => addr,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
             let workload = match load(&file).and_then(|mut w| {
                 w.cluster.insecure |= insecure;
                 w.with_overrides(rate, concurrency, duration, &file)
@@ -257,6 +278,7 @@ fn main() -> ExitCode {
                     shard,
                     start_at,
                     nodes,
+                    metrics_at: metrics,
                 },
             )
         }
@@ -458,6 +480,7 @@ struct RunFlags {
     shard: Option<loadgen::workload::Shard>,
     start_at: Option<std::time::SystemTime>,
     nodes: loadgen::sweep::NodeSide,
+    metrics_at: Option<std::net::SocketAddr>,
 }
 
 fn run(workload: Workload, file: PathBuf, flags: RunFlags) -> ExitCode {
@@ -472,7 +495,26 @@ fn run(workload: Workload, file: PathBuf, flags: RunFlags) -> ExitCode {
         shard,
         start_at,
         nodes,
+        metrics_at,
     } = flags;
+    let metrics = match metrics_at {
+        Some(addr) => {
+            let m = loadgen::metrics::LiveMetrics::new();
+            match loadgen::metrics::serve(addr, &m) {
+                Ok(bound) => {
+                    if !quiet {
+                        eprintln!("metrics: http://{bound}/metrics");
+                    }
+                    Some(m)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_RUNTIME);
+                }
+            }
+        }
+        None => None,
+    };
     let opts = loadgen::sweep::RunOptions {
         workload_file: file,
         out,
@@ -482,6 +524,7 @@ fn run(workload: Workload, file: PathBuf, flags: RunFlags) -> ExitCode {
         nodes,
         shard,
         start_at,
+        metrics,
     };
     let result = runtime.block_on(async {
         tokio::select! {

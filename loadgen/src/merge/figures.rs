@@ -256,7 +256,9 @@ fn merge_resources(parts: &[ShardRun<'_>]) -> Option<Resources> {
         engine_bytes_per_op: shared(|r| r.engine_bytes_per_op),
         // Counted only for local clusters' nodes, which shards never start.
         node_instructions_per_op: None,
+        disk_bytes: mean(|r| r.disk_bytes.map(|b| b as f64)).map(|b| b.round() as u64),
         disk_bytes_per_key: mean(|r| r.disk_bytes_per_key),
+        disk_bytes_per_key_replica: mean(|r| r.disk_bytes_per_key_replica),
         loadgen_cpu_us_per_op: own(|r| r.loadgen_cpu_us_per_op),
         loadgen_ctx_per_op: own(|r| r.loadgen_ctx_per_op),
     })

@@ -2,7 +2,7 @@
 //!
 //! * `spectrum-<point>`: the latency percentile spectrum, percentile on a log "nines" axis;
 //! * `latency-vs-value-size`, `latency-vs-quorum`, `latency-vs-replication`,
-//!   `latency-vs-nodes`: p50/p99/p99.9 across the sweep dimension;
+//!   `latency-vs-nodes`, `latency-vs-keys`: p50/p99/p99.9 across the sweep dimension;
 //! * `latency-vs-throughput`: p99 against achieved throughput when the rate or concurrency is
 //!   swept (the capacity curve);
 //! * `timeline-<point>`: throughput (and an open loop's offered rate) and p99 per one-second
@@ -599,6 +599,7 @@ enum Dim {
     Quorum,
     Replication,
     Nodes,
+    Keys,
 }
 
 impl Dim {
@@ -611,6 +612,7 @@ impl Dim {
             ),
             Dim::Replication => (u64::from(p.params.replication), 0),
             Dim::Nodes => (u64::from(p.params.nodes), 0),
+            Dim::Keys => (p.params.keys.unwrap_or(0), 0),
         }
     }
     fn label(self, k: (u64, u64)) -> String {
@@ -619,6 +621,7 @@ impl Dim {
             Dim::Quorum => format!("W={} R={}", k.0, k.1),
             Dim::Replication => format!("N={}", k.0),
             Dim::Nodes => format!("{} nodes", k.0),
+            Dim::Keys => format!("{} keys", k.0),
         }
     }
     fn stem(self) -> &'static str {
@@ -627,6 +630,7 @@ impl Dim {
             Dim::Quorum => "latency-vs-quorum",
             Dim::Replication => "latency-vs-replication",
             Dim::Nodes => "latency-vs-nodes",
+            Dim::Keys => "latency-vs-keys",
         }
     }
     fn desc(self) -> &'static str {
@@ -635,6 +639,7 @@ impl Dim {
             Dim::Quorum => "Write and read quorum (W, R)",
             Dim::Replication => "Replication factor N",
             Dim::Nodes => "Cluster size",
+            Dim::Keys => "Distinct keys",
         }
     }
     fn title(self) -> &'static str {
@@ -643,6 +648,7 @@ impl Dim {
             Dim::Quorum => "Response time vs quorum settings",
             Dim::Replication => "Response time vs replication factor",
             Dim::Nodes => "Response time vs cluster size",
+            Dim::Keys => "Response time vs key count",
         }
     }
 }
@@ -662,6 +668,11 @@ fn rest_key(p: &PointSummary, dim: Option<Dim>) -> String {
     }
     if dim != Some(Dim::Nodes) {
         parts.push(format!("nodes={}", q.nodes));
+    }
+    if dim != Some(Dim::Keys)
+        && let Some(k) = q.keys
+    {
+        parts.push(format!("keys={k}"));
     }
     if dim.is_some() {
         if let Some(s) = q.schedule() {
@@ -832,7 +843,13 @@ pub fn draw_all(dir: &Path, summary: &Summary) -> Result<Vec<PathBuf>, ReportErr
         written.push(png.strip_prefix(dir).map(Path::to_path_buf).unwrap_or(png));
         Ok(())
     };
-    for dim in [Dim::ValueSize, Dim::Quorum, Dim::Replication, Dim::Nodes] {
+    for dim in [
+        Dim::ValueSize,
+        Dim::Quorum,
+        Dim::Replication,
+        Dim::Nodes,
+        Dim::Keys,
+    ] {
         for (stem, chart) in versus(summary, dim) {
             push(
                 Figure {

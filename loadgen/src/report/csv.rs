@@ -16,6 +16,7 @@ pub const COLUMNS: &[&str] = &[
     "replication",
     "write_quorum",
     "read_quorum",
+    "keys",
     "rate",
     "concurrency",
     "offered_rate",
@@ -48,7 +49,9 @@ pub const COLUMNS: &[&str] = &[
     "node_write_bytes_per_op",
     "node_voluntary_ctx_per_op",
     "node_involuntary_ctx_per_op",
+    "disk_bytes",
     "disk_bytes_per_key",
+    "disk_bytes_per_key_replica",
     "node_instructions_per_op",
     "loadgen_cpu_us_per_op",
     "failed_p99_us",
@@ -88,6 +91,7 @@ pub fn to_csv(summary: &Summary) -> String {
                 p.params.replication.to_string(),
                 p.params.write_quorum.to_string(),
                 p.params.read_quorum.to_string(),
+                opt(p.params.keys),
                 opt(p.params.rate),
                 opt(p.params.concurrency),
                 opt(p.offered_rate),
@@ -126,7 +130,12 @@ pub fn to_csv(summary: &Summary) -> String {
                     .resources
                     .as_ref()
                     .and_then(|r| r.node_involuntary_ctx_per_op)),
+                opt(p.resources.as_ref().and_then(|r| r.disk_bytes)),
                 opt(p.resources.as_ref().and_then(|r| r.disk_bytes_per_key)),
+                opt(p
+                    .resources
+                    .as_ref()
+                    .and_then(|r| r.disk_bytes_per_key_replica)),
                 opt(p
                     .resources
                     .as_ref()

@@ -33,30 +33,61 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
          Warm-up is excluded.\n"
     );
     let _ = writeln!(s, "## Points\n");
-    let _ = writeln!(
-        s,
-        "| point | nodes | N | W | R | value | load | op | count | errors | ops/s | p50 | p90 | \
-         p99 | p99.9 | max | service p99 | offered | achieved | client bound |"
-    );
-    let _ = writeln!(s, "|{}", "---|".repeat(20));
+    // A key count is a column only when it is swept; otherwise it is the workload's.
+    let keys_swept = summary.points.iter().any(|p| p.params.keys.is_some());
+    let mut head = vec!["point", "nodes", "N", "W", "R", "value"];
+    if keys_swept {
+        head.push("keys");
+    }
+    head.extend([
+        "load",
+        "op",
+        "count",
+        "errors",
+        "ops/s",
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "max",
+        "service p99",
+        "offered",
+        "achieved",
+        "disk B/key (per copy)",
+        "client bound",
+    ]);
+    let _ = writeln!(s, "| {} |", head.join(" | "));
+    let _ = writeln!(s, "|{}", "---|".repeat(head.len()));
     for p in &summary.points {
-        let load = p.params.load_text();
+        let disk = p
+            .resources
+            .as_ref()
+            .and_then(|r| {
+                let per_key = r.disk_bytes_per_key?;
+                Some(match r.disk_bytes_per_key_replica {
+                    Some(copy) => format!("{per_key:.1} ({copy:.1})"),
+                    None => format!("{per_key:.1}"),
+                })
+            })
+            .unwrap_or_else(|| "—".into());
         for (op, o) in &p.ops {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | \
-                 {} | {} | {} | {:.0} | {} |",
-                p.id,
-                p.params.nodes,
-                p.params.replication,
-                p.params.write_quorum,
-                p.params.read_quorum,
-                p.params.values,
-                load,
-                op,
-                o.count,
-                o.errors,
-                o.throughput_ops_s,
+            let mut row = vec![
+                p.id.clone(),
+                p.params.nodes.to_string(),
+                p.params.replication.to_string(),
+                p.params.write_quorum.to_string(),
+                p.params.read_quorum.to_string(),
+                p.params.values.clone(),
+            ];
+            if keys_swept {
+                row.push(p.params.keys.map_or("—".into(), |k| k.to_string()));
+            }
+            row.extend([
+                p.params.load_text(),
+                op.clone(),
+                o.count.to_string(),
+                o.errors.to_string(),
+                format!("{:.0}", o.throughput_ops_s),
                 ms(o.response.p50_us),
                 ms(o.response.p90_us),
                 ms(o.response.p99_us),
@@ -66,9 +97,11 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
                 p.offered_rate
                     .map(|r| format!("{r:.0}"))
                     .unwrap_or_else(|| "—".into()),
-                p.achieved_rate,
-                if p.client_bound { "**yes**" } else { "no" },
-            );
+                format!("{:.0}", p.achieved_rate),
+                disk.clone(),
+                if p.client_bound { "**yes**" } else { "no" }.into(),
+            ]);
+            let _ = writeln!(s, "| {} |", row.join(" | "));
         }
     }
     let _ = writeln!(s, "\n## Self-check\n");
@@ -110,7 +143,7 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
             "\n## Resources per operation\n\nRead from /proc and the nodes' Status at the edges \
              of the measured window (medians over runs), summed over nodes.\n\n| point | runs | \
              node CPU µs/op | loadgen CPU µs/op | node ctx switches/op (vol / invol) | node \
-             disk write B/op | fsyncs/op | engine B/op | disk B/key |\n|---|---|---|---|---|---|---|---|---|"
+             disk write B/op | fsyncs/op | engine B/op |\n|---|---|---|---|---|---|---|---|"
         );
         let f = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}"));
         for p in &summary.points {
@@ -123,7 +156,7 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {}{} | {:.2} | {} / {} | {} | {} | {} | {} |",
+                "| {} | {} | {}{} | {:.2} | {} / {} | {} | {} | {} |",
                 p.id,
                 p.runs.len().max(1),
                 f(r.node_cpu_us_per_op),
@@ -134,7 +167,6 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
                 f(r.node_write_bytes_per_op),
                 f(r.fsyncs_per_op),
                 f(r.engine_bytes_per_op),
-                f(r.disk_bytes_per_key),
             );
         }
     }

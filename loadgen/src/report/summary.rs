@@ -96,6 +96,10 @@ pub struct Params {
     pub read_quorum: u32,
     /// Nodes in the cluster.
     pub nodes: u32,
+    /// Distinct keys, when `sweep.keys` varies them (absent otherwise: the count is the
+    /// workload's `keys.count`, and older folders have no such field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<u64>,
     /// Open loop at a constant rate: intended rate, ops/s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
@@ -125,6 +129,7 @@ impl Params {
             write_quorum: p.write_quorum,
             read_quorum: p.read_quorum,
             nodes: p.nodes,
+            keys: p.keys_swept.then_some(p.keys),
             rate,
             rate_schedule,
             concurrency,
@@ -584,8 +589,10 @@ pub fn resource_fields(r: &Resources) -> Vec<(&'static str, Option<f64>)> {
         ),
         ("fsyncs_per_op", r.fsyncs_per_op),
         ("engine_bytes_per_op", r.engine_bytes_per_op),
+        ("disk_bytes", r.disk_bytes.map(|b| b as f64)),
         ("node_instructions_per_op", r.node_instructions_per_op),
         ("disk_bytes_per_key", r.disk_bytes_per_key),
+        ("disk_bytes_per_key_replica", r.disk_bytes_per_key_replica),
         ("loadgen_cpu_us_per_op", Some(r.loadgen_cpu_us_per_op)),
         ("loadgen_ctx_per_op", Some(r.loadgen_ctx_per_op)),
     ]
@@ -608,8 +615,10 @@ fn med_resources(rs: &[&Resources]) -> Resources {
         ),
         fsyncs_per_op: med_opt(rs.iter().map(|r| r.fsyncs_per_op)),
         engine_bytes_per_op: med_opt(rs.iter().map(|r| r.engine_bytes_per_op)),
+        disk_bytes: med_opt(rs.iter().map(|r| r.disk_bytes.map(|b| b as f64))).map(|b| b as u64),
         node_instructions_per_op: med_opt(rs.iter().map(|r| r.node_instructions_per_op)),
         disk_bytes_per_key: med_opt(rs.iter().map(|r| r.disk_bytes_per_key)),
+        disk_bytes_per_key_replica: med_opt(rs.iter().map(|r| r.disk_bytes_per_key_replica)),
         loadgen_cpu_us_per_op: med(rs.iter().map(|r| r.loadgen_cpu_us_per_op)),
         loadgen_ctx_per_op: med(rs.iter().map(|r| r.loadgen_ctx_per_op)),
     }

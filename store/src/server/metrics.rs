@@ -176,7 +176,16 @@ fn registry(node: &Node) -> Registry {
 
 /// Serves `/metrics` on `listener` until the task is aborted.
 pub async fn serve(node: Node, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    let registry = Arc::new(registry(&node));
+    serve_registry(Arc::new(registry(&node)), listener).await
+}
+
+/// Serves `registry` as `GET /metrics` (OpenMetrics text) on `listener` until the task is
+/// aborted: a node's metrics, and the loadgen's live progress (`loadgen run
+/// --metrics-listen`).
+pub async fn serve_registry(
+    registry: Arc<Registry>,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
