@@ -84,6 +84,7 @@ pub async fn describe_endpoints(w: &Workload) -> Result<Option<ClusterFacts>, St
         routing: store::client::Routing::Endpoints,
         connections: 1,
         security: endpoint_security(w)?,
+        hedge_reads_after: None,
     };
     let client = store::client::Client::connect(&w.cluster.endpoints, opts)
         .await

@@ -1090,6 +1090,7 @@ mod local {
             ),
             security,
             routing: w.client.routing.routing(),
+            hedge_reads_after: w.client.hedge_reads_after.map(|d| d.0),
         };
         // A remote cluster's nodes report their own counters and table sizes in Status; there
         // are no data directories to measure.

@@ -281,6 +281,10 @@ pub struct Workload {
 pub struct ClientConfig {
     /// Which node coordinates each request.
     pub routing: RoutingKind,
+    /// Hedged reads: a read unanswered after this long is also sent to the next replica,
+    /// the first answer wins (default off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hedge_reads_after: Option<DurationSpec>,
 }
 
 /// `client.routing`.
@@ -635,6 +639,19 @@ impl Workload {
         }
         if self.request_timeout().is_zero() {
             return Err(Problem::new("`timeout` must be longer than 0s"));
+        }
+        if let Some(h) = self.client.hedge_reads_after {
+            if self.target != TargetKind::Ringkv {
+                return Err(Problem::new(
+                    "`client.hedge_reads_after` applies to the ringkv target",
+                ));
+            }
+            if h.0.is_zero() || h.0 >= self.request_timeout() {
+                return Err(Problem::new(
+                    "`client.hedge_reads_after` must be longer than 0s and shorter than \
+                     `timeout`",
+                ));
+            }
         }
         self.validate_keys()?;
         self.validate_values()?;

@@ -319,6 +319,7 @@ async fn connect(c: &ClientArgs) -> Result<Client, CliError> {
         routing: crate::client::Routing::TokenAware,
         connections: 1,
         security: security::client_security(c)?,
+        hedge_reads_after: None,
     };
     Ok(Client::connect(&c.endpoint, opts).await?)
 }

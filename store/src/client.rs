@@ -17,7 +17,9 @@
 //!   the deadline, or whose coordinator could not gather R replies
 //!   (UNAVAILABLE), is asked again of the next node;
 //! - a write whose connection breaks or times out in flight is not repeated:
-//!   it may have been applied, so it fails with [`ClientError::Indeterminate`].
+//!   it may have been applied, so it fails with [`ClientError::Indeterminate`];
+//! - with [`ClientOptions::hedge_reads_after`], a read still unanswered after
+//!   that long is also sent to the next replicas, and the first answer wins.
 
 mod session;
 
@@ -52,6 +54,11 @@ pub struct ClientOptions {
     pub connections: usize,
     /// The CA to trust and the token to present (the default is none: an insecure cluster).
     pub security: ClientSecurity,
+    /// Hedged reads: a read not answered within this long is also sent to the next replica,
+    /// and the first answer wins (`None`, the default: ask the next replica only after a
+    /// failure or the attempt's share of the deadline). Costs an extra read for every read
+    /// slower than this, so set it near the read p95-p99.
+    pub hedge_reads_after: Option<Duration>,
 }
 
 impl Default for ClientOptions {
@@ -61,6 +68,7 @@ impl Default for ClientOptions {
             routing: Routing::TokenAware,
             connections: 1,
             security: ClientSecurity::default(),
+            hedge_reads_after: None,
         }
     }
 }
@@ -560,14 +568,131 @@ impl Client {
         timeout: Duration,
         op: pb::session_request::Op,
     ) -> Result<pb::session_response::Result, ClientError> {
-        use session::CallError;
         // The node applies `timeout` itself; allow a little more for the answer to travel.
         let deadline = tokio::time::Instant::now() + timeout + Duration::from_millis(500);
         let view = self.view();
         let (order, len) = self.order(&view, key);
-        let mut failures: Vec<String> = Vec::new();
         let slot = self.next.fetch_add(1, Ordering::Relaxed);
-        for (attempt, &node_idx) in order[..len].iter().enumerate() {
+        let mut failures: Vec<String> = Vec::new();
+        let result = match self.opts.hedge_reads_after {
+            Some(after) if kind == Kind::Read && len > 1 => {
+                let (first, rest) = order[..len].split_at(1);
+                self.hedged(
+                    &view,
+                    (first, rest),
+                    after,
+                    deadline,
+                    slot,
+                    &op,
+                    &mut failures,
+                )
+                .await
+            }
+            _ => {
+                let nodes = &order[..len];
+                self.attempts(&view, nodes, kind, deadline, slot, &op, &mut failures)
+                    .await
+            }
+        };
+        result.unwrap_or_else(|| {
+            Err(ClientError::Status(tonic::Status::unavailable(format!(
+                "no node answered ({} tried): {}",
+                failures.len(),
+                failures.join("; ")
+            ))))
+        })
+    }
+
+    /// A hedged read: `first` is asked, and unless it answers within `after` (or fails
+    /// sooner), `rest` are asked too, in order; the first answer wins. `None` when neither
+    /// answered (the reasons are in `failures`).
+    #[allow(clippy::too_many_arguments)]
+    async fn hedged(
+        &self,
+        view: &View,
+        (first, rest): (&[usize], &[usize]),
+        after: Duration,
+        deadline: tokio::time::Instant,
+        slot: usize,
+        op: &pb::session_request::Op,
+        failures: &mut Vec<String>,
+    ) -> Option<Result<pb::session_response::Result, ClientError>> {
+        let (mut first_failures, mut rest_failures) = (Vec::new(), Vec::new());
+        let first_failed = tokio::sync::Notify::new();
+        // The attempts borrow the failure lists until this block drops them.
+        let result = {
+            let primary = async {
+                let r = self
+                    .attempts(
+                        view,
+                        first,
+                        Kind::Read,
+                        deadline,
+                        slot,
+                        op,
+                        &mut first_failures,
+                    )
+                    .await;
+                if !matches!(r, Some(Ok(_))) {
+                    first_failed.notify_one();
+                }
+                r
+            };
+            let hedge = async {
+                tokio::select! {
+                    () = tokio::time::sleep(after) => {}
+                    () = first_failed.notified() => {}
+                }
+                self.attempts(
+                    view,
+                    rest,
+                    Kind::Read,
+                    deadline,
+                    slot,
+                    op,
+                    &mut rest_failures,
+                )
+                .await
+            };
+            tokio::pin!(primary, hedge);
+            let (mut primary_done, mut hedge_done) = (false, false);
+            let mut first_error = None;
+            loop {
+                let r = tokio::select! {
+                    r = &mut primary, if !primary_done => { primary_done = true; r }
+                    r = &mut hedge, if !hedge_done => { hedge_done = true; r }
+                };
+                match r {
+                    Some(Ok(answer)) => break Some(Ok(answer)),
+                    Some(Err(e)) if first_error.is_none() => first_error = Some(e),
+                    _ => {}
+                }
+                if primary_done && hedge_done {
+                    break first_error.take().map(Err);
+                }
+            }
+        };
+        failures.append(&mut first_failures);
+        failures.append(&mut rest_failures);
+        result
+    }
+
+    /// Asks `nodes` in order until one answers, as the module docs say; `None` when none did
+    /// before the deadline (the reasons are in `failures`).
+    #[allow(clippy::too_many_arguments)]
+    async fn attempts(
+        &self,
+        view: &View,
+        nodes: &[usize],
+        kind: Kind,
+        deadline: tokio::time::Instant,
+        slot: usize,
+        op: &pb::session_request::Op,
+        failures: &mut Vec<String>,
+    ) -> Option<Result<pb::session_response::Result, ClientError>> {
+        use session::CallError;
+        let len = nodes.len();
+        for (attempt, &node_idx) in nodes.iter().enumerate() {
             let Some(node) = view.nodes.get(node_idx) else {
                 continue;
             };
@@ -596,24 +721,24 @@ impl Client {
                     failures.push(format!("{}: {}", node.address, e.message));
                 }
                 Ok(pb::session_response::Result::Error(e)) => {
-                    return Err(ClientError::Status(tonic::Status::new(
+                    return Some(Err(ClientError::Status(tonic::Status::new(
                         tonic::Code::from_i32(e.code),
                         e.message,
-                    )));
+                    ))));
                 }
-                Ok(answer) => return Ok(answer),
+                Ok(answer) => return Some(Ok(answer)),
                 Err(CallError::NotSent) => {
                     failures.push(format!("{}: session closed", node.address));
                 }
                 Err(CallError::Lost(reason)) if kind == Kind::Write => {
-                    return Err(ClientError::Indeterminate {
+                    return Some(Err(ClientError::Indeterminate {
                         reason: format!("{}: {reason}", node.address),
-                    });
+                    }));
                 }
                 Err(CallError::Timeout) if kind == Kind::Write => {
-                    return Err(ClientError::Indeterminate {
+                    return Some(Err(ClientError::Indeterminate {
                         reason: format!("{}: no answer before the client deadline", node.address),
-                    });
+                    }));
                 }
                 Err(CallError::Lost(reason)) => {
                     failures.push(format!("{}: {reason}", node.address))
@@ -626,11 +751,7 @@ impl Client {
                 break;
             }
         }
-        Err(ClientError::Status(tonic::Status::unavailable(format!(
-            "no node answered ({} tried): {}",
-            failures.len(),
-            failures.join("; ")
-        ))))
+        None
     }
 
     fn timeout_of(&self, c: &Consistency) -> Duration {

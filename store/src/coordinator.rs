@@ -119,6 +119,12 @@ pub struct ReadOutcome {
     pub replies: u32,
 }
 
+/// A read whose R replicas have not all answered after this long asks one more replica (and
+/// another after each further wait): far above a healthy fetch round trip here (p50 about
+/// 0.2 ms in README's consistency runs), far below any timeout. Cassandra calls this
+/// speculative retry.
+pub const SPECULATE_READ_AFTER: Duration = Duration::from_millis(50);
+
 /// Coordinator counters.
 #[derive(Debug, Default)]
 pub struct CoordStats {
@@ -130,6 +136,8 @@ pub struct CoordStats {
     pub write_quorum_failures: AtomicU64,
     /// Reads that failed their quorum.
     pub read_quorum_failures: AtomicU64,
+    /// Reads that asked one more replica because the first ones were slow to answer.
+    pub read_speculations: AtomicU64,
     /// Writes sent to a fallback with a hint.
     pub hinted_writes: AtomicU64,
     /// Writes whose coordinating replica was another node.
@@ -506,7 +514,9 @@ impl Coordinator {
         let deadline = Instant::now() + timeout;
         self.stats.reads.fetch_add(1, Ordering::Relaxed);
         // Ask R replicas (this node first: no network hop), and all of them
-        // with probability `read_repair_chance`; a failure brings in the next.
+        // with probability `read_repair_chance`; a failure brings in the next, and so does
+        // silence for `SPECULATE_READ_AFTER` (a frozen or overloaded replica that no failure
+        // detector has caught yet).
         let me = self.cluster.me();
         let mut order: Vec<Target> = targets.clone();
         order.sort_by_key(|t| t.member.id != me);
@@ -542,7 +552,21 @@ impl Coordinator {
         let mut counted = 0u32;
         let mut failures = Vec::new();
         while counted < r {
-            let Some((t, result)) = pending.next().await else {
+            let next = if unasked.len() > 0 {
+                match tokio::time::timeout(SPECULATE_READ_AFTER, pending.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        if let Some(t) = unasked.next() {
+                            self.stats.read_speculations.fetch_add(1, Ordering::Relaxed);
+                            pending.push(ask(t));
+                        }
+                        continue;
+                    }
+                }
+            } else {
+                pending.next().await
+            };
+            let Some((t, result)) = next else {
                 break;
             };
             let failed = match result

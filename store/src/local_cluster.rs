@@ -564,6 +564,7 @@ impl LocalCluster {
             routing: crate::client::Routing::Endpoints,
             connections: 1,
             security: self.security.clone(),
+            hedge_reads_after: None,
         }
     }
 

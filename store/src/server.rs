@@ -495,6 +495,7 @@ impl Node {
             ("reads", &cs.reads),
             ("write_quorum_failures", &cs.write_quorum_failures),
             ("read_quorum_failures", &cs.read_quorum_failures),
+            ("read_speculations", &cs.read_speculations),
             ("hinted_writes", &cs.hinted_writes),
             ("forwarded_writes", &cs.forwarded_writes),
             ("read_repairs", &cs.read_repairs),

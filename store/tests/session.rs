@@ -1,6 +1,6 @@
 //! The multiplexed `Kv.Session` protocol against real nodes: out-of-order answers, thousands
-//! in flight, a bad request failing alone, and the client's failover when a node dies with
-//! requests in flight.
+//! in flight, a bad request failing alone, the client's failover when a node dies with
+//! requests in flight, and hedged reads around a frozen node.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{client, raw_kv, spec, start, wr};
+use store::client::{Client, ClientOptions};
 use store::local_cluster::LocalCluster;
 use store::proto::{self as pb, session_request, session_response};
 use tokio_stream::StreamExt;
@@ -231,5 +232,50 @@ async fn a_node_killed_mid_run_fails_only_writes_that_may_have_been_applied() {
     for i in 0..200 {
         c.get(format!("k{i}").as_bytes(), &cons).await.unwrap();
     }
+    cluster.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hedged_reads_are_answered_by_the_next_replica_while_the_first_is_frozen() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cluster = start(spec(3, 3, 2, 2)).await;
+    let c = client(&cluster).await;
+    for i in 0..30 {
+        c.put(format!("h{i}").as_bytes(), b"v", None, &wr(3, 2))
+            .await
+            .unwrap();
+    }
+    // A long deadline: without hedging, a read whose first replica is frozen waits half of it
+    // (15 s) before it asks the next one.
+    let hedged = Client::connect(
+        &cluster.endpoints(),
+        ClientOptions {
+            timeout: Duration::from_secs(30),
+            security: cluster.client_security(),
+            hedge_reads_after: Some(Duration::from_millis(50)),
+            ..ClientOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    // Learn the ring before freezing a node, then freeze it: connections stay open, nothing
+    // is answered.
+    hedged.get(b"h0", &wr(2, 2)).await.unwrap();
+    assert!(cluster.pause_node(0));
+    let mut slowest = Duration::ZERO;
+    for i in 0..30 {
+        let started = std::time::Instant::now();
+        let got = hedged.get(format!("h{i}").as_bytes(), &wr(2, 2)).await;
+        slowest = slowest.max(started.elapsed());
+        let got = got.unwrap_or_else(|e| panic!("read h{i} with n1 frozen: {e}"));
+        assert_eq!(got.versions.len(), 1);
+    }
+    assert!(cluster.resume_node(0));
+    // About a third of the keys have the frozen node first; each was answered by the next
+    // replica soon after the hedge, far inside the 15 s an unhedged read would wait.
+    assert!(
+        slowest < Duration::from_secs(5),
+        "the slowest read took {slowest:?}"
+    );
     cluster.stop().await.unwrap();
 }

@@ -39,6 +39,8 @@ pub struct RingkvOptions {
     pub security: ClientSecurity,
     /// Which node coordinates each request.
     pub routing: store::client::Routing,
+    /// Hedged reads (`client.hedge_reads_after`).
+    pub hedge_reads_after: Option<std::time::Duration>,
 }
 
 /// Operations per second one driver thread is sized for. Measured: the client costs about
@@ -146,6 +148,7 @@ impl RingkvTarget {
             routing: opts.routing,
             connections: opts.connections.max(1),
             security: opts.security.clone(),
+            hedge_reads_after: opts.hedge_reads_after,
         };
         let threads = opts.driver_threads.min(MAX_DRIVER_THREADS);
         let mut drivers = Vec::with_capacity(threads);
