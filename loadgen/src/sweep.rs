@@ -19,7 +19,7 @@ use crate::report::{Manifest, ReportError, Summary, Tools};
 use crate::resources::{EngineCounters, Sampler, Snapshot, snapshot, snapshot_at};
 use crate::run::{Measure, Progress, RunError, RunSpec};
 use crate::target::Target;
-use crate::target::null::NullTarget;
+use crate::target::null::{NullTarget, QueueingNull};
 use crate::workload::TargetKind;
 
 /// Seed offset for the preload's value sizes, so preloading does not shift the measured sequence.
@@ -242,8 +242,8 @@ impl Session {
             metrics: self.metrics.clone(),
         };
         let w = &self.workload;
-        let p = match w.target {
-            TargetKind::Null => {
+        let p = match (w.target, &w.null_model) {
+            (TargetKind::Null, None) => {
                 run_point(
                     &NullTarget,
                     &checker_for(w, point, &ctx)?,
@@ -257,8 +257,25 @@ impl Session {
                 )
                 .await
             }
-            TargetKind::Ringkv => run_ringkv_point(w, point, &self.dir, self.quiet, &ctx).await,
-            TargetKind::Redis => run_redis_point(w, point, &self.dir, self.quiet, &ctx).await,
+            // Fresh servers for every run, as a ringkv point gets a fresh cluster.
+            (TargetKind::Null, Some(m)) => {
+                run_point(
+                    &QueueingNull::new(m.value.servers, m.value.service_time.0),
+                    &checker_for(w, point, &ctx)?,
+                    w,
+                    point,
+                    &self.dir,
+                    self.quiet,
+                    None,
+                    &ctx,
+                    None,
+                )
+                .await
+            }
+            (TargetKind::Ringkv, _) => {
+                run_ringkv_point(w, point, &self.dir, self.quiet, &ctx).await
+            }
+            (TargetKind::Redis, _) => run_redis_point(w, point, &self.dir, self.quiet, &ctx).await,
         }?;
         self.pending.push(p);
         Ok(())

@@ -5,6 +5,7 @@
 //! (see [`crate::plan`]), before anything starts.
 
 mod autoscale;
+pub mod null_model;
 pub mod rate;
 pub mod shard;
 pub mod units;
@@ -16,9 +17,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
+pub use null_model::NullModel;
 pub use rate::{RateSchedule, RateSpec, RateStep};
 pub use shard::Shard;
-pub use units::{ByteSize, DurationSpec, Preload, Quorum, SizeSpec, WeightedSize};
+pub use units::{ByteSize, DurationSpec, Percent, Preload, Quorum, SizeSpec, WeightedSize};
 
 /// The store refuses values larger than this (10 KB); so does the workload validation.
 pub const MAX_VALUE_BYTES: u64 = 10 * 1024;
@@ -273,6 +275,10 @@ pub struct Workload {
     /// (`docs/autoscaling.md`; `{}` takes the defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<Spanned<store::autoscale::Policy>>,
+    /// `target: null` only: simulated servers with a fixed service time (default: none, every
+    /// request answers at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub null_model: Option<Spanned<NullModel>>,
 }
 
 /// `client:` — how requests reach the cluster.
@@ -641,7 +647,8 @@ impl Workload {
         self.validate_mix()?;
         self.validate_cluster()?;
         self.validate_events()?;
-        self.validate_autoscale()
+        self.validate_autoscale()?;
+        self.validate_null_model()
     }
 
     /// A `rate` schedule is the point's whole load: it cannot be swept over or combined with a
