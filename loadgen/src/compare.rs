@@ -1399,6 +1399,7 @@ mod tests {
             shard: None,
             start_at: None,
             merged: None,
+            search: None,
         }
     }
 

@@ -18,7 +18,8 @@ const LATE_START_WARNING: Duration = Duration::from_millis(500);
 ///   sees only its own;
 /// - a closed loop with fewer workers than shards, or `ops:` fewer than shards;
 /// - `sequential` keys fewer than shards (two shards would walk the same keys);
-/// - `null_model`: every loadgen would simulate servers of its own for its share.
+/// - `null_model`: every loadgen would simulate servers of its own for its share;
+/// - `search`: each step's verdict needs the whole load's latencies.
 pub fn check(w: &Workload, points: &[Point], shard: Shard) -> Result<(), String> {
     if shard.is_whole() {
         return Ok(());
@@ -40,6 +41,12 @@ pub fn check(w: &Workload, points: &[Point], shard: Shard) -> Result<(), String>
         return Err(format!(
             "--shard {shard}: with `null_model` each of {k} loadgens would simulate its own \
              servers and see 1/{k} of the load; run it from one loadgen"
+        ));
+    }
+    if w.search.is_some() {
+        return Err(format!(
+            "--shard {shard}: a search judges every step on the whole load's latencies, and \
+             each of {k} loadgens sees only its own; run the search from one loadgen"
         ));
     }
     if w.audits() {
