@@ -1,6 +1,6 @@
 //! `search: max_rate` under an `slo`: the search finds the knee of a target whose capacity is
 //! known (the `null` target's model of one server with a 100 µs service time saturates at
-//! 10,000 ops/s) and records every step as a point; a bad `slo`,
+//! 10,000 ops/s), records every step as a point, and draws the capacity chart; a bad `slo`,
 //! `search` or `null_model` is refused before anything runs, naming what to fix.
 
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers may fail loudly
@@ -234,6 +234,9 @@ fn the_search_finds_the_knee_of_one_100us_server_within_ten_percent() {
 
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("## Highest rate under the SLO"), "{report}");
+    let svg = std::fs::read_to_string(out.join("charts/capacity-slo.svg")).unwrap();
+    assert!(svg.contains("SLO p99 50ms") && svg.contains("highest passing"));
+    assert!(out.join("charts/capacity-slo.png").is_file());
 }
 
 #[test]
