@@ -88,14 +88,11 @@ impl Options {
 
 /// Parses a percentage: `10%` or `10`, 0 to 1000.
 pub fn parse_percent(text: &str) -> Result<f64, String> {
-    let t = text.trim().trim_end_matches('%').trim();
-    let v: f64 = t
-        .parse()
-        .map_err(|_| format!("`{text}` is not a percentage; write e.g. 5%"))?;
-    if !(0.0..=1000.0).contains(&v) {
+    let v = crate::workload::units::parse_percent(text)?;
+    if v > 10.0 {
         return Err(format!("`{text}`: a percentage here must be 0% to 1000%"));
     }
-    Ok(v / 100.0)
+    Ok(v)
 }
 
 /// Parses a confidence in percent, strictly between 50 and 100.
@@ -1402,6 +1399,7 @@ mod tests {
             shard: None,
             start_at: None,
             merged: None,
+            search: None,
         }
     }
 

@@ -21,7 +21,8 @@
 //! - [`run`]       — open-loop (coordinated-omission corrected) and closed-loop runners
 //! - [`report`]    — summary.json (medians over runs), points.csv, report.md and charts
 //! - [`metrics`]   — the live progress as Prometheus metrics (`run --metrics-listen`)
-//! - [`sweep`]     — the orchestrator: every point, `repeat` times, on fresh clusters
+//! - [`sweep`]     — the orchestrator: every point, `repeat` times, on fresh clusters; or a
+//!   search for the highest rate that meets an SLO
 //! - [`ab`]        — interleaved A/B runs of two node builds or argument sets
 //! - [`compare`]   — baseline vs candidate: the statistical, fail-closed CI gate
 //! - [`history`]   — change points over a series of results folders, the nightly gate

@@ -321,6 +321,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command: &[String]) -> Result<MergeRe
         shard: None,
         start_at: first.summary.start_at.clone(),
         merged: Some(info.clone()),
+        search: None,
     };
     // The first shard's manifest with the whole workload: what compare and history read.
     let mut manifest = first.manifest.clone();

@@ -318,7 +318,10 @@ pub(crate) fn expand_for(
 
 fn load_list(w: &Workload) -> Result<Vec<Load>, Problem> {
     let mut out = Vec::new();
-    if !w.sweep.rate.is_empty() {
+    if let Some(search) = &w.search {
+        // The search's first step; it makes the others as it goes.
+        out.push(check_rate(search, search.value.max_rate().start_rate())?);
+    } else if !w.sweep.rate.is_empty() {
         for r in &w.sweep.rate {
             out.push(check_rate(r, r.value)?);
         }
@@ -490,6 +493,13 @@ impl Workload {
         let unknown = serde_saphyr::Location::UNKNOWN;
         if rate.is_some() && concurrency.is_some() {
             return Err(Problem::new("give --rate or --concurrency, not both").into_error(path));
+        }
+        if self.search.is_some() && (rate.is_some() || concurrency.is_some()) {
+            return Err(Problem::new(
+                "--rate and --concurrency do not apply to a `search:` workload: the search \
+                 chooses the rate of every step (set `search.max_rate.start` to move it)",
+            )
+            .into_error(path));
         }
         if let Some(r) = rate {
             self.rate = Some(Spanned::new(RateSpec::Constant(r), unknown, unknown));

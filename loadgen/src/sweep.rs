@@ -19,7 +19,7 @@ use crate::report::{Manifest, ReportError, Summary, Tools};
 use crate::resources::{EngineCounters, Sampler, Snapshot, snapshot, snapshot_at};
 use crate::run::{Measure, Progress, RunError, RunSpec};
 use crate::target::Target;
-use crate::target::null::NullTarget;
+use crate::target::null::{NullTarget, QueueingNull};
 use crate::workload::TargetKind;
 
 /// Seed offset for the preload's value sizes, so preloading does not shift the measured sequence.
@@ -153,6 +153,8 @@ pub struct Session {
     /// `--start-at`, until the first run has waited for it.
     start_at: Option<SystemTime>,
     metrics: Option<crate::metrics::LiveMetrics>,
+    /// `manifest.json` as written, kept to add the points a search makes as it goes.
+    manifest: serde_json::Value,
 }
 
 impl Session {
@@ -199,6 +201,11 @@ impl Session {
             start_at: start_at.clone(),
         };
         crate::report::write_json(&dir.join("manifest.json"), &manifest)?;
+        let manifest_json =
+            serde_json::to_value(&manifest).map_err(|e| crate::report::ReportError::Io {
+                path: dir.join("manifest.json"),
+                message: e.to_string(),
+            })?;
         let summary = Summary {
             schema_version: summary_mod::SCHEMA_VERSION,
             name: w.name.clone(),
@@ -212,6 +219,7 @@ impl Session {
             shard: opts.shard,
             start_at,
             merged: None,
+            search: None,
         };
         Ok(Session {
             dir,
@@ -225,7 +233,27 @@ impl Session {
             shard,
             start_at: opts.start_at,
             metrics: opts.metrics.clone(),
+            manifest: manifest_json,
         })
+    }
+
+    /// Adds a point made during the run (a search's next step) to the plan and to
+    /// `manifest.json`, which lists every point that ran.
+    pub fn add_point(&mut self, point: Point) -> Result<(), SweepError> {
+        let value = serde_json::to_value(&point).map_err(|e| crate::report::ReportError::Io {
+            path: self.dir.join("manifest.json"),
+            message: e.to_string(),
+        })?;
+        if let Some(list) = self
+            .manifest
+            .get_mut("points")
+            .and_then(|v| v.as_array_mut())
+        {
+            list.push(value);
+        }
+        self.points.push(point);
+        crate::report::write_json(&self.dir.join("manifest.json"), &self.manifest)?;
+        Ok(())
     }
 
     /// Runs `point` once more (run `run`, 1-based), on a fresh cluster.
@@ -242,8 +270,8 @@ impl Session {
             metrics: self.metrics.clone(),
         };
         let w = &self.workload;
-        let p = match w.target {
-            TargetKind::Null => {
+        let p = match (w.target, &w.null_model) {
+            (TargetKind::Null, None) => {
                 run_point(
                     &NullTarget,
                     &checker_for(w, point, &ctx)?,
@@ -257,8 +285,25 @@ impl Session {
                 )
                 .await
             }
-            TargetKind::Ringkv => run_ringkv_point(w, point, &self.dir, self.quiet, &ctx).await,
-            TargetKind::Redis => run_redis_point(w, point, &self.dir, self.quiet, &ctx).await,
+            // Fresh servers for every run, as a ringkv point gets a fresh cluster.
+            (TargetKind::Null, Some(m)) => {
+                run_point(
+                    &QueueingNull::new(m.value.servers, m.value.service_time.0),
+                    &checker_for(w, point, &ctx)?,
+                    w,
+                    point,
+                    &self.dir,
+                    self.quiet,
+                    None,
+                    &ctx,
+                    None,
+                )
+                .await
+            }
+            (TargetKind::Ringkv, _) => {
+                run_ringkv_point(w, point, &self.dir, self.quiet, &ctx).await
+            }
+            (TargetKind::Redis, _) => run_redis_point(w, point, &self.dir, self.quiet, &ctx).await,
         }?;
         self.pending.push(p);
         Ok(())
@@ -357,6 +402,10 @@ pub async fn run_workload(
              shards' results folders",
             shard.count
         );
+    }
+    if let (Some(search), Some(slo)) = (&w.search, &w.slo) {
+        search::run(&mut session, search.value.max_rate(), &slo.value).await?;
+        return session.finish();
     }
     let points = session.points.clone();
     for point in &points {
@@ -974,6 +1023,7 @@ fn print_point_line(p: &crate::report::PointSummary) {
 
 mod autoscale;
 mod final_audit;
+pub mod search;
 mod shard;
 
 mod local {

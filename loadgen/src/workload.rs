@@ -5,8 +5,10 @@
 //! (see [`crate::plan`]), before anything starts.
 
 mod autoscale;
+pub mod null_model;
 pub mod rate;
 pub mod shard;
+pub mod slo;
 pub mod units;
 
 use std::fmt;
@@ -16,9 +18,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
+pub use null_model::NullModel;
 pub use rate::{RateSchedule, RateSpec, RateStep};
 pub use shard::Shard;
-pub use units::{ByteSize, DurationSpec, Preload, Quorum, SizeSpec, WeightedSize};
+pub use slo::{MaxRateSearch, SearchSpec, Slo};
+pub use units::{ByteSize, DurationSpec, Percent, Preload, Quorum, SizeSpec, WeightedSize};
 
 /// The store refuses values larger than this (10 KB); so does the workload validation.
 pub const MAX_VALUE_BYTES: u64 = 10 * 1024;
@@ -273,6 +277,16 @@ pub struct Workload {
     /// (`docs/autoscaling.md`; `{}` takes the defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<Spanned<store::autoscale::Policy>>,
+    /// The objective a `search` step must meet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<Spanned<Slo>>,
+    /// Instead of fixed points: search for the highest open-loop rate that meets `slo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<Spanned<SearchSpec>>,
+    /// `target: null` only: simulated servers with a fixed service time (default: none, every
+    /// request answers at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub null_model: Option<Spanned<NullModel>>,
 }
 
 /// `client:` — how requests reach the cluster.
@@ -549,9 +563,10 @@ impl Workload {
             .any(|e| e.action == EventAction::Partition)
     }
 
-    /// Whether the run is open loop (a rate is given, at top level or in the sweep).
+    /// Whether the run is open loop (a rate is given, at top level or in the sweep, or a
+    /// search chooses it).
     pub fn is_open_loop(&self) -> bool {
-        self.rate.is_some() || !self.sweep.rate.is_empty()
+        self.rate.is_some() || !self.sweep.rate.is_empty() || self.search.is_some()
     }
 
     /// Checks everything that does not depend on the sweep point.
@@ -591,6 +606,7 @@ impl Workload {
             (None, Some(0)) => return Err(Problem::new("`ops` must be at least 1")),
             _ => {}
         }
+        self.validate_search()?;
         let open = self.is_open_loop();
         let closed = self.concurrency.is_some() || !self.sweep.concurrency.is_empty();
         self.validate_rate_schedule(closed)?;
@@ -658,7 +674,8 @@ impl Workload {
         self.validate_mix()?;
         self.validate_cluster()?;
         self.validate_events()?;
-        self.validate_autoscale()
+        self.validate_autoscale()?;
+        self.validate_null_model()
     }
 
     /// A `rate` schedule is the point's whole load: it cannot be swept over or combined with a

@@ -556,6 +556,15 @@ fn run(workload: Workload, file: PathBuf, flags: RunFlags) -> ExitCode {
                     .iter()
                     .filter(|p| p.client_bound)
                     .count();
+                if let Some(s) = &report.summary.search {
+                    let rate = |r: Option<f64>| r.map_or("none".into(), |r| format!("{r:.0}"));
+                    println!(
+                        "  highest rate under the SLO: {} ops/s (lowest failing: {}); see \
+                         report.md",
+                        rate(s.highest_passing_rate),
+                        rate(s.lowest_failing_rate)
+                    );
+                }
                 if flagged > 0 {
                     println!(
                         "  note: {flagged} point(s) were client-bound (the load generator was the \
@@ -605,6 +614,18 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     for file in files {
         match load(file) {
             Ok(w) => match loadgen::sweep::points(&w) {
+                Ok(_) if w.search.is_some() => {
+                    let s = w.search.as_ref().map(|s| s.value.max_rate().clone());
+                    let s = s.unwrap_or_default();
+                    println!(
+                        "{}: ok, a search for the highest rate under the SLO ({} to {} ops/s, \
+                         at most {} steps)",
+                        file.display(),
+                        s.start_rate(),
+                        s.max_rate(),
+                        s.max_steps()
+                    );
+                }
                 Ok(points) => println!("{}: ok, {} point(s)", file.display(), points.len()),
                 Err(msg) => {
                     eprintln!("error: {}: {msg}", file.display());

@@ -5,12 +5,15 @@
 //!   `latency-vs-nodes`, `latency-vs-keys`: p50/p99/p99.9 across the sweep dimension;
 //! * `latency-vs-throughput`: p99 against achieved throughput when the rate or concurrency is
 //!   swept (the capacity curve);
+//! * `capacity-slo`: a search's p50/p99/p99.9 against the offered rate, with the SLO's bounds
+//!   and the highest passing rate;
 //! * `timeline-<point>`: throughput (and an open loop's offered rate) and p99 per one-second
 //!   interval.
 //!
 //! Log axes are drawn as log10 of the value on a linear axis, labelled with the value.
 
 mod consistency;
+mod slo;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -861,6 +864,7 @@ pub fn draw_all(dir: &Path, summary: &Summary) -> Result<Vec<PathBuf>, ReportErr
     }
     for (chart, stem) in [
         (capacity(summary), "latency-vs-throughput"),
+        (slo::capacity_slo(summary), "capacity-slo"),
         (consistency::visibility(summary), "consistency-vs-time"),
         (consistency::stale_rates(summary), "stale-rate-vs-quorum"),
     ] {

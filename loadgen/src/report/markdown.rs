@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use super::summary::SUSTAINED_SHARE;
 use super::{ReportError, Summary, io_err};
 
 fn ms(us: f64) -> String {
@@ -32,6 +33,7 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
          corrected for coordinated omission); service time from the actual send. Times in ms. \
          Warm-up is excluded.\n"
     );
+    super::search::markdown_section(&mut s, summary);
     let _ = writeln!(s, "## Points\n");
     // A key count is a column only when it is swept; otherwise it is the workload's.
     let keys_swept = summary.points.iter().any(|p| p.params.keys.is_some());
@@ -212,12 +214,16 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
     let short: Vec<_> = summary
         .points
         .iter()
-        .filter(|p| p.offered_rate.is_some_and(|o| p.achieved_rate < 0.95 * o))
+        .filter(|p| {
+            p.offered_rate
+                .is_some_and(|o| p.achieved_rate < SUSTAINED_SHARE * o)
+        })
         .collect();
     if !short.is_empty() {
         let _ = writeln!(
             s,
-            "\n**Offered rate not sustained** (achieved < 95% of offered):\n"
+            "\n**Offered rate not sustained** (achieved < {:.0}% of offered):\n",
+            SUSTAINED_SHARE * 100.0
         );
         for p in short {
             let _ = writeln!(

@@ -7,6 +7,7 @@ pub mod autoscale;
 pub mod charts;
 pub mod csv;
 pub mod markdown;
+pub mod search;
 pub mod shards;
 pub mod summary;
 

@@ -22,6 +22,9 @@ pub const CLIENT_BOUND_WAKE_LAG_P99_US: f64 = 1_000.0;
 /// …and is at least this fraction of the point's p99 response time.
 pub const CLIENT_BOUND_WAKE_LAG_SHARE: f64 = 0.25;
 
+/// An open-loop point sustained its offered rate when it achieved at least this share of it.
+pub const SUSTAINED_SHARE: f64 = 0.95;
+
 /// Latency percentiles in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
@@ -398,6 +401,10 @@ pub struct Summary {
     /// A folder written by `loadgen merge`: which shard folders it took together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged: Option<super::shards::Merged>,
+    /// With `search:`, the highest rate under the SLO and every step (the steps' figures are
+    /// in `points`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<super::search::SearchSummary>,
 }
 
 /// Everything needed to summarise a point besides the recorder's output.

@@ -17,7 +17,9 @@ const LATE_START_WARNING: Duration = Duration::from_millis(500);
 /// - the lost-write audit: it needs every write of the run in one history, and each loadgen
 ///   sees only its own;
 /// - a closed loop with fewer workers than shards, or `ops:` fewer than shards;
-/// - `sequential` keys fewer than shards (two shards would walk the same keys).
+/// - `sequential` keys fewer than shards (two shards would walk the same keys);
+/// - `null_model`: every loadgen would simulate servers of its own for its share;
+/// - `search`: each step's verdict needs the whole load's latencies.
 pub fn check(w: &Workload, points: &[Point], shard: Shard) -> Result<(), String> {
     if shard.is_whole() {
         return Ok(());
@@ -33,6 +35,18 @@ pub fn check(w: &Workload, points: &[Point], shard: Shard) -> Result<(), String>
             "--shard {shard}: the workload starts a local cluster, and {k} loadgens would each \
              start and measure their own; name one shared cluster with `cluster.endpoints` (or \
              use the `null` target)"
+        ));
+    }
+    if w.null_model.is_some() {
+        return Err(format!(
+            "--shard {shard}: with `null_model` each of {k} loadgens would simulate its own \
+             servers and see 1/{k} of the load; run it from one loadgen"
+        ));
+    }
+    if w.search.is_some() {
+        return Err(format!(
+            "--shard {shard}: a search judges every step on the whole load's latencies, and \
+             each of {k} loadgens sees only its own; run the search from one loadgen"
         ));
     }
     if w.audits() {

@@ -129,11 +129,14 @@ impl DurationSpec {
 
 impl fmt::Display for DurationSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.as_millis();
-        if ms.is_multiple_of(1000) {
-            write!(f, "{}s", ms / 1000)
+        // Exact for whole microseconds, so a service time of `100us` reads back as written.
+        let us = self.0.as_micros();
+        if us.is_multiple_of(1_000_000) {
+            write!(f, "{}s", us / 1_000_000)
+        } else if us.is_multiple_of(1000) {
+            write!(f, "{}ms", us / 1000)
         } else {
-            write!(f, "{ms}ms")
+            write!(f, "{us}us")
         }
     }
 }
@@ -168,6 +171,77 @@ impl Visitor<'_> for DurationVisitor {
 impl<'de> Deserialize<'de> for DurationSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(DurationVisitor)
+    }
+}
+
+/// Parses a percentage, `10%` or `10`, into a fraction (0.1). Any finite value of 0% or
+/// more; callers bound it further.
+pub fn parse_percent(text: &str) -> Result<f64, String> {
+    let t = text.trim().trim_end_matches('%').trim();
+    let v: f64 = t
+        .parse()
+        .map_err(|_| format!("`{text}` is not a percentage; write e.g. 5%"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("`{text}`: a percentage must be 0% or more"));
+    }
+    Ok(v / 100.0)
+}
+
+/// A percentage written with its sign, `0.1%` or `5%`; holds the fraction (0.001, 0.05).
+///
+/// A bare number is refused: `errors: 0.1` could mean 0.1% or 10%.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Percent(pub f64);
+
+impl fmt::Display for Percent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Round away the binary noise of the division (0.1% is 0.0010000000000000002 * 100).
+        let pct = (self.0 * 100.0 * 1e9).round() / 1e9;
+        write!(f, "{pct}%")
+    }
+}
+
+impl Serialize for Percent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+struct PercentVisitor;
+
+impl PercentVisitor {
+    fn bare<E: de::Error>(v: impl fmt::Display) -> E {
+        E::custom(format!(
+            "`{v}` is a bare number; write a percentage with its sign, e.g. `{v}%`"
+        ))
+    }
+}
+
+impl Visitor<'_> for PercentVisitor {
+    type Value = Percent;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a percentage such as 0.1% or 5%")
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Percent, E> {
+        Err(Self::bare(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Percent, E> {
+        Err(Self::bare(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Percent, E> {
+        Err(Self::bare(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Percent, E> {
+        if !v.trim().ends_with('%') {
+            return Err(Self::bare(v.trim()));
+        }
+        parse_percent(v).map(Percent).map_err(E::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(PercentVisitor)
     }
 }
 
@@ -484,5 +558,24 @@ mod tests {
             Duration::from_secs(30)
         );
         assert!(DurationSpec::parse("soon").is_err());
+        assert_eq!(DurationSpec::parse("100us").unwrap().to_string(), "100us");
+        assert_eq!(DurationSpec::parse("1.5ms").unwrap().to_string(), "1500us");
+        assert_eq!(DurationSpec::parse("250ms").unwrap().to_string(), "250ms");
+        assert_eq!(DurationSpec::parse("2m").unwrap().to_string(), "120s");
+    }
+
+    #[test]
+    fn percentages_need_their_sign_in_a_workload_file() {
+        assert_eq!(parse_percent("5%").unwrap(), 0.05);
+        assert_eq!(parse_percent("5").unwrap(), 0.05);
+        assert!(parse_percent("-1%").is_err());
+        assert!(parse_percent("lots").is_err());
+        let p: Percent = serde_saphyr::from_str("0.1%").unwrap();
+        assert!((p.0 - 0.001).abs() < 1e-12);
+        assert_eq!(p.to_string(), "0.1%");
+        let bare = serde_saphyr::from_str::<Percent>("0.1")
+            .unwrap_err()
+            .to_string();
+        assert!(bare.contains("with its sign"), "{bare}");
     }
 }
