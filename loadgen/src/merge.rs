@@ -67,6 +67,19 @@ fn read_folder(dir: &Path) -> Result<ShardFolder, MergeError> {
             dir.display()
         ))
     })?;
+    // summary.json may be hand-edited: a shard outside 1..=k or k beyond the bound would
+    // size the merge by it.
+    if !(1..=crate::workload::shard::MAX_SHARDS).contains(&shard.count)
+        || !(1..=shard.count).contains(&shard.index)
+    {
+        return Err(usage(format!(
+            "{}: summary.json names shard {}/{}; a shard is i/k with 1 <= i <= k <= {}",
+            dir.display(),
+            shard.index,
+            shard.count,
+            crate::workload::shard::MAX_SHARDS
+        )));
+    }
     Ok(ShardFolder {
         dir: dir.to_path_buf(),
         manifest,

@@ -192,6 +192,44 @@ fn two_shards_run_at_once_merge_into_their_sum() {
     let again = merge(&[a, b], &out);
     assert_eq!(again.status.code(), Some(2));
     assert!(stderr(&again).contains("already holds results"));
+
+    // Hand-edited folders are refused, not trusted: a shard count that would size the merge,
+    // and a log path outside the folder (it would be read there and written outside --out).
+    let edited = |from: &Path, name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let copy = tmp.path().join(name);
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(from)
+            .arg(&copy)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut s = json(&copy.join("summary.json"));
+        edit(&mut s);
+        std::fs::write(copy.join("summary.json"), s.to_string()).unwrap();
+        copy
+    };
+    let huge = |i: u32| {
+        move |s: &mut serde_json::Value| {
+            s["shard"] = serde_json::json!({ "index": i, "count": 4_000_000_000u64 })
+        }
+    };
+    let huge1 = edited(a, "huge1", &huge(1));
+    let huge2 = edited(b, "huge2", &huge(2));
+    let m = merge(&[&huge1, &huge2], &tmp.path().join("m4"));
+    assert_eq!(m.status.code(), Some(2), "{}", stderr(&m));
+    assert!(stderr(&m).contains("1 <= i <= k"), "{}", stderr(&m));
+    let escaping = edited(b, "escaping", &|s| {
+        for p in s["points"].as_array_mut().unwrap() {
+            for r in p["runs"].as_array_mut().into_iter().flatten() {
+                r["logs"]["read"] = serde_json::json!("../../outside.hlog");
+            }
+            p["logs"]["read"] = serde_json::json!("../../outside.hlog");
+        }
+    });
+    let m = merge(&[a, &escaping], &tmp.path().join("m5"));
+    assert_eq!(m.status.code(), Some(2), "{}", stderr(&m));
+    assert!(stderr(&m).contains("not a path inside"), "{}", stderr(&m));
 }
 
 #[test]

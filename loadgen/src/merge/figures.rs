@@ -142,7 +142,7 @@ fn merge_op(
                 p.point.id
             ))
         };
-        let path = p.dir.join(p.run.logs.get(op).ok_or_else(missing)?);
+        let path = p.dir.join(inside(p.run.logs.get(op).ok_or_else(missing)?)?);
         let intervals = read_log(&path).map_err(|e| usage(e.to_string()))?;
         let shift = match (base_unix, p.run.window_start_unix_s) {
             (Some(base), Some(start)) => (start - base).max(0.0),
@@ -187,8 +187,9 @@ fn merge_op(
     // Without window times (older folders) the log's start is unknown: the epoch says so.
     let start = base_unix
         .and_then(|b| Duration::try_from_secs_f64(b).ok())
-        .map_or(UNIX_EPOCH, |d| UNIX_EPOCH + d);
-    write_log(&out.join(rel), kind, start, &logged)
+        .and_then(|d| UNIX_EPOCH.checked_add(d))
+        .unwrap_or(UNIX_EPOCH);
+    write_log(&out.join(inside(rel)?), kind, start, &logged)
         .map_err(|e| MergeError::Write(e.to_string()))?;
     total.response = Latency::of(&totals.response);
     total.service = Latency::of(&totals.service);
@@ -300,6 +301,24 @@ fn merge_self_check(parts: &[ShardRun<'_>], resources: Option<&Resources>) -> Se
     }
 }
 
+/// A log path from a shard's summary.json, which may be hand-edited: only a relative path
+/// of plain names (`hdr/p00-read.hlog`) may be read from a shard's folder or written under
+/// `--out`.
+fn inside(rel: &str) -> Result<&Path, MergeError> {
+    let path = Path::new(rel);
+    if rel.is_empty()
+        || !path
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(usage(format!(
+            "a shard's summary.json names the log `{rel}`, which is not a path inside its \
+             results folder"
+        )));
+    }
+    Ok(path)
+}
+
 /// Merges one run of a point over its shards into a one-run point summary (for
 /// [`crate::report::summary::aggregate`]), writing the merged interval logs under `out`.
 pub(super) fn merge_run(out: &Path, parts: &[ShardRun<'_>]) -> Result<PointSummary, MergeError> {
@@ -311,7 +330,15 @@ pub(super) fn merge_run(out: &Path, parts: &[ShardRun<'_>]) -> Result<PointSumma
         .filter_map(|p| p.run.window_start_unix_s)
         .reduce(f64::min);
     let mut ops = BTreeMap::new();
-    for (op, rel) in &first.run.logs {
+    for op in first.run.ops.keys() {
+        let rel = first.run.logs.get(op).ok_or_else(|| {
+            usage(format!(
+                "shard {} ({}) has no interval log for {op} of point {}",
+                first.shard,
+                first.dir.display(),
+                first.point.id
+            ))
+        })?;
         ops.insert(op.clone(), merge_op(out, op, rel, parts, base_unix)?);
     }
     let resources = merge_resources(parts);
