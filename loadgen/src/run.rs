@@ -340,7 +340,9 @@ where
                 live.backlog = due.saturating_sub(sent);
                 live.offered_rate = Some(s.pace.rate_at(elapsed));
             }
-            (Load::Closed { concurrency }, _) => live.in_flight = u64::from(*concurrency),
+            (Load::Closed { concurrency }, _) => {
+                live.in_flight = u64::from(*concurrency) * u64::from(spec.pipeline.max(1));
+            }
             _ => {}
         }
         live

@@ -664,6 +664,11 @@ impl Client {
                 };
                 match r {
                     Some(Ok(answer)) => break Some(Ok(answer)),
+                    // A refusal another replica would repeat (bad request, no permission)
+                    // is final, as on the unhedged path.
+                    Some(Err(ClientError::Status(s))) if s.code() != tonic::Code::Unavailable => {
+                        break Some(Err(ClientError::Status(s)));
+                    }
                     Some(Err(e)) if first_error.is_none() => first_error = Some(e),
                     _ => {}
                 }

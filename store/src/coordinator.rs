@@ -556,6 +556,12 @@ impl Coordinator {
                 match tokio::time::timeout(SPECULATE_READ_AFTER, pending.next()).await {
                     Ok(next) => next,
                     Err(_) => {
+                        // Past the deadline a new request would fail at once; wait for
+                        // those in flight instead.
+                        if Instant::now() >= deadline {
+                            unasked.by_ref().for_each(drop);
+                            continue;
+                        }
                         if let Some(t) = unasked.next() {
                             self.stats.read_speculations.fetch_add(1, Ordering::Relaxed);
                             pending.push(ask(t));

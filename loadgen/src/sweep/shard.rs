@@ -55,11 +55,12 @@ pub fn check(w: &Workload, points: &[Point], shard: Shard) -> Result<(), String>
              and each of {k} loadgens sees only its own; set `audit: false`"
         ));
     }
-    if w.keys.distribution == KeyDistributionKind::Sequential && w.keys.count < u64::from(k) {
+    // Every point's key count (a `sweep.keys` entry replaces `keys.count`).
+    let fewest = points.iter().map(|p| p.keys).min().unwrap_or(w.keys.count);
+    if w.keys.distribution == KeyDistributionKind::Sequential && fewest < u64::from(k) {
         return Err(format!(
-            "--shard {shard}: {} sequential keys cannot be split over {k} loadgens; use at \
-             most {} shards",
-            w.keys.count, w.keys.count
+            "--shard {shard}: {fewest} sequential keys cannot be split over {k} loadgens; use \
+             at most {fewest} shards"
         ));
     }
     if let Some(ops) = w.ops
