@@ -180,7 +180,9 @@ async fn run_seed(seed: u64, secs: u64) {
         .filter(|i| !removed.contains(i))
         .map(|i| cluster.nodes()[i].address.clone())
         .collect();
-    eventually(Duration::from_secs(60), "hints drain", || async {
+    // Replay is throttled and waits for failure detection to see the target alive again; one
+    // suite run on this 2-core machine (seed 2) needed more than 60 s, so the bound is 120 s.
+    eventually(Duration::from_secs(120), "hints drain", || async {
         stat_sum(&cluster, "hints.pending").await == 0
     })
     .await;
