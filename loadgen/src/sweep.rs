@@ -271,34 +271,11 @@ impl Session {
         };
         let w = &self.workload;
         let p = match (w.target, &w.null_model) {
-            (TargetKind::Null, None) => {
-                run_point(
-                    &NullTarget,
-                    &checker_for(w, point, &ctx)?,
-                    w,
-                    point,
-                    &self.dir,
-                    self.quiet,
-                    None,
-                    &ctx,
-                    None,
-                )
-                .await
-            }
+            (TargetKind::Null, None) => self.run_in_process(&NullTarget, point, &ctx).await,
             // Fresh servers for every run, as a ringkv point gets a fresh cluster.
             (TargetKind::Null, Some(m)) => {
-                run_point(
-                    &QueueingNull::new(m.value.servers, m.value.service_time.0),
-                    &checker_for(w, point, &ctx)?,
-                    w,
-                    point,
-                    &self.dir,
-                    self.quiet,
-                    None,
-                    &ctx,
-                    None,
-                )
-                .await
+                let target = QueueingNull::new(m.value.servers, m.value.service_time.0);
+                self.run_in_process(&target, point, &ctx).await
             }
             (TargetKind::Ringkv, _) => {
                 run_ringkv_point(w, point, &self.dir, self.quiet, &ctx).await
@@ -307,6 +284,21 @@ impl Session {
         }?;
         self.pending.push(p);
         Ok(())
+    }
+
+    /// One run of `point` against a target in this process (no cluster, no nodes to probe).
+    async fn run_in_process<T: Target>(
+        &self,
+        target: &T,
+        point: &Point,
+        ctx: &RunCtx,
+    ) -> Result<crate::report::PointSummary, SweepError> {
+        let w = &self.workload;
+        let check = checker_for(w, point, ctx)?;
+        run_point(
+            target, &check, w, point, &self.dir, self.quiet, None, ctx, None,
+        )
+        .await
     }
 
     /// Folds the runs of `point` into its summary and writes `summary.json` (after every point,
