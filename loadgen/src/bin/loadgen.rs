@@ -10,6 +10,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use loadgen::workload::Workload;
 
+/// The store's request path allocates small buffers at a high rate on many threads; glibc's
+/// allocator cost 14% of all CPU at capacity (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EXIT_RUNTIME: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_REGRESSION: u8 = 3;
