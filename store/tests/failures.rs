@@ -344,6 +344,33 @@ async fn restart_during_streaming_resumes_from_the_checkpoint() {
     cluster.stop().await.unwrap();
 }
 
+/// A joining node applies each transferred page as one batch with one commit-log sync, not a
+/// sync per key. Per-key syncs on the new node stalled the writes that wait for it as a
+/// pending replica (`workloads/failover.yaml`: write p99 near 100 ms in the seconds after
+/// the join).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_node_syncs_once_per_transferred_page_not_per_key() {
+    let mut cluster = start(fast_failure_spec(3, 3, 2, 2)).await;
+    let c = client(&cluster).await;
+    let acked = write_keys(&c, "p", 0..3000, &wr(2, 2)).await;
+    assert_eq!(acked.len(), 3000);
+    let n4 = cluster.add_node(None).await.expect("join n4");
+    let address = cluster.nodes()[n4].address.clone();
+    let moved = stat(&cluster, &address, "transfer.entries").await;
+    let syncs = stat(&cluster, &address, "engine.wal_syncs").await;
+    eprintln!("join: n4 received {moved} entries with {syncs} commit-log syncs");
+    assert!(
+        moved >= 1500,
+        "n4 should receive about 3/4 of 3000 keys, twice"
+    );
+    assert!(
+        syncs * 4 <= moved,
+        "{syncs} commit-log syncs for {moved} entries received: one per key, not per page"
+    );
+    assert_all_readable(&c, &acked, &wr(2, 3)).await;
+    cluster.stop().await.unwrap();
+}
+
 fn ids(cluster: &store::local_cluster::LocalCluster, i: usize) -> (String, String, String) {
     let n = &cluster.nodes()[i];
     (n.id.clone(), n.address.clone(), n.zone.clone())

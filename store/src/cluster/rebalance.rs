@@ -31,6 +31,7 @@ use bytes::Bytes;
 
 use crate::proto::replica_client::ReplicaClient;
 use crate::proto::{Range, ScanRangeRequest, StreamRangesRequest, StreamRangesResponse};
+use crate::replica::{LocalWrite, Replica};
 use crate::ring::{Ring, RingDescription, RingMember, Segment};
 use crate::version::VersionSet;
 use crate::wire::ring_to_proto_plain;
@@ -42,6 +43,9 @@ use super::peers::FROM_HEADER;
 const PAGE: u32 = 512;
 /// Prefix of transfer checkpoints in the engine's metadata space.
 const CHECKPOINT_PREFIX: &[u8] = b"mxfer/";
+/// Transferred entries merged per engine batch (the key locks of a batch are held while it
+/// is read and written, so foreground writes to those keys wait at most one batch).
+const APPLY_BATCH: usize = 64;
 /// Deadline of one transfer page.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -480,18 +484,9 @@ async fn pull_range(
             last.as_ref().map_or(0, |(p, _)| *p),
             last.as_ref().map_or(&[][..], |(_, k)| k.as_slice()),
         );
-        tokio::task::spawn_blocking(move || -> Result<(), String> {
-            for e in &page {
-                let set = VersionSet::decode(&e.versions).map_err(|e| e.to_string())?;
-                r.merge(&e.key, &set, None).map_err(|e| e.to_string())?;
-            }
-            r.engine()
-                .put(&ck, &checkpoint)
-                .map_err(|e| e.to_string())?;
-            Ok(())
-        })
-        .await
-        .map_err(|e| e.to_string())??;
+        tokio::task::spawn_blocking(move || apply_page(&r, page, &ck, &checkpoint))
+            .await
+            .map_err(|e| e.to_string())??;
         entries += page_entries;
         bytes += page_bytes;
         let t = cluster.transfer();
@@ -507,6 +502,43 @@ async fn pull_range(
         }
         resume = last;
     }
+}
+
+/// Apply a transferred page: its entries merged in batches of [`APPLY_BATCH`] (one
+/// commit-log record each, key locks held only for one batch), one sync for the whole page,
+/// then its checkpoint. A sync per key kept the joining node's log busy and stalled the
+/// client writes that wait for it as a pending replica.
+fn apply_page(
+    replica: &Replica,
+    page: Vec<crate::proto::Entry>,
+    checkpoint_key: &[u8],
+    checkpoint: &[u8],
+) -> Result<(), String> {
+    let mut writes = Vec::with_capacity(page.len());
+    for e in page {
+        let incoming = VersionSet::decode(&e.versions)
+            .map_err(|err| format!("key {:?}: {err}", String::from_utf8_lossy(&e.key)))?;
+        writes.push(LocalWrite::Merge {
+            key: e.key,
+            incoming,
+        });
+    }
+    let mut last_seq = 0;
+    while !writes.is_empty() {
+        let rest = writes.split_off(writes.len().min(APPLY_BATCH));
+        let batch = std::mem::replace(&mut writes, rest);
+        let (results, seq) = replica.apply_many(batch).map_err(|e| e.to_string())?;
+        if let Some(Err(refused)) = results.into_iter().find(Result::is_err) {
+            return Err(refused);
+        }
+        last_seq = seq;
+    }
+    replica.sync_through(last_seq).map_err(|e| e.to_string())?;
+    replica
+        .engine()
+        .put(checkpoint_key, checkpoint)
+        .map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 #[cfg(test)]
