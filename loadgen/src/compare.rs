@@ -1308,6 +1308,7 @@ mod tests {
                     count: 10_000,
                     errors,
                     errors_indeterminate: 0,
+                    errors_conflict: 0,
                     throughput_ops_s: 1000.0,
                     response: Latency {
                         p50_us: p99 * 500.0,

@@ -94,6 +94,7 @@ fn add(into: &mut LiveOp, from: &LiveOp) {
     into.failed += from.failed;
     into.timeouts += from.timeouts;
     into.indeterminate += from.indeterminate;
+    into.conflicts += from.conflicts;
     for (a, b) in into.buckets.iter_mut().zip(&from.buckets) {
         *a += b;
     }
@@ -240,6 +241,7 @@ impl Collector for Scrape {
                     ("error", k.failed),
                     ("timeout", k.timeouts),
                     ("indeterminate", k.indeterminate),
+                    ("conflict", k.conflicts),
                 ] {
                     let labels = OpOutcome {
                         op: kind.name(),

@@ -73,6 +73,9 @@ pub enum RequestOutcome {
     /// No answer within the request timeout (a read, or a write known not to be applied);
     /// counted among the failures and apart.
     TimedOut,
+    /// A write refused at the store's sibling bound (nothing applied); counted among the
+    /// failures and apart.
+    Conflict,
 }
 
 /// Response and service time of one operation kind, failed requests apart, plus counts.
@@ -91,6 +94,8 @@ pub struct OpHistograms {
     pub indeterminate: u64,
     /// Of those, requests that timed out (and are not indeterminate writes).
     pub timeouts: u64,
+    /// Of those, writes refused at the sibling bound.
+    pub conflicts: u64,
     /// Open-loop ticks never sent by the end of the drain, recorded in `response` at their
     /// intended time with the end of the run as their completion.
     pub missed: u64,
@@ -105,6 +110,7 @@ impl OpHistograms {
             errors: 0,
             indeterminate: 0,
             timeouts: 0,
+            conflicts: 0,
             missed: 0,
         })
     }
@@ -116,6 +122,7 @@ impl OpHistograms {
         self.errors = 0;
         self.indeterminate = 0;
         self.timeouts = 0;
+        self.conflicts = 0;
         self.missed = 0;
     }
 
@@ -127,6 +134,7 @@ impl OpHistograms {
         self.errors += other.errors;
         self.indeterminate += other.indeterminate;
         self.timeouts += other.timeouts;
+        self.conflicts += other.conflicts;
         self.missed += other.missed;
     }
 
@@ -196,12 +204,14 @@ pub const LIVE_BUCKETS_NS: [u64; 16] = {
 pub struct LiveOp {
     /// Answered successfully.
     pub ok: u64,
-    /// Failed, timeouts and indeterminate writes not included.
+    /// Failed, timeouts, indeterminate writes and conflicts not included.
     pub failed: u64,
     /// Timed out.
     pub timeouts: u64,
     /// Writes whose outcome is unknown.
     pub indeterminate: u64,
+    /// Writes refused at the sibling bound.
+    pub conflicts: u64,
     /// Successful requests' response times per bucket of [`LIVE_BUCKETS_NS`] (not
     /// cumulative); the last slot counts those above every bound. Kept only when the
     /// recorder was asked to ([`Recorder::with_live_buckets`]).
@@ -353,6 +363,7 @@ impl Recorder {
                 match outcome {
                     RequestOutcome::Indeterminate => slot.indeterminate += 1,
                     RequestOutcome::TimedOut => slot.timeouts += 1,
+                    RequestOutcome::Conflict => slot.conflicts += 1,
                     RequestOutcome::Ok | RequestOutcome::Failed => {}
                 }
                 self.live.errors += 1;
@@ -460,7 +471,8 @@ fn add_interval(live: &mut LiveOp, slot: &OpHistograms, buckets: bool) {
     live.ok += slot.response.len().saturating_sub(slot.missed);
     live.timeouts += slot.timeouts;
     live.indeterminate += slot.indeterminate;
-    live.failed += failed.saturating_sub(slot.timeouts + slot.indeterminate);
+    live.conflicts += slot.conflicts;
+    live.failed += failed.saturating_sub(slot.timeouts + slot.indeterminate + slot.conflicts);
     if !buckets || slot.response.is_empty() {
         return;
     }
@@ -814,6 +826,7 @@ mod tests {
             (OpKind::Write, (t, t, RequestOutcome::Failed)),
             (OpKind::Write, (t, t, RequestOutcome::TimedOut)),
             (OpKind::Write, (t, t, RequestOutcome::Indeterminate)),
+            (OpKind::Write, (t, t, RequestOutcome::Conflict)),
         ] {
             rec.record(kind, sent, sent, done, outcome);
         }
@@ -841,8 +854,14 @@ mod tests {
         assert!(read.sum_ns > 10e9, "{}", read.sum_ns);
         let write = live.kinds[OpKind::Write.index()];
         assert_eq!(
-            (write.ok, write.failed, write.timeouts, write.indeterminate),
-            (1, 1, 1, 1)
+            (
+                write.ok,
+                write.failed,
+                write.timeouts,
+                write.indeterminate,
+                write.conflicts
+            ),
+            (1, 1, 1, 1, 1)
         );
         rec.finish(start + Duration::from_secs(2)).unwrap();
     }

@@ -167,6 +167,7 @@ impl Shared<'_> {
                     OpError::Indeterminate(_) => RequestOutcome::Indeterminate,
                     OpError::Timeout => RequestOutcome::TimedOut,
                     OpError::Failed(_) => RequestOutcome::Failed,
+                    OpError::Conflict(_) => RequestOutcome::Conflict,
                 }
             }
         }

@@ -77,6 +77,11 @@ pub enum CoordError {
     /// The request can never succeed as given (INVALID_ARGUMENT).
     #[error("{0}")]
     InvalidArgument(String),
+    /// The write was refused because the key holds too many concurrent versions (the sibling
+    /// bound); nothing changed. A read and a write with the context it returned resolve them
+    /// (ABORTED: retry at the level of the read-modify-write, not the same request).
+    #[error("{0}")]
+    Conflict(String),
     /// Too few replicas answered (UNAVAILABLE).
     #[error(
         "{what} quorum not met: {got} of {needed} required replicas answered ({tried} tried){detail}"
@@ -402,7 +407,16 @@ impl Coordinator {
                 Err(PeerError::Remote {
                     peer,
                     message,
+                    conflict: true,
+                    ..
+                }) => {
+                    return Err(CoordError::Conflict(format!("{peer}: {message}")));
+                }
+                Err(PeerError::Remote {
+                    peer,
+                    message,
                     invalid: true,
+                    ..
                 }) => {
                     return Err(CoordError::InvalidArgument(format!("{peer}: {message}")));
                 }

@@ -338,6 +338,7 @@ impl From<CoordError> for Status {
     fn from(e: CoordError) -> Self {
         match e {
             CoordError::InvalidArgument(m) => Status::invalid_argument(m),
+            CoordError::Conflict(m) => Status::aborted(m),
             e @ CoordError::Unavailable { .. } => Status::unavailable(e.to_string()),
             CoordError::Internal(m) => Status::internal(m),
         }

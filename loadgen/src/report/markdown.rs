@@ -245,12 +245,22 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
         let _ = writeln!(s, "\n**Errors** (first message per point):\n");
         for p in errors {
             let unknown: u64 = p.ops.values().map(|o| o.errors_indeterminate).sum();
-            let note = if unknown > 0 {
-                format!(
-                    " ({unknown} of the failed writes have an unknown outcome: they may have been applied)"
-                )
-            } else {
+            let conflicts: u64 = p.ops.values().map(|o| o.errors_conflict).sum();
+            let mut notes = Vec::new();
+            if unknown > 0 {
+                notes.push(format!(
+                    "{unknown} of the failed writes have an unknown outcome: they may have been applied"
+                ));
+            }
+            if conflicts > 0 {
+                notes.push(format!(
+                    "{conflicts} writes were refused because their key held too many concurrent versions (the sibling bound): nothing was applied, and a read-modify-write resolves the key"
+                ));
+            }
+            let note = if notes.is_empty() {
                 String::new()
+            } else {
+                format!(" ({})", notes.join("; "))
             };
             let _ = writeln!(
                 s,

@@ -268,6 +268,7 @@ mod tests {
             count: 1000,
             errors,
             errors_indeterminate: 0,
+            errors_conflict: 0,
             throughput_ops_s: achieved,
             response: Latency {
                 p50_us: p99_us / 10.0,

@@ -71,6 +71,10 @@ pub struct OpSummary {
     /// deadline passed: they may have been applied). Absent in folders written before.
     #[serde(default)]
     pub errors_indeterminate: u64,
+    /// Of those, writes the store refused because the key held too many concurrent
+    /// versions (ringkv's sibling bound; nothing applied). Absent in folders written before.
+    #[serde(default)]
+    pub errors_conflict: u64,
     /// Successful operations per second of the measured window.
     pub throughput_ops_s: f64,
     /// Response time (open loop: from the intended start).
@@ -542,6 +546,7 @@ fn op_summary(h: &OpHistograms, secs: f64) -> OpSummary {
         count: h.completed() + h.missed,
         errors: h.errors,
         errors_indeterminate: h.indeterminate,
+        errors_conflict: h.conflicts,
         throughput_ops_s: (succeeded as f64 / secs * 10.0).round() / 10.0,
         response: Latency::of(&h.response),
         service: Latency::of(&h.service),
@@ -659,6 +664,7 @@ pub fn aggregate(runs: Vec<PointSummary>) -> Option<PointSummary> {
         o.count = med_u64(each.iter().map(|s| s.count));
         o.errors = med_u64(each.iter().map(|s| s.errors));
         o.errors_indeterminate = med_u64(each.iter().map(|s| s.errors_indeterminate));
+        o.errors_conflict = med_u64(each.iter().map(|s| s.errors_conflict));
         o.throughput_ops_s = med(each.iter().map(|s| s.throughput_ops_s));
         o.response = med_latency(&each.iter().map(|s| &s.response).collect::<Vec<_>>());
         o.service = med_latency(&each.iter().map(|s| &s.service).collect::<Vec<_>>());

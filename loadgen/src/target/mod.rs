@@ -43,6 +43,11 @@ pub enum OpError {
     /// flight, so it may or may not have been applied.
     #[error("{0}")]
     Indeterminate(String),
+    /// A write the store refused because its key holds too many concurrent versions (ringkv's
+    /// sibling bound, gRPC ABORTED); nothing was applied. Told apart from other failures:
+    /// it is the store protecting every acknowledged write, and a read-modify-write resolves it.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// What a completed operation tells the consistency checker (`crate::consistency`).

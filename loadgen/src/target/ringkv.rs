@@ -136,6 +136,7 @@ fn op_error(e: ClientError) -> OpError {
     }
     match e.code() {
         Some(tonic::Code::DeadlineExceeded) => OpError::Timeout,
+        Some(tonic::Code::Aborted) => OpError::Conflict(e.to_string()),
         _ => OpError::Failed(e.to_string()),
     }
 }
@@ -302,5 +303,7 @@ mod tests {
         assert!(matches!(op_error(e), OpError::Failed(_)));
         let e = ClientError::Status(tonic::Status::deadline_exceeded("late"));
         assert!(matches!(op_error(e), OpError::Timeout));
+        let e = ClientError::Status(tonic::Status::aborted("too many concurrent versions"));
+        assert!(matches!(op_error(e), OpError::Conflict(_)));
     }
 }

@@ -314,8 +314,8 @@ fn execute(replica: &Replica, jobs: Vec<Job>) {
         // A write refused alone (the sibling bound) changed nothing: answer it now.
         let set = match result {
             Ok(set) => set,
-            Err(message) => {
-                (w.reply)(respond(Err(ApplyError::Invalid(message))));
+            Err(refused) => {
+                (w.reply)(respond(Err(ApplyError::from(refused))));
                 continue;
             }
         };

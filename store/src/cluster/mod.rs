@@ -215,6 +215,7 @@ impl Cluster {
             peer: self.me.clone(),
             message: "the local replica executor has stopped".into(),
             invalid: false,
+            conflict: false,
         }
     }
 
@@ -311,6 +312,7 @@ impl Cluster {
                 peer: self.me.clone(),
                 message: "the write was not applied".into(),
                 invalid: false,
+                conflict: false,
             }),
         }
     }
@@ -368,10 +370,12 @@ fn respond(result: Result<Bytes, ApplyError>) -> ReplicaResponse {
             id: 0,
             result: Some(replica_response::Result::Versions(versions)),
             invalid: false,
+            conflict: false,
         },
         Err(e) => ReplicaResponse {
             id: 0,
             invalid: matches!(e, ApplyError::Invalid(_)),
+            conflict: matches!(e, ApplyError::Replica(ReplicaError::TooManySiblings(_))),
             result: Some(replica_response::Result::Error(e.to_string())),
         },
     }

@@ -66,6 +66,9 @@ pub enum PeerError {
         message: String,
         /// The request itself is bad; no other replica would take it.
         invalid: bool,
+        /// A write refused at the sibling bound: the key holds too many concurrent
+        /// versions; nothing changed.
+        conflict: bool,
     },
 }
 
@@ -177,6 +180,7 @@ pub fn check_response(peer: &str, resp: ReplicaResponse) -> Result<ReplicaRespon
             peer: peer.to_string(),
             message: message.clone(),
             invalid: resp.invalid,
+            conflict: resp.conflict,
         });
     }
     Ok(resp)

@@ -529,7 +529,7 @@ fn apply_page(
         let batch = std::mem::replace(&mut writes, rest);
         let (results, seq) = replica.apply_many(batch).map_err(|e| e.to_string())?;
         if let Some(Err(refused)) = results.into_iter().find(Result::is_err) {
-            return Err(refused);
+            return Err(refused.to_string());
         }
         last_seq = seq;
     }

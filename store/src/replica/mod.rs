@@ -47,7 +47,7 @@ pub use merkle::MerkleIndex;
 
 /// One write of a batch: the key's resulting set, or why this write alone was refused (the
 /// set is then as it was).
-pub type WriteResult = std::result::Result<VersionSet, String>;
+pub type WriteResult = std::result::Result<VersionSet, ReplicaError>;
 
 /// Prefix of data keys.
 const DATA: u8 = b'd';
@@ -128,6 +128,10 @@ pub enum ReplicaError {
     /// no node can have made). Only that write fails.
     #[error("refused: {0}")]
     Invalid(String),
+    /// A write refused because the key would hold more concurrent versions than the
+    /// sibling bound; nothing changed. Only that write fails.
+    #[error("refused: {0}")]
+    TooManySiblings(#[from] crate::version::TooManySiblings),
     /// Metadata in the engine is malformed.
     #[error("node metadata {0:?} is corrupt")]
     Metadata(&'static str),
@@ -631,7 +635,7 @@ impl Replica {
             let changed = match outcome {
                 Ok(changed) => changed,
                 Err(e) => {
-                    results.push(Err(self.refused(e).to_string()));
+                    results.push(Err(self.refused(e)));
                     continue;
                 }
             };
@@ -820,7 +824,7 @@ impl Replica {
                     max = t.max,
                     "sibling bound reached; the write was refused (nothing is dropped)"
                 );
-                ReplicaError::Invalid(t.to_string())
+                ReplicaError::TooManySiblings(t)
             }
         }
     }
