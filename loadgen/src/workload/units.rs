@@ -92,12 +92,12 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
-/// A duration written `500ms`, `30s`, `2m`, `1h`, or a bare number of seconds.
+/// A duration written `500ms`, `30s`, `2m`, `1h`, `100us`, `500ns`, or a bare number of seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DurationSpec(pub Duration);
 
 impl DurationSpec {
-    /// Parses `500ms`, `30s`, `1.5s`, `2m`, `1h`, or `30` (seconds).
+    /// Parses `500ms`, `30s`, `1.5s`, `2m`, `1h`, `100us`, `500ns`, or `30` (seconds).
     pub fn parse(text: &str) -> Result<DurationSpec, String> {
         let t = text.trim();
         let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
@@ -106,6 +106,7 @@ impl DurationSpec {
             "" | "s" => 1.0,
             "ms" => 1e-3,
             "us" => 1e-6,
+            "ns" => 1e-9,
             "m" | "min" => 60.0,
             "h" => 3600.0,
             _ => {
@@ -129,8 +130,12 @@ impl DurationSpec {
 
 impl fmt::Display for DurationSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Exact for whole microseconds, so a service time of `100us` reads back as written.
-        let us = self.0.as_micros();
+        // Exact, so a service time of `100us` or `500ns` reads back as written.
+        let ns = self.0.as_nanos();
+        if !ns.is_multiple_of(1000) {
+            return write!(f, "{ns}ns");
+        }
+        let us = ns / 1000;
         if us.is_multiple_of(1_000_000) {
             write!(f, "{}s", us / 1_000_000)
         } else if us.is_multiple_of(1000) {
@@ -562,6 +567,13 @@ mod tests {
         assert_eq!(DurationSpec::parse("1.5ms").unwrap().to_string(), "1500us");
         assert_eq!(DurationSpec::parse("250ms").unwrap().to_string(), "250ms");
         assert_eq!(DurationSpec::parse("2m").unwrap().to_string(), "120s");
+        // Below a microsecond it reads back as written, not as `0s`.
+        assert_eq!(DurationSpec::parse("0.5us").unwrap().to_string(), "500ns");
+        assert_eq!(DurationSpec::parse("1500ns").unwrap().to_string(), "1500ns");
+        assert_eq!(
+            DurationSpec::parse("250ns").unwrap().0,
+            Duration::from_nanos(250)
+        );
     }
 
     #[test]
