@@ -392,6 +392,17 @@ where
             rec.record_missed(kind, s.intended(tick), measure_end);
         }
     }
+    // The last, partial interval: closed now so the live figures (the progress line and
+    // `--metrics-listen`) end with every answered request, not the last full second's.
+    {
+        let mut rec = shared.rec.borrow_mut();
+        rec.rotate(measure_end)?;
+        progress.update(
+            "measure",
+            measure_end.saturating_duration_since(measure_start),
+            &live_now(&rec, measure_end),
+        );
+    }
     let recorded = shared.rec.into_inner().finish(measure_end)?;
     let (offered_rate, ticks_due, missed_ticks) = match (&schedule, &spec.load) {
         (Some(s), Load::Open { rate }) => {

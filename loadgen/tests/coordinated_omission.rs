@@ -7,8 +7,9 @@
 use std::time::{Duration, Instant};
 
 use loadgen::generator::{OpGen, OpKind, ValuePool};
+use loadgen::record::Live;
 use loadgen::record::Recorder;
-use loadgen::run::{Measure, NoProgress, Outcome, RunSpec, drive};
+use loadgen::run::{Measure, NoProgress, Outcome, Progress, RunSpec, drive};
 use loadgen::sweep::Load;
 use loadgen::target::stall::StallTarget;
 use loadgen::workload::{ByteSize, KeyDistributionKind, KeysConfig, Mix, SizeSpec};
@@ -18,7 +19,7 @@ const STALL_FOR: Duration = Duration::from_secs(1);
 const MEASURE: Duration = Duration::from_secs(4);
 
 fn run_against_stall(load: Load) -> Outcome {
-    run_against(load, STALL_AFTER, STALL_FOR, MEASURE)
+    run_against(load, STALL_AFTER, STALL_FOR, MEASURE, &NoProgress)
 }
 
 fn run_against(
@@ -26,6 +27,7 @@ fn run_against(
     stall_after: Duration,
     stall_for: Duration,
     measure: Duration,
+    progress: &impl Progress,
 ) -> Outcome {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -70,7 +72,7 @@ fn run_against(
             &std::cell::RefCell::new(loadgen::consistency::Checker::new(false, 0).unwrap()),
             &spec,
             |start, wall| Recorder::new(start, wall, &[OpKind::Read], dir.path(), "p00"),
-            &NoProgress,
+            progress,
         ))
         .unwrap();
     // Bounded: the run ends on its own schedule.
@@ -140,6 +142,7 @@ fn ticks_never_sent_show_in_p99_and_max() {
         Duration::from_millis(500),
         Duration::from_secs(6),
         Duration::from_secs(1),
+        &NoProgress,
     );
     let read = &outcome.recorded.ops[OpKind::Read.index()];
     assert!(
@@ -156,4 +159,35 @@ fn ticks_never_sent_show_in_p99_and_max() {
     assert!(ms(read.response.max()) > 5000.0);
     // They are not answered requests.
     assert!(read.completed() < 700, "completed {}", read.completed());
+}
+
+/// Keeps the last live figures the runner reported.
+#[derive(Default)]
+struct LastLive(std::cell::Cell<Option<Live>>);
+
+impl Progress for LastLive {
+    fn update(&self, _: &str, _: Duration, live: &Live) {
+        self.0.set(Some(*live));
+    }
+}
+
+#[test]
+fn the_live_figures_end_with_every_answered_request_counted() {
+    // 1.5 s measured: the last half second closes after the last once-a-second update.
+    let last = LastLive::default();
+    let outcome = run_against(
+        Load::open(1000.0).unwrap(),
+        Duration::from_secs(3600),
+        Duration::ZERO,
+        Duration::from_millis(1500),
+        &last,
+    );
+    let read = &outcome.recorded.ops[OpKind::Read.index()];
+    let answered = read.response.len() - read.missed;
+    let live = last.0.get().expect("the runner reported live figures");
+    assert_eq!(
+        live.kinds[OpKind::Read.index()].ok,
+        answered,
+        "the live totals (what --metrics-listen serves) must include the last partial second"
+    );
 }
