@@ -396,8 +396,11 @@ pub async fn run_workload(
         );
     }
     if let (Some(search), Some(slo)) = (&w.search, &w.slo) {
-        search::run(&mut session, search.value.max_rate(), &slo.value).await?;
-        return session.finish();
+        let searched = search::run(&mut session, search.value.max_rate(), &slo.value).await;
+        // A step that could not run still leaves a report of what the search found.
+        let report = session.finish();
+        searched?;
+        return report;
     }
     let points = session.points.clone();
     for point in &points {

@@ -265,3 +265,43 @@ fn validate_describes_a_search_and_refuses_a_bad_one_with_exit_code_2() {
         "{err}"
     );
 }
+
+/// A step that cannot run (here: nodes that refuse their arguments) ends the search with an
+/// error, and the folder still says so: `outcome: error` with the message, and a report.
+#[test]
+fn a_step_that_cannot_run_ends_the_search_with_its_error_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("broken.yaml");
+    std::fs::write(
+        &file,
+        "name: broken-search
+target: ringkv
+cluster: { nodes: 1, replication: 1, node_args: [\"--no-such-flag\"] }
+keys: { count: 100 }
+values: { size: 100 }
+preload: false
+warmup: 0s
+duration: 1s
+slo: { p99: 10ms }
+search: max_rate
+",
+    )
+    .unwrap();
+    let out = tmp.path().join("results");
+    let run = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["run", "--quiet", "--out"])
+        .arg(&out)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let search = &summary["search"];
+    assert_eq!(search["outcome"], "error", "{search:#}");
+    let error = search["error"].as_str().unwrap();
+    assert!(error.contains("no-such-flag"), "{error}");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("The search stopped at step 1"), "{report}");
+}

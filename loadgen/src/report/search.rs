@@ -130,6 +130,10 @@ pub enum SearchOutcome {
     StartFailed,
     /// The step budget ran out before the bracket was narrow enough.
     StepsExhausted,
+    /// A step could not run (a cluster that would not start, a results folder that could not
+    /// be written): the search stopped there; `error` says why, and the rates found by the
+    /// steps before it stand.
+    Error,
 }
 
 /// Which part of the search a step belonged to.
@@ -202,6 +206,9 @@ pub struct SearchSummary {
     pub confidence: String,
     /// Every step, in the order they ran.
     pub steps: Vec<SearchStep>,
+    /// Why the search stopped early, with `outcome: error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The report's search section: the answer first, then every step.

@@ -183,6 +183,8 @@ pub fn confidence_note(b: &Bracket, steps: &[SearchStep], runs_per_step: u32) ->
                 _ => "unknown".into(),
             }
         )),
+        // Only `run` says a step could not run, with a note of its own.
+        SearchOutcome::Error => {}
     }
     let passing = steps
         .iter()
@@ -259,6 +261,7 @@ pub async fn run(session: &mut Session, spec: &MaxRateSearch, slo: &Slo) -> Resu
         bracket_width: None,
         confidence: String::new(),
         steps: Vec::new(),
+        error: None,
     };
     while let Some((rate, phase)) = bracket.next() {
         let load = Load::open(rate).map_err(SweepError::Usage)?;
@@ -281,10 +284,20 @@ pub async fn run(session: &mut Session, spec: &MaxRateSearch, slo: &Slo) -> Resu
                 point.label()
             );
         }
-        for run in 1..=session.repeat {
-            session.run_once(&point, run).await?;
+        if let Err(e) = run_step(session, &point).await {
+            // The folder says why the search stopped, and keeps what the earlier steps found.
+            summary.outcome = Some(SearchOutcome::Error);
+            summary.error = Some(e.to_string());
+            summary.confidence = format!(
+                "The search stopped at step {step} ({} ops/s), which could not run: {e}. The \
+                 rates above come from the {} step(s) before it.",
+                tidy(rate),
+                summary.steps.len()
+            );
+            session.summary.search = Some(summary);
+            crate::report::write_json(&session.dir.join("summary.json"), &session.summary)?;
+            return Err(e);
         }
-        session.finish_point()?;
         let Some(p) = session.summary.points.last() else {
             return Err(SweepError::Point {
                 point: point.id(),
@@ -326,6 +339,14 @@ pub async fn run(session: &mut Session, spec: &MaxRateSearch, slo: &Slo) -> Resu
     session.summary.search = Some(summary);
     crate::report::write_json(&session.dir.join("summary.json"), &session.summary)?;
     Ok(())
+}
+
+/// Every run of one step, then its summary.
+async fn run_step(session: &mut Session, point: &Point) -> Result<(), SweepError> {
+    for run in 1..=session.repeat {
+        session.run_once(point, run).await?;
+    }
+    session.finish_point()
 }
 
 #[cfg(test)]
