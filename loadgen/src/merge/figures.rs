@@ -64,22 +64,49 @@ impl Slot {
 /// Adds a shard's intervals into `slots`, the shard's n-th interval into the n-th slot: the
 /// shards began their windows at the same time, so their n-th seconds coincide. `shift` is
 /// how much later than the earliest shard this one's window began (its times are moved by it).
+/// Shards whose measured windows began further apart than this are refused: their loads did
+/// not overlap, and a window start edited by hand must not make `merge` allocate a slot per
+/// second of the gap.
+const MAX_WINDOW_SKEW_S: f64 = 600.0;
+
 fn add_intervals(
     slots: &mut Vec<Slot>,
     intervals: &[LoggedInterval],
     shift: f64,
     path: &Path,
 ) -> Result<(), MergeError> {
+    if !(0.0..=MAX_WINDOW_SKEW_S).contains(&shift) {
+        return Err(usage(format!(
+            "{}: this shard's window began {shift:.1} s after the earliest shard's; windows at \
+             most {MAX_WINDOW_SKEW_S} s apart can be merged",
+            path.display()
+        )));
+    }
     let mut current = None;
-    let mut next = 0usize;
+    let mut opened = 0usize;
     for i in intervals {
-        // A response-time interval opens the next second; its service and failed histograms
-        // follow it in the log.
+        // A response-time interval opens a second of the merged timeline: the wall-clock
+        // second it began in, counted from the earliest shard's window (`shift` is how much
+        // later this shard's began), so shards whose windows began apart still add up second
+        // by second. Its service and failed histograms follow it in the log.
         let at = match current {
             Some(c) if i.service || i.failed => c,
             _ => {
-                next += 1;
-                next - 1
+                // The n-th second of a log begins about n s into its window; far later
+                // means a damaged or edited log.
+                let second = (shift + i.start_s).round();
+                let latest = shift.ceil() + 2.0 * opened as f64 + 60.0;
+                if !(0.0..=latest).contains(&second) {
+                    return Err(usage(format!(
+                        "{}: interval {} begins {:.1} s into its window, later than its place \
+                         in the log allows; the log is damaged or was edited",
+                        path.display(),
+                        opened + 1,
+                        i.start_s
+                    )));
+                }
+                opened += 1;
+                second as usize
             }
         };
         current = Some(at);
@@ -458,6 +485,27 @@ mod tests {
         assert_eq!((s.response.len(), s.service.len()), (4, 2));
         assert_eq!(s.response.max(), 40);
         assert_eq!((s.start_s, s.end_s), (1.0, 2.25));
+    }
+
+    #[test]
+    fn intervals_are_added_by_wall_clock_second_not_by_count() {
+        let mut slots = Vec::new();
+        let one = |start: f64, v: u64| [interval(start, false, &[v]), interval(start, true, &[v])];
+        let a: Vec<LoggedInterval> = [one(0.0, 1), one(1.0, 2), one(2.0, 3)].concat();
+        let b: Vec<LoggedInterval> = [one(0.0, 10), one(1.0, 20)].concat();
+        add_intervals(&mut slots, &a, 0.0, Path::new("a")).unwrap();
+        // Shard b's window began 2 s after a's: its first second is a's third.
+        add_intervals(&mut slots, &b, 2.0, Path::new("b")).unwrap();
+        assert_eq!(slots.len(), 4);
+        let maxes: Vec<u64> = slots.iter().map(|s| s.response.max()).collect();
+        assert_eq!(maxes, [1, 2, 10, 20]);
+        assert_eq!(slots[2].response.len(), 2, "a's third second and b's first");
+        assert_eq!((slots[3].start_s, slots[3].end_s), (3.0, 4.0));
+        // Windows that began too far apart to have overlapped are refused, not allocated.
+        let far = add_intervals(&mut Vec::new(), &b, 1e9, Path::new("b"));
+        assert!(far.is_err());
+        let edited = [one(0.0, 1), one(1e9, 2)].concat();
+        assert!(add_intervals(&mut Vec::new(), &edited, 0.0, Path::new("e")).is_err());
     }
 
     #[test]
