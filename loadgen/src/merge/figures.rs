@@ -61,14 +61,14 @@ impl Slot {
     }
 }
 
-/// Adds a shard's intervals into `slots`, the shard's n-th interval into the n-th slot: the
-/// shards began their windows at the same time, so their n-th seconds coincide. `shift` is
-/// how much later than the earliest shard this one's window began (its times are moved by it).
 /// Shards whose measured windows began further apart than this are refused: their loads did
 /// not overlap, and a window start edited by hand must not make `merge` allocate a slot per
 /// second of the gap.
 const MAX_WINDOW_SKEW_S: f64 = 600.0;
 
+/// Adds a shard's intervals into `slots`, each into the slot of the wall-clock second it began
+/// in. `shift` is how much later than the earliest shard this one's window began (its times
+/// are moved by it).
 fn add_intervals(
     slots: &mut Vec<Slot>,
     intervals: &[LoggedInterval],
