@@ -514,19 +514,24 @@ fn apply_page(
     checkpoint_key: &[u8],
     checkpoint: &[u8],
 ) -> Result<(), String> {
-    let mut writes = Vec::with_capacity(page.len());
-    for e in page {
-        let incoming = VersionSet::decode(&e.versions)
-            .map_err(|err| format!("key {:?}: {err}", String::from_utf8_lossy(&e.key)))?;
-        writes.push(LocalWrite::Merge {
-            key: e.key,
-            incoming,
-        });
-    }
+    let mut writes = page
+        .into_iter()
+        .map(|e| {
+            let incoming = VersionSet::decode(&e.versions)
+                .map_err(|err| format!("key {:?}: {err}", String::from_utf8_lossy(&e.key)))?;
+            Ok(LocalWrite::Merge {
+                key: e.key,
+                incoming,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?
+        .into_iter();
     let mut last_seq = 0;
-    while !writes.is_empty() {
-        let rest = writes.split_off(writes.len().min(APPLY_BATCH));
-        let batch = std::mem::replace(&mut writes, rest);
+    loop {
+        let batch: Vec<LocalWrite> = writes.by_ref().take(APPLY_BATCH).collect();
+        if batch.is_empty() {
+            break;
+        }
         let (results, seq) = replica.apply_many(batch).map_err(|e| e.to_string())?;
         if let Some(Err(refused)) = results.into_iter().find(Result::is_err) {
             return Err(refused.to_string());
