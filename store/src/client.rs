@@ -619,20 +619,14 @@ impl Client {
     ) -> Option<Result<pb::session_response::Result, ClientError>> {
         let (mut first_failures, mut rest_failures) = (Vec::new(), Vec::new());
         let first_failed = tokio::sync::Notify::new();
+        let ask = async |nodes: &[usize], failures: &mut Vec<String>| {
+            self.attempts(view, nodes, Kind::Read, deadline, slot, op, failures)
+                .await
+        };
         // The attempts borrow the failure lists until this block drops them.
         let result = {
             let primary = async {
-                let r = self
-                    .attempts(
-                        view,
-                        first,
-                        Kind::Read,
-                        deadline,
-                        slot,
-                        op,
-                        &mut first_failures,
-                    )
-                    .await;
+                let r = ask(first, &mut first_failures).await;
                 if !matches!(r, Some(Ok(_))) {
                     first_failed.notify_one();
                 }
@@ -643,16 +637,7 @@ impl Client {
                     () = tokio::time::sleep(after) => {}
                     () = first_failed.notified() => {}
                 }
-                self.attempts(
-                    view,
-                    rest,
-                    Kind::Read,
-                    deadline,
-                    slot,
-                    op,
-                    &mut rest_failures,
-                )
-                .await
+                ask(rest, &mut rest_failures).await
             };
             tokio::pin!(primary, hedge);
             let (mut primary_done, mut hedge_done) = (false, false);
