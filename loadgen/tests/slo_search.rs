@@ -288,16 +288,10 @@ search: max_rate
     )
     .unwrap();
     let out = tmp.path().join("results");
-    let run = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["run", "--quiet", "--out"])
-        .arg(&out)
-        .arg(&file)
-        .output()
-        .unwrap();
+    let run = common::run(&file, &out);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{stderr}");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary = common::summary(&out);
     let search = &summary["search"];
     assert_eq!(search["outcome"], "error", "{search:#}");
     let error = search["error"].as_str().unwrap();
