@@ -88,6 +88,9 @@ for op in ("get", "set"):
                 with open(f"{out}/raw/lg-{tag}/summary.json") as f:
                     p = json.load(f)["points"][0]
                 o = p["ops"]["read" if op == "get" else "write"]
+                other = p["ops"].get("write" if op == "get" else "read")
+                if other and other["count"]:
+                    sys.exit(f"lg-{tag} ran {other['count']} operations besides {op.upper()}: not the work redis-benchmark did")
                 lg_ops.append(o["throughput_ops_s"])
                 lg_p50.append(o["p50_us"] / 1000.0)
             med = statistics.median

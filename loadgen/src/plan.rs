@@ -578,3 +578,31 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod mix_tests {
+    use crate::workload::{Mix, Workload};
+
+    fn mix_of(line: &str) -> Mix {
+        let text = format!(
+            "name: m\ntarget: \"null\"\nkeys: {{ count: 10, size: 8 }}\nvalues: {{ size: 10 }}\n{line}duration: 1s\nconcurrency: 1\n"
+        );
+        Workload::parse(&text, std::path::Path::new("m.yaml"))
+            .unwrap()
+            .mix
+    }
+
+    #[test]
+    fn a_weight_left_out_of_a_given_mix_is_zero() {
+        let m = mix_of("mix: { read: 100 }\n");
+        assert_eq!(
+            (m.read, m.write, m.delete, m.read_modify_write),
+            (100.0, 0.0, 0.0, 0.0)
+        );
+        let m = mix_of("mix: { write: 1 }\n");
+        assert_eq!((m.read, m.write), (0.0, 1.0));
+        // No mix at all is the documented default, half reads and half writes.
+        let m = mix_of("");
+        assert_eq!((m.read, m.write), (50.0, 50.0));
+    }
+}

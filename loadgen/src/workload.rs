@@ -162,17 +162,22 @@ pub struct ValuesConfig {
     pub size: Spanned<SizeSpec>,
 }
 
-/// `mix:` — relative weights of the operations.
+/// `mix:` — relative weights of the operations. A weight left out of a given mix is 0
+/// (`mix: { read: 100 }` is reads only); a workload without `mix:` gets [`Mix::default`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct Mix {
     /// Point reads (`get`).
+    #[serde(default)]
     pub read: f64,
     /// Writes (`put`, superseding the last context the client saw for the key).
+    #[serde(default)]
     pub write: f64,
     /// Deletes.
+    #[serde(default)]
     pub delete: f64,
     /// Read-modify-write: a `get`, then a `put` with the context it returned (YCSB F).
+    #[serde(default)]
     pub read_modify_write: f64,
 }
 
