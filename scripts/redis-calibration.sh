@@ -39,16 +39,40 @@ bench_requests() { # op pipeline: about SECS seconds of work at the rates seen h
     if [ "$2" -gt 1 ]; then echo $((400000 * SECS)); else echo $((70000 * SECS)); fi
 }
 
+misses() { redis-cli -p "$PORT" info stats | tr -d '\r' | sed -n 's/^keyspace_misses://p'; }
+# A GET run must find every key it asks for, with a value of the run's size: a miss answers
+# nil, which is cheaper than a value and would flatter the tool that missed.
+check_hits() { # tag misses-before
+    local missed=$(($(misses) - $2))
+    echo "$missed" >"$OUT/raw/misses-$1.txt"
+    if [ "$missed" -ne 0 ]; then
+        echo "error: $1 missed $missed keys; its GETs did not read what the other tool read" >&2
+        exit 1
+    fi
+}
+
 for size in 100 1024; do
-    # GETs must find values: fill the key space once per size, unmeasured.
-    redis-benchmark -p "$PORT" -c $CLIENTS -P 16 -d $size -r $KEYS -n $((KEYS * 3)) -t set -q >/dev/null
+    # GETs must find values: redis-benchmark's keys (key:NNNNNNNNNNNN) are filled here, the
+    # loadgen's own keys by its unmeasured preload before each GET run.
+    # Every one of them (random SETs would leave e^-n of them out): redis-cli --pipe.
+    python3 -c '
+import sys
+keys, size = int(sys.argv[1]), int(sys.argv[2])
+out, value = sys.stdout.buffer, b"x" * size
+for i in range(keys):
+    key = b"key:%012d" % i
+    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, size, value))
+' "$KEYS" "$size" | redis-cli -p "$PORT" --pipe >/dev/null
     for op in get set; do
         for pipe in 1 16; do
             for run in $(seq "$RUNS"); do
                 tag="$op-p$pipe-${size}b-r$run"
+                before=$(misses)
                 redis-benchmark -p "$PORT" -c $CLIENTS -P "$pipe" -d $size -r $KEYS \
                     -n "$(bench_requests "$op" "$pipe")" -t "$op" --csv >"$OUT/raw/rb-$tag.csv"
-                mix="{ read: 100 }"; [ "$op" = set ] && mix="{ write: 100 }"
+                [ "$op" = get ] && check_hits "rb-$tag" "$before"
+                mix="{ read: 100 }"; preload=true
+                [ "$op" = set ] && mix="{ write: 100 }" && preload=false
                 cat >"$OUT/raw/lg-$tag.yaml" <<EOF
 name: redis-calibration
 target: redis
@@ -56,7 +80,7 @@ cluster: { endpoints: ["127.0.0.1:$PORT"] }
 keys: { count: $KEYS, size: 16, distribution: uniform }
 values: { size: $size }
 mix: $mix
-preload: false
+preload: $preload
 warmup: 1s
 duration: ${SECS}s
 concurrency: $CLIENTS
@@ -64,7 +88,9 @@ pipeline: $pipe
 connections: $CLIENTS
 EOF
                 rm -rf "$OUT/raw/lg-$tag"
+                before=$(misses)
                 "$LOADGEN" run "$OUT/raw/lg-$tag.yaml" --quiet --out "$OUT/raw/lg-$tag" >/dev/null
+                [ "$op" = get ] && check_hits "lg-$tag" "$before"
                 echo "$tag done" >&2
             done
         done
