@@ -1309,6 +1309,7 @@ mod tests {
                     errors,
                     errors_indeterminate: 0,
                     errors_conflict: 0,
+                    found_nothing: 0,
                     throughput_ops_s: 1000.0,
                     response: Latency {
                         p50_us: p99 * 500.0,

@@ -271,7 +271,7 @@ impl Checker {
             self.not_checked += 1;
             return;
         };
-        let Seen::Read { context } = seen else {
+        let Seen::Read { context, .. } = seen else {
             self.not_checked += 1;
             return;
         };
@@ -452,6 +452,7 @@ mod tests {
         bytes.extend_from_slice(&[0; 32]);
         Seen::Read {
             context: bytes.into(),
+            empty: false,
         }
     }
 

@@ -65,6 +65,8 @@ pub fn new_hist() -> Result<Histogram<u64>, RecordError> {
 pub enum RequestOutcome {
     /// Answered successfully.
     Ok,
+    /// A read answered successfully that found no value; counted as answered, and apart.
+    Empty,
     /// Failed.
     Failed,
     /// A write that failed with its outcome unknown (it may have been applied); counted
@@ -96,6 +98,8 @@ pub struct OpHistograms {
     pub timeouts: u64,
     /// Of those, writes refused at the sibling bound.
     pub conflicts: u64,
+    /// Reads answered that found no value (counted in `response` too).
+    pub empty: u64,
     /// Open-loop ticks never sent by the end of the drain, recorded in `response` at their
     /// intended time with the end of the run as their completion.
     pub missed: u64,
@@ -111,6 +115,7 @@ impl OpHistograms {
             indeterminate: 0,
             timeouts: 0,
             conflicts: 0,
+            empty: 0,
             missed: 0,
         })
     }
@@ -123,6 +128,7 @@ impl OpHistograms {
         self.indeterminate = 0;
         self.timeouts = 0;
         self.conflicts = 0;
+        self.empty = 0;
         self.missed = 0;
     }
 
@@ -135,6 +141,7 @@ impl OpHistograms {
         self.indeterminate += other.indeterminate;
         self.timeouts += other.timeouts;
         self.conflicts += other.conflicts;
+        self.empty += other.empty;
         self.missed += other.missed;
     }
 
@@ -353,7 +360,8 @@ impl Recorder {
         self.schedule_lag.saturating_record(ns(lag));
         if let Some(slot) = self.current.ops.get_mut(kind.index()) {
             let response = ns(done.saturating_duration_since(intended));
-            if outcome == RequestOutcome::Ok {
+            if matches!(outcome, RequestOutcome::Ok | RequestOutcome::Empty) {
+                slot.empty += u64::from(outcome == RequestOutcome::Empty);
                 slot.response.saturating_record(response);
                 slot.service
                     .saturating_record(ns(done.saturating_duration_since(sent)));
@@ -364,7 +372,7 @@ impl Recorder {
                     RequestOutcome::Indeterminate => slot.indeterminate += 1,
                     RequestOutcome::TimedOut => slot.timeouts += 1,
                     RequestOutcome::Conflict => slot.conflicts += 1,
-                    RequestOutcome::Ok | RequestOutcome::Failed => {}
+                    RequestOutcome::Ok | RequestOutcome::Empty | RequestOutcome::Failed => {}
                 }
                 self.live.errors += 1;
             }

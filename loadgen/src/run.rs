@@ -157,6 +157,7 @@ impl Shared<'_> {
     #[inline]
     fn note(&self, result: Result<Seen, OpError>) -> RequestOutcome {
         match result {
+            Ok(seen) if seen.found_nothing() => RequestOutcome::Empty,
             Ok(_) => RequestOutcome::Ok,
             Err(e) => {
                 let mut first = self.first_op_error.borrow_mut();

@@ -106,3 +106,53 @@ fn a_pipelined_closed_loop_sends_batches_and_counts_every_answer() {
     let total: u64 = ops.values().map(|o| o["count"].as_u64().unwrap()).sum();
     assert_eq!(total, 50_000, "{ops:?}");
 }
+
+/// Reads only, `preload` as given, against a server the loadgen starts.
+fn reads_found_nothing(dir: &Path, preload: bool, load: &str) -> (u64, u64) {
+    let path = dir.join(format!("reads-{preload}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            "name: redis-reads
+target: redis
+cluster: {{ start: true }}
+keys: {{ count: 2000, size: 16, distribution: uniform }}
+values: {{ size: 100 }}
+mix: {{ read: 100 }}
+preload: {preload}
+{load}
+"
+        ),
+    )
+    .unwrap();
+    let summary = common::run_ok(&path, &dir.join(format!("out-{preload}")));
+    let read = &summary["points"][0]["ops"]["read"];
+    (
+        read["count"].as_u64().unwrap(),
+        read["found_nothing"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn reads_that_find_no_value_are_counted_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Nothing written: every GET answers nil, one by one and in pipelines alike.
+    for load in [
+        "ops: 3000\nconcurrency: 4",
+        "ops: 3000\nconcurrency: 4\npipeline: 16",
+    ] {
+        let (count, empty) = reads_found_nothing(tmp.path(), false, load);
+        assert_eq!((count, empty), (3000, 3000), "{load}");
+        let report = std::fs::read_to_string(tmp.path().join("out-false/report.md")).unwrap();
+        assert!(
+            report.contains("3000 of 3000 reads (100.0%) found no value"),
+            "{report}"
+        );
+        std::fs::remove_dir_all(tmp.path().join("out-false")).unwrap();
+    }
+    // Every key preloaded: every GET finds its value.
+    let (count, empty) = reads_found_nothing(tmp.path(), true, "ops: 3000\nconcurrency: 4");
+    assert_eq!((count, empty), (3000, 0));
+    let report = std::fs::read_to_string(tmp.path().join("out-true/report.md")).unwrap();
+    assert!(!report.contains("found no value"), "{report}");
+}

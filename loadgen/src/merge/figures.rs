@@ -156,6 +156,7 @@ fn merge_op(
         errors: 0,
         errors_indeterminate: 0,
         errors_conflict: 0,
+        found_nothing: 0,
         throughput_ops_s: 0.0,
         response: Latency::default(),
         service: Latency::default(),
@@ -184,6 +185,7 @@ fn merge_op(
             .errors_indeterminate
             .saturating_add(o.errors_indeterminate);
         total.errors_conflict = total.errors_conflict.saturating_add(o.errors_conflict);
+        total.found_nothing = total.found_nothing.saturating_add(o.found_nothing);
         total.throughput_ops_s += o.throughput_ops_s;
     }
     total.throughput_ops_s = round_to(total.throughput_ops_s, 1);

@@ -270,6 +270,7 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
             );
         }
     }
+    empty_reads_note(&mut s, summary);
     if summary.points.iter().any(|p| !p.events.is_empty()) {
         let _ = writeln!(
             s,
@@ -311,6 +312,34 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
 }
 
 /// Instructions per operation, when the nodes ran under callgrind (`--instructions`).
+/// Points whose reads found no value: a miss is cheaper to serve than a hit, so their read
+/// figures flatter the system unless that is the point of the workload.
+fn empty_reads_note(s: &mut String, summary: &Summary) {
+    let mut lines = Vec::new();
+    for p in &summary.points {
+        let Some(read) = p.ops.get("read") else {
+            continue;
+        };
+        if read.found_nothing == 0 || read.count == 0 {
+            continue;
+        }
+        let pct = read.found_nothing as f64 * 100.0 / read.count as f64;
+        lines.push(format!(
+            "- {}: {} of {} reads ({pct:.1}%) found no value",
+            p.id, read.found_nothing, read.count
+        ));
+    }
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n**Reads that found nothing** (cheaper to serve than a hit: with `preload: false`, \
+         only the keys written so far exist):\n\n{}",
+        lines.join("\n")
+    );
+}
+
 fn instructions_section(s: &mut String, summary: &Summary) {
     let counted: Vec<_> = summary
         .points

@@ -276,6 +276,7 @@ mod tests {
             errors,
             errors_indeterminate: 0,
             errors_conflict: 0,
+            found_nothing: 0,
             throughput_ops_s: achieved,
             response: Latency {
                 p50_us: p99_us / 10.0,

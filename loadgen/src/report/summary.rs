@@ -75,6 +75,11 @@ pub struct OpSummary {
     /// versions (ringkv's sibling bound; nothing applied). Absent in folders written before.
     #[serde(default)]
     pub errors_conflict: u64,
+    /// Reads answered that found no value (the key was never written, or is deleted): counted
+    /// as answered, and here, since a miss is cheaper to serve than a hit. Absent in folders
+    /// written before.
+    #[serde(default)]
+    pub found_nothing: u64,
     /// Successful operations per second of the measured window.
     pub throughput_ops_s: f64,
     /// Response time (open loop: from the intended start).
@@ -547,6 +552,7 @@ fn op_summary(h: &OpHistograms, secs: f64) -> OpSummary {
         errors: h.errors,
         errors_indeterminate: h.indeterminate,
         errors_conflict: h.conflicts,
+        found_nothing: h.empty,
         throughput_ops_s: (succeeded as f64 / secs * 10.0).round() / 10.0,
         response: Latency::of(&h.response),
         service: Latency::of(&h.service),
@@ -665,6 +671,7 @@ pub fn aggregate(runs: Vec<PointSummary>) -> Option<PointSummary> {
         o.errors = med_u64(each.iter().map(|s| s.errors));
         o.errors_indeterminate = med_u64(each.iter().map(|s| s.errors_indeterminate));
         o.errors_conflict = med_u64(each.iter().map(|s| s.errors_conflict));
+        o.found_nothing = med_u64(each.iter().map(|s| s.found_nothing));
         o.throughput_ops_s = med(each.iter().map(|s| s.throughput_ops_s));
         o.response = med_latency(&each.iter().map(|s| &s.response).collect::<Vec<_>>());
         o.service = med_latency(&each.iter().map(|s| &s.service).collect::<Vec<_>>());

@@ -71,7 +71,18 @@ pub enum Seen {
     Read {
         /// The opaque context the node returned.
         context: bytes::Bytes,
+        /// It found no value (the key was never written, or is deleted).
+        empty: bool,
     },
+    /// A read of a target that keeps no versions found no value.
+    Empty,
+}
+
+impl Seen {
+    /// A read that found no value: cheaper to serve than a hit, so reports count it apart.
+    pub fn found_nothing(&self) -> bool {
+        matches!(self, Seen::Empty | Seen::Read { empty: true, .. })
+    }
 }
 
 /// A system under load.

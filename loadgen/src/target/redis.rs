@@ -189,24 +189,32 @@ impl RedisTarget {
         }
     }
 
-    async fn run(&self, op: OpSpec, key: &[u8], value: &[u8]) -> redis::RedisResult<()> {
+    /// One operation; a GET that found nothing says so.
+    async fn run(&self, op: OpSpec, key: &[u8], value: &[u8]) -> redis::RedisResult<Seen> {
         let mut c = self.conn();
-        match op.kind {
-            OpKind::Read => {
-                let _: Option<Vec<u8>> = c.get(key).await?;
+        let found = |v: Option<Vec<u8>>| {
+            if v.is_some() {
+                Seen::Nothing
+            } else {
+                Seen::Empty
             }
+        };
+        Ok(match op.kind {
+            OpKind::Read => found(c.get(key).await?),
             OpKind::Write => {
                 let () = c.set(key, value).await?;
+                Seen::Nothing
             }
             OpKind::Delete => {
                 let _: u64 = c.del(key).await?;
+                Seen::Nothing
             }
             OpKind::ReadModifyWrite => {
-                let _: Option<Vec<u8>> = c.get(key).await?;
+                let seen = found(c.get(key).await?);
                 let () = c.set(key, value).await?;
+                seen
             }
-        }
-        Ok(())
+        })
     }
 }
 
@@ -219,7 +227,7 @@ impl Target for RedisTarget {
         match tokio::time::timeout(self.timeout, self.run(op, key, value)).await {
             Err(_) => Err(OpError::Timeout),
             Ok(Err(e)) => Err(OpError::Failed(e.to_string())),
-            Ok(Ok(())) => Ok(Seen::Nothing),
+            Ok(Ok(seen)) => Ok(seen),
         }
     }
 
@@ -238,7 +246,7 @@ impl Target for RedisTarget {
                         1
                     };
                     let mut outcome = Ok(Seen::Nothing);
-                    for _ in 0..commands {
+                    for n in 0..commands {
                         outcome = match (outcome, values.next()) {
                             (Err(e), _) => Err(e),
                             (Ok(_), None) => Err(OpError::Failed(
@@ -246,6 +254,14 @@ impl Target for RedisTarget {
                             )),
                             (Ok(_), Some(redis::Value::ServerError(e))) => {
                                 Err(OpError::Failed(e.to_string()))
+                            }
+                            // The first reply of a read (or read-modify-write) is the GET's.
+                            (Ok(_), Some(redis::Value::Nil))
+                                if n == 0
+                                    && b.op.kind != OpKind::Write
+                                    && b.op.kind != OpKind::Delete =>
+                            {
+                                Ok(Seen::Empty)
                             }
                             (Ok(seen), Some(_)) => Ok(seen),
                         };

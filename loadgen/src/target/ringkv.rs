@@ -231,7 +231,10 @@ impl Target for RingkvTarget {
             OpKind::Read => {
                 let r = self.client().get(key, c).await.map_err(op_error)?;
                 self.remember(op.key_index, &r.context);
-                Seen::Read { context: r.context }
+                Seen::Read {
+                    empty: r.versions.iter().all(|v| v.tombstone),
+                    context: r.context,
+                }
             }
             OpKind::Write => {
                 let ctx = self.context(op.key_index);
