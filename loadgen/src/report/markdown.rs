@@ -311,7 +311,6 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
     s
 }
 
-/// Instructions per operation, when the nodes ran under callgrind (`--instructions`).
 /// Points whose reads found no value: a miss is cheaper to serve than a hit, so their read
 /// figures flatter the system unless that is the point of the workload.
 fn empty_reads_note(s: &mut String, summary: &Summary) {
@@ -340,6 +339,7 @@ fn empty_reads_note(s: &mut String, summary: &Summary) {
     );
 }
 
+/// Instructions per operation, when the nodes ran under callgrind (`--instructions`).
 fn instructions_section(s: &mut String, summary: &Summary) {
     let counted: Vec<_> = summary
         .points
