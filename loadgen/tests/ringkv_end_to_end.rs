@@ -54,6 +54,14 @@ fn ci_smoke_against_a_real_cluster_writes_every_result_file() {
             let text = std::fs::read_to_string(&log).unwrap();
             assert!(text.contains("#[Histogram log format version 1.3]"));
         }
+        // Every key was preloaded, so only reads of keys deleted since find nothing.
+        let read = &p["ops"]["read"];
+        let empty = read["found_nothing"].as_u64().unwrap();
+        assert!(
+            empty > 0 && empty < read["count"].as_u64().unwrap() / 4,
+            "{empty} of {} reads found nothing",
+            read["count"]
+        );
         assert!(p["achieved_rate"].as_f64().unwrap() > 400.0);
         let nodes: Vec<_> = p["processes"]
             .as_array()
