@@ -189,7 +189,8 @@ impl RedisTarget {
         }
     }
 
-    /// One operation; a GET that found nothing says so.
+    /// One operation; a read that found nothing says so (a read-modify-write's GET is not
+    /// counted: like ringkv's, it is a write).
     async fn run(&self, op: OpSpec, key: &[u8], value: &[u8]) -> redis::RedisResult<Seen> {
         let mut c = self.conn();
         let found = |v: Option<Vec<u8>>| {
@@ -210,9 +211,9 @@ impl RedisTarget {
                 Seen::Nothing
             }
             OpKind::ReadModifyWrite => {
-                let seen = found(c.get(key).await?);
+                let _: Option<Vec<u8>> = c.get(key).await?;
                 let () = c.set(key, value).await?;
-                seen
+                Seen::Nothing
             }
         })
     }
@@ -246,7 +247,7 @@ impl Target for RedisTarget {
                         1
                     };
                     let mut outcome = Ok(Seen::Nothing);
-                    for n in 0..commands {
+                    for _ in 0..commands {
                         outcome = match (outcome, values.next()) {
                             (Err(e), _) => Err(e),
                             (Ok(_), None) => Err(OpError::Failed(
@@ -255,12 +256,8 @@ impl Target for RedisTarget {
                             (Ok(_), Some(redis::Value::ServerError(e))) => {
                                 Err(OpError::Failed(e.to_string()))
                             }
-                            // The first reply of a read (or read-modify-write) is the GET's.
-                            (Ok(_), Some(redis::Value::Nil))
-                                if n == 0
-                                    && b.op.kind != OpKind::Write
-                                    && b.op.kind != OpKind::Delete =>
-                            {
+                            // A read's one reply is its GET's.
+                            (Ok(_), Some(redis::Value::Nil)) if b.op.kind == OpKind::Read => {
                                 Ok(Seen::Empty)
                             }
                             (Ok(seen), Some(_)) => Ok(seen),
