@@ -577,13 +577,8 @@ mod tests {
             Ok(Load::Closed { concurrency: 2 })
         );
     }
-}
 
-#[cfg(test)]
-mod mix_tests {
-    use crate::workload::{Mix, Workload};
-
-    fn mix_of(line: &str) -> Mix {
+    fn mix_of(line: &str) -> crate::workload::Mix {
         let text = format!(
             "name: m\ntarget: \"null\"\nkeys: {{ count: 10, size: 8 }}\nvalues: {{ size: 10 }}\n{line}duration: 1s\nconcurrency: 1\n"
         );

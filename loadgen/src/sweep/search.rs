@@ -294,8 +294,7 @@ pub async fn run(session: &mut Session, spec: &MaxRateSearch, slo: &Slo) -> Resu
                 tidy(rate),
                 summary.steps.len()
             );
-            session.summary.search = Some(summary);
-            crate::report::write_json(&session.dir.join("summary.json"), &session.summary)?;
+            keep(session, summary)?;
             return Err(e);
         }
         let Some(p) = session.summary.points.last() else {
@@ -327,15 +326,19 @@ pub async fn run(session: &mut Session, spec: &MaxRateSearch, slo: &Slo) -> Resu
         summary.highest_passing_rate = bracket.pass();
         summary.lowest_failing_rate = bracket.fail();
         summary.bracket_width = bracket.width();
-        session.summary.search = Some(summary.clone());
         // Rewritten after every step, so an interrupted search keeps what it found.
-        crate::report::write_json(&session.dir.join("summary.json"), &session.summary)?;
+        keep(session, summary.clone())?;
     }
     summary.outcome = Some(bracket.outcome());
     summary.confidence = confidence_note(&bracket, &summary.steps, session.repeat);
     if !session.quiet {
         eprintln!("{}", summary.confidence);
     }
+    keep(session, summary)
+}
+
+/// Puts the search into the summary and rewrites `summary.json` with it.
+fn keep(session: &mut Session, summary: SearchSummary) -> Result<(), SweepError> {
     session.summary.search = Some(summary);
     crate::report::write_json(&session.dir.join("summary.json"), &session.summary)?;
     Ok(())

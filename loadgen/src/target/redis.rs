@@ -193,15 +193,11 @@ impl RedisTarget {
     /// counted: like ringkv's, it is a write).
     async fn run(&self, op: OpSpec, key: &[u8], value: &[u8]) -> redis::RedisResult<Seen> {
         let mut c = self.conn();
-        let found = |v: Option<Vec<u8>>| {
-            if v.is_some() {
-                Seen::Nothing
-            } else {
-                Seen::Empty
-            }
-        };
         Ok(match op.kind {
-            OpKind::Read => found(c.get(key).await?),
+            OpKind::Read => match c.get::<_, Option<Vec<u8>>>(key).await? {
+                Some(_) => Seen::Nothing,
+                None => Seen::Empty,
+            },
             OpKind::Write => {
                 let () = c.set(key, value).await?;
                 Seen::Nothing
