@@ -1320,6 +1320,8 @@ mod tests {
                     },
                     service: Latency::default(),
                     failed: None,
+                    worst_second_p99_us: None,
+                    p99_per_minute_us: Vec::new(),
                 },
             );
             ops

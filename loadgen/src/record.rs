@@ -172,11 +172,89 @@ impl IntervalSet {
     }
 }
 
+/// Intervals shorter than this (the drain after the window) are left out of [`OverTime`]'s
+/// worst interval: a handful of late answers would read as a spike.
+pub const MIN_WORST_INTERVAL: Duration = Duration::from_millis(500);
+/// A minute of the window whose intervals cover less than this (the last part-minute) has no
+/// entry in [`OverTime::per_minute_p99_ns`].
+pub const MIN_MINUTE_COVERED: Duration = Duration::from_secs(30);
+
+/// How one operation kind's response-time p99 moved over the measured window, from its
+/// one-second intervals (answered requests only, as in the logs' untagged histograms).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OverTime {
+    /// The highest p99 of any interval at least [`MIN_WORST_INTERVAL`] long, ns: the worst
+    /// second a timeline shows. `None` when no such interval answered a request.
+    pub worst_interval_p99_ns: Option<u64>,
+    /// The p99 of each minute of the window, ns, each interval counted in the minute its start
+    /// falls in; `None` for a minute that answered nothing of this kind.
+    pub per_minute_p99_ns: Vec<Option<u64>>,
+}
+
+/// Folds consecutive intervals of one kind into an [`OverTime`].
+pub struct OverTimeAcc {
+    minute: u64,
+    covered: Duration,
+    hist: Histogram<u64>,
+    out: OverTime,
+}
+
+impl OverTimeAcc {
+    /// Nothing seen yet.
+    pub fn new() -> Result<OverTimeAcc, RecordError> {
+        Ok(OverTimeAcc {
+            minute: 0,
+            covered: Duration::ZERO,
+            hist: new_hist()?,
+            out: OverTime::default(),
+        })
+    }
+
+    /// One interval's response times; `start` counts from the window's start, and intervals
+    /// come in order.
+    pub fn add(&mut self, response: &Histogram<u64>, start: Duration, length: Duration) {
+        if length >= MIN_WORST_INTERVAL && !response.is_empty() {
+            let p99 = response.value_at_quantile(0.99);
+            let worst = self.out.worst_interval_p99_ns.get_or_insert(p99);
+            *worst = (*worst).max(p99);
+        }
+        let minute = start.as_secs() / 60;
+        while self.minute < minute {
+            self.close_minute();
+            self.minute += 1;
+        }
+        // Same bounds on both sides, so addition cannot fail.
+        let _ = self.hist.add(response);
+        self.covered = self.covered.saturating_add(length);
+    }
+
+    fn close_minute(&mut self) {
+        if self.covered >= MIN_MINUTE_COVERED {
+            let p99 = (!self.hist.is_empty()).then(|| self.hist.value_at_quantile(0.99));
+            self.out.per_minute_p99_ns.push(p99);
+        }
+        self.hist.reset();
+        self.covered = Duration::ZERO;
+    }
+
+    /// What the intervals showed.
+    pub fn finish(mut self) -> OverTime {
+        self.close_minute();
+        // A kind the workload never issued has no minutes, rather than a row of gaps.
+        if self.out.per_minute_p99_ns.iter().all(Option::is_none) {
+            self.out.per_minute_p99_ns.clear();
+        }
+        self.out
+    }
+}
+
 /// Everything recorded for one point's measured phase.
 #[derive(Debug)]
 pub struct Recorded {
     /// Totals per operation kind, indexed by [`OpKind::index`].
     pub ops: Vec<OpHistograms>,
+    /// p99 over time per operation kind, indexed by [`OpKind::index`].
+    pub over_time: Vec<OverTime>,
     /// Open loop: send minus intended time, ns, for every measured request.
     pub schedule_lag: Histogram<u64>,
     /// How late the pacer woke for due ticks, ns, weighted per tick (the generator's own lag).
@@ -260,7 +338,7 @@ pub struct Recorder {
     current: Box<IntervalSet>,
     to_writer: Sender<Box<IntervalSet>>,
     spares: Receiver<Box<IntervalSet>>,
-    writer: JoinHandle<Result<Vec<OpHistograms>, RecordError>>,
+    writer: JoinHandle<Result<Totals, RecordError>>,
     schedule_lag: Histogram<u64>,
     wake_lag: Histogram<u64>,
     late_ticks: u64,
@@ -459,9 +537,10 @@ impl Recorder {
             .interval_start
             .saturating_duration_since(self.measure_start);
         drop(self.to_writer);
-        let ops = self.writer.join().map_err(|_| RecordError::WriterGone)??;
+        let (ops, over_time) = self.writer.join().map_err(|_| RecordError::WriterGone)??;
         Ok(Recorded {
             ops,
+            over_time,
             schedule_lag: self.schedule_lag,
             wake_lag: self.wake_lag,
             late_ticks: self.late_ticks,
@@ -529,12 +608,15 @@ fn write_header(out: &mut impl Write, start: SystemTime, kind: OpKind) -> std::i
     )
 }
 
+/// What the log writer hands back: totals and p99 over time, each per operation kind.
+type Totals = (Vec<OpHistograms>, Vec<OverTime>);
+
 fn write_logs(
     logs: Vec<(OpKind, PathBuf)>,
     start: SystemTime,
     from_driver: Receiver<Box<IntervalSet>>,
     to_driver: Sender<Box<IntervalSet>>,
-) -> Result<Vec<OpHistograms>, RecordError> {
+) -> Result<Totals, RecordError> {
     let log_err = |path: &Path, e: &dyn std::fmt::Display| RecordError::Log {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -542,6 +624,10 @@ fn write_logs(
     let mut totals: Vec<OpHistograms> = OpKind::ALL
         .iter()
         .map(|_| OpHistograms::new())
+        .collect::<Result<_, _>>()?;
+    let mut over_time: Vec<OverTimeAcc> = OpKind::ALL
+        .iter()
+        .map(|_| OverTimeAcc::new())
         .collect::<Result<_, _>>()?;
     let mut files = Vec::with_capacity(logs.len());
     for (kind, path) in &logs {
@@ -580,8 +666,9 @@ fn write_logs(
                     .map_err(|e| log_err(path, &e))?;
             }
         }
-        for (total, slot) in totals.iter_mut().zip(&mut set.ops) {
+        for ((total, acc), slot) in totals.iter_mut().zip(&mut over_time).zip(&mut set.ops) {
             total.add(slot);
+            acc.add(&slot.response, set.start, set.length);
             slot.reset();
         }
         // The driver may have finished; then the spare is simply dropped.
@@ -591,7 +678,10 @@ fn write_logs(
     for (out, (_, path)) in files.iter_mut().zip(&logs) {
         out.flush().map_err(|e| log_err(path, &e))?;
     }
-    Ok(totals)
+    Ok((
+        totals,
+        over_time.into_iter().map(OverTimeAcc::finish).collect(),
+    ))
 }
 
 /// One interval read back from a log.
@@ -814,6 +904,56 @@ mod tests {
                 .unwrap()
                 .contains("#[Histogram log format version 1.3]")
         );
+    }
+
+    #[test]
+    fn over_time_gives_the_worst_second_and_each_whole_minute() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = Instant::now();
+        let mut rec = Recorder::new(
+            start,
+            SystemTime::now(),
+            &[OpKind::Write],
+            dir.path(),
+            "p00",
+        )
+        .unwrap();
+        // 150 one-second intervals of 100 writes: 1 ms each, except second 70, all 40 ms, and
+        // the 0.2 s drain at the end, whose one answer took 900 ms.
+        for second in 0..150u64 {
+            let latency = if second == 70 { 40 } else { 1 };
+            for i in 0..100u64 {
+                let t = start + Duration::from_secs(second) + Duration::from_millis(i * 10);
+                let done = t + Duration::from_millis(latency);
+                rec.record(OpKind::Write, t, t, done, RequestOutcome::Ok);
+            }
+            rec.rotate(start + Duration::from_secs(second + 1)).unwrap();
+        }
+        let t = start + Duration::from_secs(150);
+        rec.record(
+            OpKind::Write,
+            t,
+            t,
+            t + Duration::from_millis(900),
+            RequestOutcome::Ok,
+        );
+        let done = rec.finish(start + Duration::from_millis(150_200)).unwrap();
+        let w = &done.over_time[OpKind::Write.index()];
+        let worst_ms = w.worst_interval_p99_ns.unwrap() as f64 / 1e6;
+        assert!((worst_ms - 40.0).abs() < 0.1, "worst second {worst_ms} ms");
+        // Minutes 0 and 1 are whole; the last 30.2 s count too.
+        let minutes: Vec<f64> = w
+            .per_minute_p99_ns
+            .iter()
+            .map(|p| p.unwrap() as f64 / 1e6)
+            .collect();
+        assert_eq!(minutes.len(), 3, "{minutes:?}");
+        assert!((minutes[0] - 1.0).abs() < 0.01, "{minutes:?}");
+        // Second 70 is 1/60 of minute 1, more than 1%; the drain's one slow answer is not.
+        assert!((minutes[1] - 40.0).abs() < 0.1, "{minutes:?}");
+        assert!((minutes[2] - 1.0).abs() < 0.01, "{minutes:?}");
+        // A kind never requested has nothing.
+        assert_eq!(done.over_time[OpKind::Read.index()], OverTime::default());
     }
 
     #[test]

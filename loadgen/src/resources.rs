@@ -260,6 +260,9 @@ pub struct EngineCounters {
     pub fsyncs: u64,
     /// `engine.disk_bytes_written`.
     pub disk_bytes_written: u64,
+    /// `engine.write_slowdown_micros` + `engine.write_stop_micros`: time writers were held back
+    /// because flushes or compactions fell behind.
+    pub write_stall_us: u64,
     /// The nodes' own process counters (`process.*`), summed: used when the node processes
     /// are not local (`cluster.endpoints`).
     pub process: ProcCounters,
@@ -302,6 +305,11 @@ pub struct Resources {
     /// Engine bytes written to disk per operation (`engine.disk_bytes_written`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_bytes_per_op: Option<f64>,
+    /// Milliseconds the nodes' engines held writers back in the window (slowdowns and stops,
+    /// because flushes or compactions fell behind), summed over nodes: a total, not per
+    /// operation. Absent in folders written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_stall_ms: Option<f64>,
     /// Node instructions per operation, counted by callgrind (`--instructions` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_instructions_per_op: Option<f64>,
@@ -424,6 +432,8 @@ pub fn per_op(
         fsyncs_per_op: engine.map(|(s, e)| per(e.fsyncs.saturating_sub(s.fsyncs))),
         engine_bytes_per_op: engine
             .map(|(s, e)| per(e.disk_bytes_written.saturating_sub(s.disk_bytes_written))),
+        write_stall_ms: engine
+            .map(|(s, e)| round3(e.write_stall_us.saturating_sub(s.write_stall_us) as f64 / 1e3)),
         node_instructions_per_op: None,
         disk_bytes: disk.map(|d| d.bytes),
         disk_bytes_per_key: disk

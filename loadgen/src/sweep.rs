@@ -447,6 +447,7 @@ fn engine_counters(stats: &[std::collections::HashMap<String, u64>]) -> EngineCo
         let get = |k: &str| status.get(k).copied().unwrap_or(0);
         c.fsyncs += get("engine.fsyncs");
         c.disk_bytes_written += get("engine.disk_bytes_written");
+        c.write_stall_us += get("engine.write_slowdown_micros") + get("engine.write_stop_micros");
         let p = &mut c.process;
         p.cpu_ns += get("process.cpu_ns");
         p.voluntary_ctx += get("process.voluntary_ctx");

@@ -50,6 +50,13 @@ fn ci_smoke_against_a_real_cluster_writes_every_result_file() {
             assert_eq!(o["errors"], 0, "{op}: {}", p["first_error"]);
             assert!(o["p99_us"].as_f64().unwrap() > 0.0);
             assert!(o["service"]["p50_us"].as_f64().unwrap() > 0.0);
+            // The worst second's p99 is one second's; the window's p50 lies below it.
+            let worst = o["worst_second_p99_us"].as_f64().unwrap();
+            assert!(worst >= o["p50_us"].as_f64().unwrap(), "{op}: {o}");
+            assert!(
+                o.get("p99_per_minute_us").is_none(),
+                "a short window has no minutes"
+            );
             let log = out.join(p["logs"][op].as_str().unwrap());
             let text = std::fs::read_to_string(&log).unwrap();
             assert!(text.contains("#[Histogram log format version 1.3]"));
@@ -63,6 +70,7 @@ fn ci_smoke_against_a_real_cluster_writes_every_result_file() {
             read["count"]
         );
         assert!(p["achieved_rate"].as_f64().unwrap() > 400.0);
+        assert!(p["resources"]["write_stall_ms"].as_f64().unwrap() >= 0.0);
         let nodes: Vec<_> = p["processes"]
             .as_array()
             .unwrap()

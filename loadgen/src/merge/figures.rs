@@ -11,10 +11,10 @@ use hdrhistogram::Histogram;
 
 use super::MergeError;
 use crate::generator::OpKind;
-use crate::record::{LoggedInterval, new_hist, read_log, write_log};
+use crate::record::{LoggedInterval, OverTimeAcc, new_hist, read_log, write_log};
 use crate::report::shards::ShardPart;
 use crate::report::summary::{
-    Latency, OpSummary, PointSummary, Preload, RunSummary, ScheduleCheck, SelfCheck,
+    Latency, OpSummary, PointSummary, Preload, RunSummary, ScheduleCheck, SelfCheck, set_over_time,
 };
 use crate::resources::{ProcessStats, Resources};
 
@@ -161,6 +161,8 @@ fn merge_op(
         response: Latency::default(),
         service: Latency::default(),
         failed: None,
+        worst_second_p99_us: None,
+        p99_per_minute_us: Vec::new(),
     };
     for p in parts {
         let missing = || {
@@ -190,6 +192,8 @@ fn merge_op(
     }
     total.throughput_ops_s = round_to(total.throughput_ops_s, 1);
     let mut totals = Slot::new()?;
+    let mut over_time = OverTimeAcc::new().map_err(|e| MergeError::Write(e.to_string()))?;
+    let mut window_s: f64 = 0.0;
     let mut logged = Vec::with_capacity(slots.len() * 3);
     for s in slots {
         let start_s = if s.start_s.is_finite() {
@@ -198,6 +202,12 @@ fn merge_op(
             0.0
         };
         let length_s = (s.end_s - start_s).max(0.0);
+        window_s = window_s.max(start_s + length_s);
+        over_time.add(
+            &s.response,
+            Duration::try_from_secs_f64(start_s).unwrap_or_default(),
+            Duration::try_from_secs_f64(length_s).unwrap_or_default(),
+        );
         // Same bounds everywhere, so the sums cannot fail.
         let _ = totals.response.add(&s.response);
         let _ = totals.service.add(&s.service);
@@ -225,6 +235,7 @@ fn merge_op(
     total.response = Latency::of(&totals.response);
     total.service = Latency::of(&totals.service);
     total.failed = (!totals.failed.is_empty()).then(|| Latency::of(&totals.failed));
+    set_over_time(&mut total, &over_time.finish(), window_s);
     Ok(total)
 }
 
@@ -286,6 +297,8 @@ fn merge_resources(parts: &[ShardRun<'_>]) -> Option<Resources> {
         node_syscall_write_bytes_per_op: shared(|r| r.node_syscall_write_bytes_per_op),
         fsyncs_per_op: shared(|r| r.fsyncs_per_op),
         engine_bytes_per_op: shared(|r| r.engine_bytes_per_op),
+        // A total of the one cluster, read by every shard.
+        write_stall_ms: mean(|r| r.write_stall_ms),
         // Counted only for local clusters' nodes, which shards never start.
         node_instructions_per_op: None,
         disk_bytes: mean(|r| r.disk_bytes.map(|b| b as f64)).map(|b| b.round() as u64),

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::summary::SUSTAINED_SHARE;
+use super::summary::{PointSummary, SUSTAINED_SHARE};
 use super::{ReportError, Summary, io_err};
 
 fn ms(us: f64) -> String {
@@ -52,6 +52,7 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
         "p99",
         "p99.9",
         "max",
+        "worst 1 s p99",
         "service p99",
         "offered",
         "achieved",
@@ -95,6 +96,7 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
                 ms(o.response.p99_us),
                 ms(o.response.p999_us),
                 ms(o.response.max_us),
+                o.worst_second_p99_us.map_or("—".into(), ms),
                 ms(o.service.p99_us),
                 p.offered_rate
                     .map(|r| format!("{r:.0}"))
@@ -172,6 +174,7 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
             );
         }
     }
+    per_minute_section(&mut s, summary);
     instructions_section(&mut s, summary);
     consistency_section(&mut s, summary);
     audit_section(&mut s, summary);
@@ -340,6 +343,44 @@ fn empty_reads_note(s: &mut String, summary: &Summary) {
 }
 
 /// Instructions per operation, when the nodes ran under callgrind (`--instructions`).
+/// Long windows: p99 minute by minute, and how long the engines held writers back.
+fn per_minute_section(s: &mut String, summary: &Summary) {
+    let long: Vec<&PointSummary> = summary
+        .points
+        .iter()
+        .filter(|p| p.ops.values().any(|o| !o.p99_per_minute_us.is_empty()))
+        .collect();
+    if long.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n## Per minute\n\np99 response time (ms) of each minute of the measured window \
+         (medians over runs); \"worst 1 s p99\" in the table above is the worst second's.\n"
+    );
+    for p in long {
+        for (op, o) in &p.ops {
+            if o.p99_per_minute_us.is_empty() {
+                continue;
+            }
+            let each: Vec<String> = o
+                .p99_per_minute_us
+                .iter()
+                .map(|m| m.map_or("—".into(), ms))
+                .collect();
+            let _ = writeln!(s, "- {} {op}: {}", p.id, each.join(", "));
+        }
+        if let Some(stall) = p.resources.as_ref().and_then(|r| r.write_stall_ms) {
+            let _ = writeln!(
+                s,
+                "- {}: the nodes' engines held writers back for {stall:.1} ms in all (write \
+                 slowdowns and stops, summed over nodes)",
+                p.id
+            );
+        }
+    }
+}
+
 fn instructions_section(s: &mut String, summary: &Summary) {
     let counted: Vec<_> = summary
         .points

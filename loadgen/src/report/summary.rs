@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::generator::OpKind;
 use crate::plan::{Load, Point};
-use crate::record::OpHistograms;
+use crate::record::{OpHistograms, OverTime};
 use crate::resources::{ProcessStats, Resources};
 use crate::run::Outcome;
 use crate::workload::{RateSchedule, RateStep};
@@ -91,7 +91,20 @@ pub struct OpSummary {
     /// failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<Latency>,
+    /// The highest response-time p99 of any one-second interval of the window, µs: the worst
+    /// second of the timeline chart. Absent when no such second answered a request of this kind,
+    /// and in folders written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_second_p99_us: Option<f64>,
+    /// The response-time p99 of each minute of the window, µs (`null` for a minute that
+    /// answered nothing of this kind; a last part-minute under 30 s is left off). Empty, and
+    /// not written, for windows shorter than two minutes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub p99_per_minute_us: Vec<Option<f64>>,
 }
+
+/// Windows at least this long get [`OpSummary::p99_per_minute_us`].
+pub const PER_MINUTE_FROM_S: f64 = 120.0;
 
 /// The parameters of a point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -448,7 +461,8 @@ pub fn summarise_point(f: PointFacts<'_>) -> PointSummary {
         let Some(h) = rec.ops.get(kind.index()) else {
             continue;
         };
-        ops.insert(kind.name().to_string(), op_summary(h, secs));
+        let over_time = rec.over_time.get(kind.index()).cloned().unwrap_or_default();
+        ops.insert(kind.name().to_string(), op_summary(h, &over_time, secs));
         completed += h.completed();
     }
     let achieved_rate = completed as f64 / secs;
@@ -545,9 +559,24 @@ pub fn summarise_point(f: PointFacts<'_>) -> PointSummary {
     }
 }
 
-fn op_summary(h: &OpHistograms, secs: f64) -> OpSummary {
+/// Sets `o`'s worst second and, for a window of `secs` of at least [`PER_MINUTE_FROM_S`], its
+/// minutes.
+pub fn set_over_time(o: &mut OpSummary, over_time: &OverTime, secs: f64) {
+    o.worst_second_p99_us = over_time.worst_interval_p99_ns.map(us);
+    o.p99_per_minute_us = if secs >= PER_MINUTE_FROM_S {
+        over_time
+            .per_minute_p99_ns
+            .iter()
+            .map(|p| p.map(us))
+            .collect()
+    } else {
+        Vec::new()
+    };
+}
+
+fn op_summary(h: &OpHistograms, over_time: &OverTime, secs: f64) -> OpSummary {
     let succeeded = h.response.len().saturating_sub(h.missed);
-    OpSummary {
+    let mut o = OpSummary {
         count: h.completed() + h.missed,
         errors: h.errors,
         errors_indeterminate: h.indeterminate,
@@ -557,7 +586,11 @@ fn op_summary(h: &OpHistograms, secs: f64) -> OpSummary {
         response: Latency::of(&h.response),
         service: Latency::of(&h.service),
         failed: (!h.failed.is_empty()).then(|| Latency::of(&h.failed)),
-    }
+        worst_second_p99_us: None,
+        p99_per_minute_us: Vec::new(),
+    };
+    set_over_time(&mut o, over_time, secs);
+    o
 }
 
 // ------------------------------------------------------------------ medians over runs
@@ -577,6 +610,25 @@ fn med_u64(xs: impl Iterator<Item = u64>) -> u64 {
 fn med_opt(xs: impl Iterator<Item = Option<f64>>) -> Option<f64> {
     let v: Vec<f64> = xs.collect::<Option<Vec<f64>>>()?;
     crate::stats::median(&v)
+}
+
+/// Minute by minute, the median over the runs that have that minute (runs of one point have
+/// the same length, give or take the last part-minute).
+fn med_per_minute(each: &[&OpSummary]) -> Vec<Option<f64>> {
+    let minutes = each
+        .iter()
+        .map(|s| s.p99_per_minute_us.len())
+        .max()
+        .unwrap_or(0);
+    (0..minutes)
+        .map(|m| {
+            let v: Vec<f64> = each
+                .iter()
+                .filter_map(|s| s.p99_per_minute_us.get(m).copied().flatten())
+                .collect();
+            crate::stats::median(&v)
+        })
+        .collect()
 }
 
 fn med_latency(ls: &[&Latency]) -> Latency {
@@ -607,6 +659,7 @@ pub fn resource_fields(r: &Resources) -> Vec<(&'static str, Option<f64>)> {
         ),
         ("fsyncs_per_op", r.fsyncs_per_op),
         ("engine_bytes_per_op", r.engine_bytes_per_op),
+        ("write_stall_ms", r.write_stall_ms),
         ("disk_bytes", r.disk_bytes.map(|b| b as f64)),
         ("node_instructions_per_op", r.node_instructions_per_op),
         ("disk_bytes_per_key", r.disk_bytes_per_key),
@@ -633,6 +686,7 @@ fn med_resources(rs: &[&Resources]) -> Resources {
         ),
         fsyncs_per_op: med_opt(rs.iter().map(|r| r.fsyncs_per_op)),
         engine_bytes_per_op: med_opt(rs.iter().map(|r| r.engine_bytes_per_op)),
+        write_stall_ms: med_opt(rs.iter().map(|r| r.write_stall_ms)),
         disk_bytes: med_opt(rs.iter().map(|r| r.disk_bytes.map(|b| b as f64))).map(|b| b as u64),
         node_instructions_per_op: med_opt(rs.iter().map(|r| r.node_instructions_per_op)),
         disk_bytes_per_key: med_opt(rs.iter().map(|r| r.disk_bytes_per_key)),
@@ -677,6 +731,8 @@ pub fn aggregate(runs: Vec<PointSummary>) -> Option<PointSummary> {
         o.service = med_latency(&each.iter().map(|s| &s.service).collect::<Vec<_>>());
         let failed: Vec<&Latency> = each.iter().filter_map(|s| s.failed.as_ref()).collect();
         o.failed = (!failed.is_empty()).then(|| med_latency(&failed));
+        o.worst_second_p99_us = med_opt(each.iter().map(|s| s.worst_second_p99_us));
+        o.p99_per_minute_us = med_per_minute(&each);
         for (field, get) in [
             (
                 "throughput_ops_s",
