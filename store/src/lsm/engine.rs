@@ -101,8 +101,10 @@ struct Inner {
     visible_seq: AtomicU64,
     /// Under `SyncPolicy::Always`: every write up to here is fsynced (see [`deferred`]).
     durable_seq: AtomicU64,
-    /// Held while [`Engine::sync_through`] syncs, so concurrent callers share one sync.
-    sync_lock: Mutex<()>,
+    /// Held while [`Engine::sync_through`] syncs, so concurrent callers share one sync. A
+    /// `std` mutex: its waiters sleep on a futex, where `parking_lot`'s would spin through
+    /// `sched_yield` calls for the whole of an `fdatasync`.
+    sync_lock: std::sync::Mutex<()>,
     sv: RwLock<Arc<SuperVersion>>,
     commit: Mutex<CommitQueue>,
     writer: Mutex<Writer>,

@@ -50,7 +50,11 @@ impl Engine {
         {
             return Ok(());
         }
-        let _syncing = inner.sync_lock.lock();
+        // Nothing is written under this lock, so a poisoned one guards nothing broken.
+        let _syncing = inner
+            .sync_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if inner.durable_seq.load(Ordering::Acquire) >= seq {
             return Ok(());
         }

@@ -166,7 +166,7 @@ impl Recovery {
             next_file,
             visible_seq: AtomicU64::new(last_seq),
             durable_seq: AtomicU64::new(last_seq),
-            sync_lock: Mutex::new(()),
+            sync_lock: std::sync::Mutex::new(()),
             sv: RwLock::new(Arc::new(sv)),
             commit: Mutex::new(CommitQueue::default()),
             writer: Mutex::new(Writer {
