@@ -176,7 +176,7 @@ impl Executor {
         let queue = Arc::new(JobQueue::default());
         let panics = Arc::new(AtomicU64::new(0));
         for i in 0..threads.max(1) {
-            let rx = queue.clone();
+            let queue = queue.clone();
             let replica = replica.clone();
             let supervisor = Supervisor {
                 faults: faults.clone(),
@@ -184,7 +184,7 @@ impl Executor {
             };
             std::thread::Builder::new()
                 .name(format!("ringkv-replica-{i}"))
-                .spawn(move || run(&replica, &rx, &supervisor))?;
+                .spawn(move || run(&replica, &queue, &supervisor))?;
         }
         Ok(Executor {
             queue: Arc::new(Submitters(queue)),
