@@ -342,7 +342,6 @@ fn empty_reads_note(s: &mut String, summary: &Summary) {
     );
 }
 
-/// Instructions per operation, when the nodes ran under callgrind (`--instructions`).
 /// Long windows: p99 minute by minute, and how long the engines held writers back.
 fn per_minute_section(s: &mut String, summary: &Summary) {
     let long: Vec<&PointSummary> = summary
@@ -381,6 +380,7 @@ fn per_minute_section(s: &mut String, summary: &Summary) {
     }
 }
 
+/// Instructions per operation, when the nodes ran under callgrind (`--instructions`).
 fn instructions_section(s: &mut String, summary: &Summary) {
     let counted: Vec<_> = summary
         .points
