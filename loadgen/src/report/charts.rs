@@ -32,8 +32,9 @@ use crate::workload::RateSchedule;
 const WIDTH: u32 = 1000;
 const HEIGHT: u32 = 600;
 const FONT: &str = "sans-serif";
-/// Intervals shorter than this, s (the drain after the measured window), are left off timelines.
-const MIN_TIMELINE_S: f64 = 0.5;
+/// Intervals shorter than this, s (the drain after the measured window), are left off timelines:
+/// the bound the summary's worst second uses, so "worst 1 s p99" is the top of the chart.
+const MIN_TIMELINE_S: f64 = crate::record::MIN_WORST_INTERVAL.as_secs_f64();
 /// The most one-second samples of the offered rate a timeline draws (a week).
 const MAX_TIMELINE_POINTS: u32 = 7 * 86_400;
 

@@ -96,17 +96,11 @@ impl JobQueue {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues a job and wakes one idle thread. False once closed.
-    fn push(&self, job: Job) -> bool {
-        {
-            let mut p = self.lock();
-            if p.closed {
-                return false;
-            }
-            p.jobs.push_back(job);
-        }
+    /// Queues a job and wakes one idle thread. Only a handle pushes, and the queue closes
+    /// when the last handle is dropped, so it is open here.
+    fn push(&self, job: Job) {
+        self.lock().jobs.push_back(job);
         self.ready.notify_one();
-        true
     }
 
     /// Waits for work; takes up to [`MAX_BATCH`] jobs. `None` once closed and drained.
@@ -227,7 +221,8 @@ impl Executor {
             reply(resp);
         })));
         let reply: Reply = Box::new(move |resp| guard.answer(resp));
-        self.queue.0.push(Job { op, reply, minted })
+        self.queue.0.push(Job { op, reply, minted });
+        true
     }
 }
 
