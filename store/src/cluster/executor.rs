@@ -26,7 +26,8 @@
 //! variable, and a submit wakes one. (The queue was an `mpsc` receiver behind a
 //! `parking_lot` mutex: the idle thread that did not hold it spun through up to seven
 //! `sched_yield` calls per job before parking, about 3,800 a second per node at 1,000
-//! ops/s, and on two busy vCPUs a yield often gave the core away for over 10 ms.)
+//! ops/s, and on two busy vCPUs a yield often gave the core away for over 10 ms. Under
+//! saturation the new queue batches less: about 10% less throughput, docs/performance.md.)
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
