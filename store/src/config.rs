@@ -194,9 +194,11 @@ pub struct FailureConfig {
     pub anti_entropy_keys_per_sec: u32,
     /// How long a fully acknowledged tombstone is kept before it is purged.
     pub tombstone_grace_ms: u64,
-    /// Entries per second a node pulls when it gains ranges (0: no limit). The default
-    /// keeps a join from taking the CPU from foreground requests (an unthrottled join showed
-    /// as a 290 ms p99 blip in `workloads/failover.yaml`; at 5000/s none showed).
+    /// Entries per second a node pulls when it gains ranges, over all its ranges and pages
+    /// (0: no limit). The default keeps a join from taking the CPU from foreground requests
+    /// (an unthrottled join showed as a 290 ms p99 blip in `workloads/failover.yaml`, and
+    /// later, when the throttle skipped ranges smaller than a page, as that run's worst
+    /// second).
     pub transfer_entries_per_sec: u32,
 }
 

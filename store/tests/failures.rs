@@ -371,6 +371,38 @@ async fn a_joining_node_syncs_once_per_transferred_page_not_per_key() {
     cluster.stop().await.unwrap();
 }
 
+/// The transfer throttle paces every page, not only full ones. With vnodes most ranges a
+/// joining node gains hold fewer entries than a page, and the throttle used to sleep only
+/// after a full page, so a join streamed unthrottled and took the CPU the serving nodes
+/// needed (`workloads/failover.yaml`: the join's second had the run's worst p99).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transfer_throttle_paces_ranges_smaller_than_a_page() {
+    const RATE: u64 = 1000;
+    let mut spec = fast_failure_spec(3, 3, 2, 2);
+    spec.extra_node_args
+        .extend(["--transfer-entries-per-sec".to_string(), RATE.to_string()]);
+    let mut cluster = start(spec).await;
+    let c = client(&cluster).await;
+    let acked = write_keys(&c, "t", 0..2000, &wr(2, 2)).await;
+    assert_eq!(acked.len(), 2000);
+    let began = std::time::Instant::now();
+    let n4 = cluster.add_node(None).await.expect("join n4");
+    let took = began.elapsed();
+    let moved = stat(&cluster, &cluster.nodes()[n4].address, "transfer.entries").await;
+    let paced = Duration::from_secs_f64(moved as f64 / RATE as f64);
+    eprintln!("join moved {moved} entries in {took:?}; the throttle allows no less than {paced:?}");
+    assert!(
+        moved >= 1000,
+        "n4 should receive about 3/4 of 2000 keys, twice"
+    );
+    assert!(
+        took >= paced.mul_f64(0.8),
+        "{moved} entries at {RATE}/s must take at least {paced:?}, took {took:?}: the throttle did not pace"
+    );
+    assert_all_readable(&c, &acked, &wr(2, 3)).await;
+    cluster.stop().await.unwrap();
+}
+
 fn ids(cluster: &store::local_cluster::LocalCluster, i: usize) -> (String, String, String) {
     let n = &cluster.nodes()[i];
     (n.id.clone(), n.address.clone(), n.zone.clone())
