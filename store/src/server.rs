@@ -41,6 +41,8 @@ mod session;
 /// Threads applying replica operations to the local engine. Two keep one
 /// batch forming while the other waits for its fsync.
 const EXECUTOR_THREADS: usize = 2;
+/// Threads serving replica reads that missed memory, apart from the writes' fsyncs.
+const READ_THREADS: usize = 2;
 
 /// How long a stopping node lets in-flight requests finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
@@ -227,8 +229,13 @@ pub async fn run_node(
     if topology.ring().index_of(&cfg.id).is_none() {
         tracing::warn!(node = %cfg.id, "this node is not in the ring it holds; it will coordinate but own no data");
     }
-    let executor = Executor::start(replica.clone(), EXECUTOR_THREADS, faults.clone())
-        .map_err(|e| NodeError::Storage(format!("cannot start the replica executor: {e}")))?;
+    let executor = Executor::start(
+        replica.clone(),
+        EXECUTOR_THREADS,
+        READ_THREADS,
+        faults.clone(),
+    )
+    .map_err(|e| NodeError::Storage(format!("cannot start the replica executor: {e}")))?;
     let cluster = Arc::new(Cluster::new(
         &cfg.id,
         topology,

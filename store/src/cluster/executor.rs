@@ -5,17 +5,21 @@
 //! runs on the async workers. Rather than one blocking-pool hand-off per
 //! operation, requests from every source (peers' pipelines and this node's
 //! own coordinator) go into one queue. Each executor thread takes what has
-//! queued up (up to [`MAX_BATCH`]), answers the reads, and applies all
+//! queued up (up to [`MAX_BATCH`]), answers the one-off operations, and applies all
 //! hint-free writes as one engine batch — one commit-log record and one
 //! fsync for the lot — before answering them. Under load this turns N
 //! thread hand-offs and N commit-log syncs into one each.
+//!
+//! Reads go to a queue of their own with their own threads ([`Pool::Reads`]), so a read
+//! that must go to disk never waits behind a write batch's `fdatasync`, which a busy
+//! device stretches to tens of milliseconds (`a_read_does_not_wait_behind_stalled_writes`).
 //!
 //! The per-key locks are held only while a batch is applied (read, update,
 //! append to the log, insert into the memtable), never across the fsync:
 //! while one thread waits for its batch to be durable, another applies the
 //! next one, and every batch applied during one fsync shares the next. Reads
-//! whose answer is in memory never come here (`Cluster::fetch_from_memory`),
-//! so they never queue behind an fsync. (A separate syncer thread was tried:
+//! whose answer is in memory never come here at all (`Cluster::fetch_from_memory`).
+//! (A separate syncer thread was tried:
 //! it adds a wake-up per write, and at 3,000 ops/s open loop the two
 //! designs measured within the run-to-run noise, so the simpler one stays.)
 //! A coordinated write can also ask to hear its new version set as soon as it
@@ -26,8 +30,7 @@
 //! variable, and a submit wakes one. (The queue was an `mpsc` receiver behind a
 //! `parking_lot` mutex: the idle thread that did not hold it spun through up to seven
 //! `sched_yield` calls per job before parking, about 3,800 a second per node at 1,000
-//! ops/s, and on two busy vCPUs a yield often gave the core away for over 10 ms. Under
-//! saturation the new queue batches less: about 10% less throughput, docs/performance.md.)
+//! ops/s, and on two busy vCPUs a yield often gave the core away for over 10 ms.)
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,6 +73,9 @@ pub const MAX_QUEUED: usize = 1024;
 #[derive(Clone)]
 pub struct Executor {
     queue: Arc<Submitters>,
+    /// Reads that missed memory: their own threads, so they never wait behind a batch's
+    /// `fdatasync` (which a busy disk can stretch to 100 ms and more).
+    reads: Arc<Submitters>,
     permits: Arc<tokio::sync::Semaphore>,
     panics: Arc<AtomicU64>,
 }
@@ -162,27 +168,41 @@ impl Drop for AnswerOnDrop {
 }
 
 impl Executor {
-    /// Start `threads` executor threads over `replica`; `faults` may inject panics.
+    /// Start `threads` executor threads and `readers` read threads over `replica`; `faults`
+    /// may inject panics.
     pub fn start(
         replica: Arc<Replica>,
         threads: usize,
+        readers: usize,
         faults: Faults,
     ) -> std::io::Result<Executor> {
         let queue = Arc::new(JobQueue::default());
+        let reads = Arc::new(JobQueue::default());
         let panics = Arc::new(AtomicU64::new(0));
-        for i in 0..threads.max(1) {
-            let queue = queue.clone();
-            let replica = replica.clone();
-            let supervisor = Supervisor {
-                faults: faults.clone(),
-                panics: panics.clone(),
-            };
-            std::thread::Builder::new()
-                .name(format!("ringkv-replica-{i}"))
-                .spawn(move || run(&replica, &queue, &supervisor))?;
+        let pools = [
+            (Pool::Writes, threads, &queue),
+            (Pool::Reads, readers, &reads),
+        ];
+        for (pool, n, queue) in pools {
+            for i in 0..n.max(1) {
+                let queue = queue.clone();
+                let replica = replica.clone();
+                let supervisor = Supervisor {
+                    faults: faults.clone(),
+                    panics: panics.clone(),
+                };
+                let name = match pool {
+                    Pool::Writes => "replica",
+                    Pool::Reads => "read",
+                };
+                std::thread::Builder::new()
+                    .name(format!("ringkv-{name}-{i}"))
+                    .spawn(move || run(&replica, &queue, &supervisor, pool))?;
+            }
         }
         Ok(Executor {
             queue: Arc::new(Submitters(queue)),
+            reads: Arc::new(Submitters(reads)),
             permits: Arc::new(tokio::sync::Semaphore::new(MAX_QUEUED)),
             panics,
         })
@@ -222,7 +242,11 @@ impl Executor {
             reply(resp);
         })));
         let reply: Reply = Box::new(move |resp| guard.answer(resp));
-        self.queue.0.push(Job { op, reply, minted });
+        let queue = match op {
+            replica_request::Op::Fetch(_) => &self.reads,
+            _ => &self.queue,
+        };
+        queue.0.push(Job { op, reply, minted });
         true
     }
 }
@@ -258,13 +282,21 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    fn execute(&self, replica: &Replica, jobs: Vec<Job>) {
+    fn execute(&self, replica: &Replica, jobs: Vec<Job>, pool: Pool) {
         let size = jobs.len();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if self.faults.take_executor_panic() {
                 injected_panic();
             }
-            execute(replica, jobs);
+            match pool {
+                Pool::Writes => {
+                    if let Some(stall) = self.faults.write_stall() {
+                        std::thread::sleep(stall);
+                    }
+                    execute(replica, jobs);
+                }
+                Pool::Reads => execute_reads(replica, jobs),
+            }
         }));
         if let Err(payload) = outcome {
             let n = self.panics.fetch_add(1, Ordering::Relaxed) + 1;
@@ -284,9 +316,25 @@ fn injected_panic() {
     panic!("injected executor panic (fault injection)");
 }
 
-fn run(replica: &Replica, queue: &JobQueue, supervisor: &Supervisor) {
+/// Which queue a thread serves.
+#[derive(Clone, Copy)]
+enum Pool {
+    /// Everything but reads: writes are applied in batches and answered once durable.
+    Writes,
+    /// Reads that missed memory.
+    Reads,
+}
+
+fn run(replica: &Replica, queue: &JobQueue, supervisor: &Supervisor, pool: Pool) {
     while let Some(jobs) = queue.take() {
-        supervisor.execute(replica, jobs);
+        supervisor.execute(replica, jobs, pool);
+    }
+}
+
+/// Answers reads that missed memory, one at a time (each may wait for a disk read).
+fn execute_reads(replica: &Replica, jobs: Vec<Job>) {
+    for job in jobs {
+        (job.reply)(apply_local(replica, job.op));
     }
 }
 
@@ -389,4 +437,83 @@ fn execute(replica: &Replica, jobs: Vec<Job>) {
     }
     // The locks are released: the other threads apply the next batches meanwhile.
     answer_when_durable(replica, seq, answers);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::lsm;
+    use crate::proto::{CoordinatePut, Fetch};
+    use crate::replica::ReplicaOptions;
+
+    fn replica(dir: &std::path::Path) -> Arc<Replica> {
+        let opts = ReplicaOptions {
+            node_id: "n1".into(),
+            max_key_bytes: 1024,
+            max_value_bytes: 10240,
+            max_siblings: 64,
+            engine: lsm::Options::default(),
+        };
+        Arc::new(Replica::open(dir, opts).unwrap())
+    }
+
+    fn put(key: &str) -> replica_request::Op {
+        replica_request::Op::Coordinate(CoordinatePut {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            value: Bytes::from_static(b"v"),
+            timestamp_ms: 1,
+            ..CoordinatePut::default()
+        })
+    }
+
+    /// A read that missed memory is answered while every write thread is held up (here by
+    /// an injected stall, in life by a slow `fdatasync`): it has its own threads. It used to
+    /// wait in the writes' queue until one of them came back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_does_not_wait_behind_stalled_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = Faults::enabled();
+        let ex = Executor::start(replica(dir.path()), 2, 2, faults.clone()).unwrap();
+        faults.set_write_stall_ms(3_000);
+        let (tx, rx) = mpsc::channel::<&'static str>();
+        // One write at a time, so that each write thread takes one and sleeps in its stall.
+        for key in ["a", "b"] {
+            let tx = tx.clone();
+            assert!(
+                ex.submit(
+                    put(key),
+                    Box::new(move |_| {
+                        let _ = tx.send("write");
+                    })
+                )
+                .await
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let fetch = replica_request::Op::Fetch(Fetch {
+            key: Bytes::from_static(b"z"),
+        });
+        let read_tx = tx.clone();
+        assert!(
+            ex.submit(
+                fetch,
+                Box::new(move |_| {
+                    let _ = read_tx.send("read");
+                })
+            )
+            .await
+        );
+        let first = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        faults.set_write_stall_ms(0);
+        assert_eq!(
+            first, "read",
+            "the read was answered only after a stalled write"
+        );
+        for _ in 0..2 {
+            assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), "write");
+        }
+    }
 }

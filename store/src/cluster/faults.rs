@@ -24,6 +24,7 @@ struct Inner {
     enabled: AtomicBool,
     blocked: RwLock<BTreeSet<String>>,
     executor_panics: AtomicU32,
+    write_stall_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Faults {
@@ -62,6 +63,18 @@ impl Faults {
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
                     Some(p.saturating_add(n))
                 });
+    }
+
+    /// Make every write batch wait `ms` before it is applied, as a stalled disk would hold
+    /// it (0: no stall). In-process only, for tests.
+    pub fn set_write_stall_ms(&self, ms: u64) {
+        self.inner.write_stall_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long each write batch must wait before it is applied.
+    pub fn write_stall(&self) -> Option<std::time::Duration> {
+        let ms = self.inner.write_stall_ms.load(Ordering::Relaxed);
+        (self.is_enabled() && ms > 0).then(|| std::time::Duration::from_millis(ms))
     }
 
     /// Whether this executor batch must panic (consumes one pending panic).
