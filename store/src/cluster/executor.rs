@@ -74,7 +74,7 @@ pub const MAX_QUEUED: usize = 1024;
 pub struct Executor {
     queue: Arc<Submitters>,
     /// Reads that missed memory: their own threads, so they never wait behind a batch's
-    /// `fdatasync` (which a busy disk can stretch to 100 ms and more).
+    /// `fdatasync` (which a busy disk stretches to tens of milliseconds).
     reads: Arc<Submitters>,
     permits: Arc<tokio::sync::Semaphore>,
     panics: Arc<AtomicU64>,
