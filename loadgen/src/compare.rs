@@ -845,6 +845,13 @@ pub fn compare_summaries(
                     p.self_check.reasons.join("; ")
                 ));
             }
+            if !p.self_check.shared_machine.is_empty() {
+                notes.push(format!(
+                    "{side} {} shared its machine ({}): its figures carry that noise",
+                    p.id,
+                    p.self_check.shared_machine.join("; ")
+                ));
+            }
         }
         for op in b.ops.keys() {
             if !c.ops.contains_key(op) {

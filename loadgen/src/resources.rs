@@ -213,7 +213,7 @@ pub fn machine() -> Machine {
 
 // ------------------------------------------------------------------ exact window counters
 
-pub use store::procstat::{ProcCounters, read_counters};
+pub use store::procstat::{MachineCounters, ProcCounters, read_counters, read_machine};
 
 /// Counters of several processes at one instant.
 #[derive(Debug, Clone, Default)]
@@ -222,6 +222,8 @@ pub struct Snapshot {
     pub at: Option<Instant>,
     /// One entry per process that could be read.
     pub procs: Vec<ProcCounters>,
+    /// The whole machine's CPU counters, where `/proc/stat` could be read.
+    pub machine: Option<MachineCounters>,
 }
 
 /// Reads every pid now.
@@ -230,6 +232,7 @@ pub fn snapshot(pids: &[u32]) -> Snapshot {
     Snapshot {
         at: Some(Instant::now()),
         procs,
+        machine: read_machine(),
     }
 }
 
@@ -329,6 +332,15 @@ pub struct Resources {
     pub loadgen_cpu_us_per_op: f64,
     /// The load generator's context switches (both kinds) per operation.
     pub loadgen_ctx_per_op: f64,
+    /// CPU time every task outside the run (the loadgen and its local nodes) used on this
+    /// machine over the window, percent of one core: other programs, and kernel threads,
+    /// some of them (block I/O workers) working for the nodes. Linux only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_cpu_pct: Option<f64>,
+    /// CPU time the hypervisor gave to something else while this machine's virtual CPUs
+    /// had work (`steal` in `/proc/stat`), percent of one core. Linux only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steal_pct: Option<f64>,
 }
 
 /// The nodes' stored data at the end of a run, and what to divide it by.
@@ -388,11 +400,13 @@ pub fn per_op(
     let mut node_count = 0;
     let mut node_io = true;
     let mut me = ProcCounters::default();
+    let mut run_cpu_ns = 0u64;
     for e in &end.procs {
         let Some(s) = start.procs.iter().find(|s| s.pid == e.pid) else {
             continue;
         };
         let d = e.since(s);
+        run_cpu_ns = run_cpu_ns.saturating_add(d.cpu_ns);
         if e.pid == self_pid {
             me = d;
         } else {
@@ -419,7 +433,16 @@ pub fn per_op(
     }
     let nodes = node_count > 0;
     let io = nodes && node_io;
+    // The machine beside the run: CPU time of every other task, and time stolen by the
+    // hypervisor, as percent of one core over the window.
+    let machine = match (start.machine, end.machine) {
+        (Some(a), Some(b)) if window_s > 0.0 => Some(b.since(&a)),
+        _ => None,
+    };
+    let pct_of_window = |ns: u64| round3(ns as f64 / (window_s * 1e9) * 100.0);
     Resources {
+        other_cpu_pct: machine.map(|m| pct_of_window(m.task_ns.saturating_sub(run_cpu_ns))),
+        steal_pct: machine.map(|m| pct_of_window(m.steal_ns)),
         ops,
         window_s: round3(window_s),
         node_cpu_us_per_op: nodes.then(|| per(node.cpu_ns) / 1000.0).map(round3),
@@ -541,6 +564,47 @@ mod counter_tests {
         assert_eq!(r.disk_bytes_per_key_replica, Some(200.0));
         let none = per_op(&s, &s, 1, 0, None, None);
         assert_eq!(none.disk_bytes_per_key, None);
+    }
+
+    /// Other tasks' CPU is the machine's task time less the run's processes'; steal is the
+    /// hypervisor's share; both as percent of one core over the window.
+    #[test]
+    fn the_machine_beside_the_run_is_what_the_run_did_not_use() {
+        let t0 = Instant::now();
+        let proc_at = |pid, cpu_ns| ProcCounters {
+            pid,
+            cpu_ns,
+            ..ProcCounters::default()
+        };
+        let machine = |task_ns, steal_ns| Some(MachineCounters { task_ns, steal_ns });
+        let a = Snapshot {
+            at: Some(t0),
+            procs: vec![proc_at(1, 0), proc_at(2, 0)],
+            machine: machine(0, 0),
+        };
+        // 10 s: the loadgen used 1 s, a node 4 s, the machine's tasks 8 s in all, and the
+        // hypervisor stole 0.5 s.
+        let b = Snapshot {
+            at: Some(t0 + Duration::from_secs(10)),
+            procs: vec![proc_at(1, 1_000_000_000), proc_at(2, 4_000_000_000)],
+            machine: machine(8_000_000_000, 500_000_000),
+        };
+        let r = per_op(&a, &b, 1, 1000, None, None);
+        assert_eq!(r.other_cpu_pct, Some(30.0), "3 s of 10 s");
+        assert_eq!(r.steal_pct, Some(5.0));
+        // The run's own processes used more than the ticks counted: nothing else ran.
+        let quiet = Snapshot {
+            machine: machine(4_000_000_000, 0),
+            ..b.clone()
+        };
+        let r = per_op(&a, &quiet, 1, 1000, None, None);
+        assert_eq!(r.other_cpu_pct, Some(0.0));
+        // No /proc/stat: no figure, no warning.
+        let blind = Snapshot {
+            machine: None,
+            ..b.clone()
+        };
+        assert_eq!(per_op(&a, &blind, 1, 1000, None, None).other_cpu_pct, None);
     }
 
     #[test]

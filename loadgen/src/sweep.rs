@@ -1014,6 +1014,12 @@ fn print_point_line(p: &crate::report::PointSummary) {
     if p.client_bound {
         parts.push(format!("CLIENT-BOUND: {}", p.self_check.reasons.join("; ")));
     }
+    if !p.self_check.shared_machine.is_empty() {
+        parts.push(format!(
+            "SHARED MACHINE: {}",
+            p.self_check.shared_machine.join("; ")
+        ));
+    }
     eprintln!("{}", parts.join(", "));
 }
 

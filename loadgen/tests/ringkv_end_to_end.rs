@@ -71,6 +71,11 @@ fn ci_smoke_against_a_real_cluster_writes_every_result_file() {
         );
         assert!(p["achieved_rate"].as_f64().unwrap() > 400.0);
         assert!(p["resources"]["write_stall_ms"].as_f64().unwrap() >= 0.0);
+        // What else used the machine in the window is measured (Linux: /proc/stat).
+        for field in ["other_cpu_pct", "steal_pct"] {
+            let pct = p["resources"][field].as_f64();
+            assert!(pct.is_some_and(|x| x >= 0.0), "{field}: {pct:?}");
+        }
         let nodes: Vec<_> = p["processes"]
             .as_array()
             .unwrap()

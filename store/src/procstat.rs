@@ -95,3 +95,80 @@ fn read_at(base: &std::path::Path, pid: u32) -> Option<ProcCounters> {
     }
     any.then_some(c)
 }
+
+/// The whole machine's CPU time at one instant, from the first line of `/proc/stat`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MachineCounters {
+    /// Time the CPUs ran tasks (user + nice + system), ns. Interrupt time is left out, as
+    /// a process's `schedstat` leaves it out, so the two can be compared.
+    pub task_ns: u64,
+    /// Time the hypervisor ran something else on this machine's virtual CPUs (`steal`), ns.
+    pub steal_ns: u64,
+}
+
+impl MachineCounters {
+    /// What happened between `earlier` and this reading.
+    pub fn since(&self, earlier: &MachineCounters) -> MachineCounters {
+        MachineCounters {
+            task_ns: self.task_ns.saturating_sub(earlier.task_ns),
+            steal_ns: self.steal_ns.saturating_sub(earlier.steal_ns),
+        }
+    }
+}
+
+/// Parses the aggregate `cpu` line of `/proc/stat` text; `tick_ns` is the length of one
+/// clock tick. `None` when the line is missing or malformed.
+pub fn parse_machine(stat: &str, tick_ns: u64) -> Option<MachineCounters> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let tick = |i: usize| f.get(i).copied().unwrap_or(0).saturating_mul(tick_ns);
+    if f.len() < 4 {
+        return None;
+    }
+    Some(MachineCounters {
+        task_ns: tick(0).saturating_add(tick(1)).saturating_add(tick(2)),
+        steal_ns: tick(7),
+    })
+}
+
+/// Reads the machine's CPU counters; `None` where `/proc/stat` is not there.
+pub fn read_machine() -> Option<MachineCounters> {
+    // SAFETY: sysconf(3) has no preconditions; it only reads a system constant.
+    #[allow(unsafe_code)]
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let tick_ns = u64::try_from(hz)
+        .ok()
+        .filter(|&h| h > 0)
+        .map(|h| 1_000_000_000 / h)?;
+    parse_machine(&std::fs::read_to_string("/proc/stat").ok()?, tick_ns)
+}
+
+#[cfg(test)]
+mod machine_tests {
+    use super::*;
+
+    #[test]
+    fn the_cpu_line_gives_task_and_steal_time() {
+        let stat = "cpu  100 5 20 900 7 3 4 6 0 0\ncpu0 50 2 10 450 3 1 2 3 0 0\nintr 1\n";
+        let m = parse_machine(stat, 10_000_000).unwrap();
+        assert_eq!(m.task_ns, 125 * 10_000_000, "user + nice + system");
+        assert_eq!(m.steal_ns, 6 * 10_000_000);
+        let later = MachineCounters {
+            task_ns: m.task_ns + 5,
+            steal_ns: m.steal_ns,
+        };
+        assert_eq!(later.since(&m).task_ns, 5);
+        assert_eq!(
+            m.since(&later).task_ns,
+            0,
+            "a counter going back counts as zero"
+        );
+        assert_eq!(parse_machine("cpu  1 2\n", 1), None, "too few fields");
+        assert_eq!(parse_machine("cpu  1 x 3 4\n", 1), None, "not a number");
+        assert_eq!(parse_machine("intr 1\n", 1), None, "no cpu line");
+    }
+}

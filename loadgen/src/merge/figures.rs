@@ -306,7 +306,15 @@ fn merge_resources(parts: &[ShardRun<'_>]) -> Option<Resources> {
         disk_bytes_per_key_replica: mean(|r| r.disk_bytes_per_key_replica),
         loadgen_cpu_us_per_op: own(|r| r.loadgen_cpu_us_per_op),
         loadgen_ctx_per_op: own(|r| r.loadgen_ctx_per_op),
+        // Each shard's own machine: the busiest one's.
+        other_cpu_pct: most(&rs, |r| r.other_cpu_pct),
+        steal_pct: most(&rs, |r| r.steal_pct),
     })
+}
+
+/// The largest of a figure that each shard's machine reports alone; `None` if none did.
+fn most(rs: &[&Resources], f: fn(&Resources) -> Option<f64>) -> Option<f64> {
+    rs.iter().filter_map(|r| f(r)).reduce(f64::max)
 }
 
 /// The loadgens' cost: the busiest process's CPU percent (each loadgen is one process on its
@@ -340,6 +348,16 @@ fn merge_self_check(parts: &[ShardRun<'_>], resources: Option<&Resources>) -> Se
                     .reasons
                     .iter()
                     .map(move |r| format!("shard {}: {r}", p.shard))
+            })
+            .collect(),
+        shared_machine: parts
+            .iter()
+            .flat_map(|p| {
+                p.run
+                    .self_check
+                    .shared_machine
+                    .iter()
+                    .map(move |w| format!("shard {}: {w}", p.shard))
             })
             .collect(),
     }

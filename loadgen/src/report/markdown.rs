@@ -197,23 +197,30 @@ pub fn to_markdown(summary: &Summary, charts: &[PathBuf]) -> String {
             }
         }
     }
-    let flagged: Vec<_> = summary.points.iter().filter(|p| p.client_bound).collect();
-    if !flagged.is_empty() {
-        let _ = writeln!(
-            s,
-            "\n**Client-bound points** — the load generator, not the target, was \
-                              the bottleneck; their latencies are not the target's:\n"
-        );
-        for p in flagged {
-            let _ = writeln!(
-                s,
-                "- {} ({}): {}",
-                p.id,
-                p.label,
-                p.self_check.reasons.join("; ")
-            );
-        }
-    }
+    let flagged: Vec<(&PointSummary, &[String])> = summary
+        .points
+        .iter()
+        .filter(|p| p.client_bound)
+        .map(|p| (p, p.self_check.reasons.as_slice()))
+        .collect();
+    flagged_points(
+        &mut s,
+        "**Client-bound points** — the load generator, not the target, was the bottleneck; \
+         their latencies are not the target's:",
+        &flagged,
+    );
+    let shared: Vec<(&PointSummary, &[String])> = summary
+        .points
+        .iter()
+        .filter(|p| !p.self_check.shared_machine.is_empty())
+        .map(|p| (p, p.self_check.shared_machine.as_slice()))
+        .collect();
+    flagged_points(
+        &mut s,
+        "**Shared machine** — something besides this run used the CPUs during these points' \
+         windows; their latency and CPU figures carry that noise:",
+        &shared,
+    );
     let short: Vec<_> = summary
         .points
         .iter()
@@ -499,4 +506,15 @@ pub fn write(
     charts: &[PathBuf],
 ) -> Result<(), ReportError> {
     std::fs::write(path, to_markdown(summary, charts)).map_err(|e| io_err(path, e))
+}
+
+/// A heading and one line per point with its reasons; nothing when no point is listed.
+fn flagged_points(s: &mut String, heading: &str, points: &[(&PointSummary, &[String])]) {
+    if points.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n{heading}\n");
+    for (p, why) in points {
+        let _ = writeln!(s, "- {} ({}): {}", p.id, p.label, why.join("; "));
+    }
 }

@@ -217,6 +217,38 @@ pub struct SelfCheck {
     pub cpu_us_per_op: f64,
     /// Why the point is flagged `client_bound` (empty when it is not).
     pub reasons: Vec<String>,
+    /// What else ran on the machine during the window, when enough to move the figures:
+    /// other tasks' CPU ([`SHARED_OTHER_CPU_PCT`]) or the hypervisor's steal
+    /// ([`SHARED_STEAL_PCT`]). Not a client-bound flag: the figures are the target's, with
+    /// that noise in them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_machine: Vec<String>,
+}
+
+/// Other tasks' CPU over the window, percent of one core, from which a point says it shared
+/// its machine. A local cluster's run alone measures 0% here; a busy loop beside it, 62%.
+pub const SHARED_OTHER_CPU_PCT: f64 = 10.0;
+/// Steal over the window, percent of one core, from which a point says it shared its machine.
+pub const SHARED_STEAL_PCT: f64 = 5.0;
+
+/// The sentences for [`SelfCheck::shared_machine`] from a window's resources.
+pub fn shared_machine(r: Option<&Resources>) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(other) = r.and_then(|r| r.other_cpu_pct)
+        && other >= SHARED_OTHER_CPU_PCT
+    {
+        out.push(format!(
+            "other tasks on this machine used {other:.0}% of a core during the window"
+        ));
+    }
+    if let Some(steal) = r.and_then(|r| r.steal_pct)
+        && steal >= SHARED_STEAL_PCT
+    {
+        out.push(format!(
+            "the hypervisor took {steal:.0}% of a core from this machine (steal) during the window"
+        ));
+    }
+    out
 }
 
 /// One point of `summary.json`.
@@ -530,6 +562,7 @@ pub fn summarise_point(f: PointFacts<'_>) -> PointSummary {
             loadgen_cpu_pct: (loadgen_cpu_pct * 10.0).round() / 10.0,
             cpu_us_per_op: (cpu_us_per_op * 1000.0).round() / 1000.0,
             reasons,
+            shared_machine: shared_machine(f.resources.as_ref()),
         },
         processes: f.processes,
         first_error: f.first_error,
@@ -666,6 +699,8 @@ pub fn resource_fields(r: &Resources) -> Vec<(&'static str, Option<f64>)> {
         ("disk_bytes_per_key_replica", r.disk_bytes_per_key_replica),
         ("loadgen_cpu_us_per_op", Some(r.loadgen_cpu_us_per_op)),
         ("loadgen_ctx_per_op", Some(r.loadgen_ctx_per_op)),
+        ("other_cpu_pct", r.other_cpu_pct),
+        ("steal_pct", r.steal_pct),
     ]
 }
 
@@ -693,6 +728,8 @@ fn med_resources(rs: &[&Resources]) -> Resources {
         disk_bytes_per_key_replica: med_opt(rs.iter().map(|r| r.disk_bytes_per_key_replica)),
         loadgen_cpu_us_per_op: med(rs.iter().map(|r| r.loadgen_cpu_us_per_op)),
         loadgen_ctx_per_op: med(rs.iter().map(|r| r.loadgen_ctx_per_op)),
+        other_cpu_pct: med_opt(rs.iter().map(|r| r.other_cpu_pct)),
+        steal_pct: med_opt(rs.iter().map(|r| r.steal_pct)),
     }
 }
 
@@ -773,10 +810,22 @@ pub fn aggregate(runs: Vec<PointSummary>) -> Option<PointSummary> {
     if bound > 0 && bound < n {
         reasons.push(format!("{bound} of {n} runs were client-bound"));
     }
+    // Every run that shared its machine, by number.
+    let shared_machine = runs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            r.self_check
+                .shared_machine
+                .iter()
+                .map(move |w| format!("run {}: {w}", i + 1))
+        })
+        .collect();
     out.self_check = SelfCheck {
         loadgen_cpu_pct: med(runs.iter().map(|r| r.self_check.loadgen_cpu_pct)),
         cpu_us_per_op: med(runs.iter().map(|r| r.self_check.cpu_us_per_op)),
         reasons,
+        shared_machine,
     };
     for (i, proc) in out.processes.iter_mut().enumerate() {
         proc.cpu_pct = med(runs
@@ -830,4 +879,39 @@ pub fn aggregate(runs: Vec<PointSummary>) -> Option<PointSummary> {
     out.first_error = runs.iter().find_map(|r| r.first_error.clone());
     out.intervals = intervals;
     Some(out)
+}
+
+#[cfg(test)]
+mod shared_machine_tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::resources::{MachineCounters, Snapshot, per_op};
+
+    fn window(other_ns: u64, steal_ns: u64) -> Resources {
+        let t0 = Instant::now();
+        let edge = |at, task_ns, steal_ns| Snapshot {
+            at: Some(at),
+            procs: Vec::new(),
+            machine: Some(MachineCounters { task_ns, steal_ns }),
+        };
+        per_op(
+            &edge(t0, 0, 0),
+            &edge(t0 + Duration::from_secs(10), other_ns, steal_ns),
+            1,
+            100,
+            None,
+            None,
+        )
+    }
+
+    #[test]
+    fn a_point_says_when_something_else_used_the_cpus() {
+        let busy = shared_machine(Some(&window(3_000_000_000, 500_000_000)));
+        assert_eq!(busy.len(), 2, "{busy:?}");
+        assert!(busy[0].contains("30% of a core"), "{busy:?}");
+        assert!(busy[1].contains("steal"), "{busy:?}");
+        assert!(shared_machine(Some(&window(500_000_000, 100_000_000))).is_empty());
+        assert!(shared_machine(None).is_empty());
+    }
 }
