@@ -213,7 +213,9 @@ pub fn machine() -> Machine {
 
 // ------------------------------------------------------------------ exact window counters
 
-pub use store::procstat::{MachineCounters, ProcCounters, read_counters, read_machine};
+pub use store::procstat::{
+    MachineCounters, ProcCounters, read_counters, read_machine, read_other_programs,
+};
 
 /// Counters of several processes at one instant.
 #[derive(Debug, Clone, Default)]
@@ -224,6 +226,9 @@ pub struct Snapshot {
     pub procs: Vec<ProcCounters>,
     /// The whole machine's CPU counters, where `/proc/stat` could be read.
     pub machine: Option<MachineCounters>,
+    /// CPU time of every other user-space process, ns, by pid (sorted), where `/proc` could
+    /// be read.
+    pub others: Option<Vec<(u32, u64)>>,
 }
 
 /// Reads every pid now.
@@ -233,6 +238,7 @@ pub fn snapshot(pids: &[u32]) -> Snapshot {
         at: Some(Instant::now()),
         procs,
         machine: read_machine(),
+        others: read_other_programs(pids),
     }
 }
 
@@ -332,9 +338,9 @@ pub struct Resources {
     pub loadgen_cpu_us_per_op: f64,
     /// The load generator's context switches (both kinds) per operation.
     pub loadgen_ctx_per_op: f64,
-    /// CPU time every task outside the run (the loadgen and its local nodes) used on this
-    /// machine over the window, percent of one core: other programs, and kernel threads,
-    /// some of them (block I/O workers) working for the nodes. Linux only.
+    /// CPU time every user-space program outside the run (the loadgen and its local nodes)
+    /// used on this machine over the window, percent of one core. Kernel threads are left
+    /// out: much of their work is for the nodes. Linux only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub other_cpu_pct: Option<f64>,
     /// CPU time the hypervisor gave to something else while this machine's virtual CPUs
@@ -400,13 +406,11 @@ pub fn per_op(
     let mut node_count = 0;
     let mut node_io = true;
     let mut me = ProcCounters::default();
-    let mut run_cpu_ns = 0u64;
     for e in &end.procs {
         let Some(s) = start.procs.iter().find(|s| s.pid == e.pid) else {
             continue;
         };
         let d = e.since(s);
-        run_cpu_ns = run_cpu_ns.saturating_add(d.cpu_ns);
         if e.pid == self_pid {
             me = d;
         } else {
@@ -433,16 +437,20 @@ pub fn per_op(
     }
     let nodes = node_count > 0;
     let io = nodes && node_io;
-    // The machine beside the run: CPU time of every other task, and time stolen by the
+    // The machine beside the run: CPU time of every other program, and time stolen by the
     // hypervisor, as percent of one core over the window.
-    let machine = match (start.machine, end.machine) {
-        (Some(a), Some(b)) if window_s > 0.0 => Some(b.since(&a)),
+    let pct_of_window = |ns: u64| round3(ns as f64 / (window_s * 1e9) * 100.0);
+    let others = match (&start.others, &end.others) {
+        (Some(a), Some(b)) if window_s > 0.0 => Some(others_since(a, b)),
         _ => None,
     };
-    let pct_of_window = |ns: u64| round3(ns as f64 / (window_s * 1e9) * 100.0);
+    let steal = match (start.machine, end.machine) {
+        (Some(a), Some(b)) if window_s > 0.0 => Some(b.since(&a).steal_ns),
+        _ => None,
+    };
     Resources {
-        other_cpu_pct: machine.map(|m| pct_of_window(m.task_ns.saturating_sub(run_cpu_ns))),
-        steal_pct: machine.map(|m| pct_of_window(m.steal_ns)),
+        other_cpu_pct: others.map(pct_of_window),
+        steal_pct: steal.map(pct_of_window),
         ops,
         window_s: round3(window_s),
         node_cpu_us_per_op: nodes.then(|| per(node.cpu_ns) / 1000.0).map(round3),
@@ -468,6 +476,19 @@ pub fn per_op(
         loadgen_cpu_us_per_op: round3(per(me.cpu_ns) / 1000.0),
         loadgen_ctx_per_op: per(me.voluntary_ctx + me.involuntary_ctx),
     }
+}
+
+/// CPU time the other programs used between two readings (each sorted by pid), ns: a
+/// program that started in between counts whole, one that ended in between not at all.
+fn others_since(start: &[(u32, u64)], end: &[(u32, u64)]) -> u64 {
+    end.iter()
+        .map(
+            |&(pid, ns)| match start.binary_search_by_key(&pid, |&(p, _)| p) {
+                Ok(i) => ns.saturating_sub(start.get(i).map_or(0, |&(_, s)| s)),
+                Err(_) => ns,
+            },
+        )
+        .fold(0u64, u64::saturating_add)
 }
 
 /// The live table bytes of every node's engine (`engine.bytes_l0` … from each `Status`),
@@ -566,45 +587,40 @@ mod counter_tests {
         assert_eq!(none.disk_bytes_per_key, None);
     }
 
-    /// Other tasks' CPU is the machine's task time less the run's processes'; steal is the
-    /// hypervisor's share; both as percent of one core over the window.
+    /// Other programs' CPU is what they used between the edges (a new one counts whole);
+    /// steal is the hypervisor's share; both as percent of one core over the window.
     #[test]
-    fn the_machine_beside_the_run_is_what_the_run_did_not_use() {
+    fn the_machine_beside_the_run_is_what_other_programs_used() {
         let t0 = Instant::now();
-        let proc_at = |pid, cpu_ns| ProcCounters {
-            pid,
-            cpu_ns,
-            ..ProcCounters::default()
-        };
-        let machine = |task_ns, steal_ns| Some(MachineCounters { task_ns, steal_ns });
         let a = Snapshot {
             at: Some(t0),
-            procs: vec![proc_at(1, 0), proc_at(2, 0)],
-            machine: machine(0, 0),
+            procs: Vec::new(),
+            machine: Some(MachineCounters { steal_ns: 0 }),
+            others: Some(vec![(10, 5_000_000_000), (11, 1_000_000_000)]),
         };
-        // 10 s: the loadgen used 1 s, a node 4 s, the machine's tasks 8 s in all, and the
-        // hypervisor stole 0.5 s.
+        // 10 s: program 10 used 1 s more, 11 nothing, 12 (new) 2 s; 0.5 s stolen.
         let b = Snapshot {
             at: Some(t0 + Duration::from_secs(10)),
-            procs: vec![proc_at(1, 1_000_000_000), proc_at(2, 4_000_000_000)],
-            machine: machine(8_000_000_000, 500_000_000),
+            procs: Vec::new(),
+            machine: Some(MachineCounters {
+                steal_ns: 500_000_000,
+            }),
+            others: Some(vec![
+                (10, 6_000_000_000),
+                (11, 1_000_000_000),
+                (12, 2_000_000_000),
+            ]),
         };
         let r = per_op(&a, &b, 1, 1000, None, None);
         assert_eq!(r.other_cpu_pct, Some(30.0), "3 s of 10 s");
         assert_eq!(r.steal_pct, Some(5.0));
-        // The run's own processes used more than the ticks counted: nothing else ran.
-        let quiet = Snapshot {
-            machine: machine(4_000_000_000, 0),
-            ..b.clone()
-        };
-        let r = per_op(&a, &quiet, 1, 1000, None, None);
-        assert_eq!(r.other_cpu_pct, Some(0.0));
-        // No /proc/stat: no figure, no warning.
         let blind = Snapshot {
+            others: None,
             machine: None,
             ..b.clone()
         };
-        assert_eq!(per_op(&a, &blind, 1, 1000, None, None).other_cpu_pct, None);
+        let r = per_op(&a, &blind, 1, 1000, None, None);
+        assert_eq!((r.other_cpu_pct, r.steal_pct), (None, None));
     }
 
     #[test]

@@ -815,7 +815,7 @@ pub async fn run_point<T: Target>(
         );
         r.node_instructions_per_op = instructions.flatten();
         // Against endpoints the system under test may run on this machine without being
-        // one of the run's processes: it would count as "other tasks".
+        // one of the run's processes: it would count as "other programs".
         if pids.len() == 1 && target.name() != "null" {
             r.other_cpu_pct = None;
         }

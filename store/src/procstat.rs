@@ -96,12 +96,9 @@ fn read_at(base: &std::path::Path, pid: u32) -> Option<ProcCounters> {
     any.then_some(c)
 }
 
-/// The whole machine's CPU time at one instant, from the first line of `/proc/stat`.
+/// The whole machine's stolen CPU time at one instant, from the first line of `/proc/stat`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct MachineCounters {
-    /// Time the CPUs ran tasks (user + nice + system), ns. Interrupt time is left out, as
-    /// a process's `schedstat` leaves it out, so the two can be compared.
-    pub task_ns: u64,
     /// Time the hypervisor ran something else on this machine's virtual CPUs (`steal`), ns.
     pub steal_ns: u64,
 }
@@ -110,7 +107,6 @@ impl MachineCounters {
     /// What happened between `earlier` and this reading.
     pub fn since(&self, earlier: &MachineCounters) -> MachineCounters {
         MachineCounters {
-            task_ns: self.task_ns.saturating_sub(earlier.task_ns),
             steal_ns: self.steal_ns.saturating_sub(earlier.steal_ns),
         }
     }
@@ -125,26 +121,74 @@ pub fn parse_machine(stat: &str, tick_ns: u64) -> Option<MachineCounters> {
         .skip(1)
         .map(|x| x.parse().ok())
         .collect::<Option<_>>()?;
-    let tick = |i: usize| f.get(i).copied().unwrap_or(0).saturating_mul(tick_ns);
+    // user nice system idle iowait irq softirq steal …
+    let steal = f.get(7).copied().unwrap_or(0);
     if f.len() < 4 {
         return None;
     }
     Some(MachineCounters {
-        task_ns: tick(0).saturating_add(tick(1)).saturating_add(tick(2)),
-        steal_ns: tick(7),
+        steal_ns: steal.saturating_mul(tick_ns),
     })
+}
+
+/// CPU time (user + system) of every user-space process on the machine except `exclude`,
+/// ns, by pid, from `/proc/PID/stat` (clock-tick resolution). Kernel threads are left out:
+/// much of their work (block I/O completion, writeback) is done for the processes that are
+/// excluded. `None` where `/proc` is not there.
+pub fn read_other_programs(exclude: &[u32]) -> Option<Vec<(u32, u64)>> {
+    let tick_ns = tick_ns()?;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if exclude.contains(&pid) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if let Some(ticks) = user_process_ticks(&stat) {
+            out.push((pid, ticks.saturating_mul(tick_ns)));
+        }
+    }
+    out.sort_unstable();
+    Some(out)
+}
+
+/// `utime + stime` of a `/proc/PID/stat` line, `None` for a kernel thread or a malformed line.
+fn user_process_ticks(stat: &str) -> Option<u64> {
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state(0) ppid(1) ... flags(6) ... utime(11) stime(12).
+    let flags: u64 = f.get(6)?.parse().ok()?;
+    if flags & PF_KTHREAD != 0 {
+        return None;
+    }
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some(utime.saturating_add(stime))
+}
+
+fn tick_ns() -> Option<u64> {
+    // SAFETY: sysconf(3) has no preconditions; it only reads a system constant.
+    #[allow(unsafe_code)]
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(hz)
+        .ok()
+        .filter(|&h| h > 0)
+        .map(|h| 1_000_000_000 / h)
 }
 
 /// Reads the machine's CPU counters; `None` where `/proc/stat` is not there.
 pub fn read_machine() -> Option<MachineCounters> {
-    // SAFETY: sysconf(3) has no preconditions; it only reads a system constant.
-    #[allow(unsafe_code)]
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let tick_ns = u64::try_from(hz)
-        .ok()
-        .filter(|&h| h > 0)
-        .map(|h| 1_000_000_000 / h)?;
-    parse_machine(&std::fs::read_to_string("/proc/stat").ok()?, tick_ns)
+    parse_machine(&std::fs::read_to_string("/proc/stat").ok()?, tick_ns()?)
 }
 
 #[cfg(test)]
@@ -152,23 +196,35 @@ mod machine_tests {
     use super::*;
 
     #[test]
-    fn the_cpu_line_gives_task_and_steal_time() {
+    fn the_cpu_line_gives_steal_time() {
         let stat = "cpu  100 5 20 900 7 3 4 6 0 0\ncpu0 50 2 10 450 3 1 2 3 0 0\nintr 1\n";
         let m = parse_machine(stat, 10_000_000).unwrap();
-        assert_eq!(m.task_ns, 125 * 10_000_000, "user + nice + system");
         assert_eq!(m.steal_ns, 6 * 10_000_000);
         let later = MachineCounters {
-            task_ns: m.task_ns + 5,
-            steal_ns: m.steal_ns,
+            steal_ns: m.steal_ns + 5,
         };
-        assert_eq!(later.since(&m).task_ns, 5);
+        assert_eq!(later.since(&m).steal_ns, 5);
         assert_eq!(
-            m.since(&later).task_ns,
+            m.since(&later).steal_ns,
             0,
             "a counter going back counts as zero"
         );
         assert_eq!(parse_machine("cpu  1 2\n", 1), None, "too few fields");
         assert_eq!(parse_machine("cpu  1 x 3 4\n", 1), None, "not a number");
         assert_eq!(parse_machine("intr 1\n", 1), None, "no cpu line");
+    }
+
+    #[test]
+    fn a_user_process_counts_and_a_kernel_thread_does_not() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+        // utime stime ...
+        let user = "42 (my (odd) prog) S 1 42 42 0 -1 4194304 10 0 0 0 70 30 0 0 20 0 1 0";
+        assert_eq!(user_process_ticks(user), Some(100));
+        let kthread = "7 (kworker/0:1) I 2 0 0 0 -1 69238880 0 0 0 0 5 9 0 0 20 0 1 0";
+        assert_eq!(user_process_ticks(kthread), None);
+        assert_eq!(user_process_ticks("9 (x) S 1"), None, "truncated");
+        let me = std::process::id();
+        let others = read_other_programs(&[me]).unwrap();
+        assert!(others.iter().all(|(pid, _)| *pid != me), "excluded");
     }
 }

@@ -218,15 +218,15 @@ pub struct SelfCheck {
     /// Why the point is flagged `client_bound` (empty when it is not).
     pub reasons: Vec<String>,
     /// What else ran on the machine during the window, when enough to move the figures:
-    /// other tasks' CPU ([`SHARED_OTHER_CPU_PCT`]) or the hypervisor's steal
+    /// other programs' CPU ([`SHARED_OTHER_CPU_PCT`]) or the hypervisor's steal
     /// ([`SHARED_STEAL_PCT`]). Not a client-bound flag: the figures are the target's, with
     /// that noise in them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shared_machine: Vec<String>,
 }
 
-/// Other tasks' CPU over the window, percent of one core, from which a point says it shared
-/// its machine. A local cluster's run alone measures 0% here; a busy loop beside it, 62%.
+/// Other programs' CPU over the window, percent of one core, from which a point says it shared
+/// its machine. Runs of a local cluster alone measure 0–1% here; a busy loop beside one, 62%.
 pub const SHARED_OTHER_CPU_PCT: f64 = 10.0;
 /// Steal over the window, percent of one core, from which a point says it shared its machine.
 pub const SHARED_STEAL_PCT: f64 = 5.0;
@@ -238,7 +238,7 @@ pub fn shared_machine(r: Option<&Resources>) -> Vec<String> {
         && other >= SHARED_OTHER_CPU_PCT
     {
         out.push(format!(
-            "other tasks on this machine used {other:.0}% of a core during the window"
+            "other programs on this machine used {other:.0}% of a core during the window"
         ));
     }
     if let Some(steal) = r.and_then(|r| r.steal_pct)
@@ -890,10 +890,11 @@ mod shared_machine_tests {
 
     fn window(other_ns: u64, steal_ns: u64) -> Resources {
         let t0 = Instant::now();
-        let edge = |at, task_ns, steal_ns| Snapshot {
+        let edge = |at, other_ns, steal_ns| Snapshot {
             at: Some(at),
             procs: Vec::new(),
-            machine: Some(MachineCounters { task_ns, steal_ns }),
+            machine: Some(MachineCounters { steal_ns }),
+            others: Some(vec![(9, other_ns)]),
         };
         per_op(
             &edge(t0, 0, 0),
