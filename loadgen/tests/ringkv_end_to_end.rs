@@ -119,7 +119,7 @@ cluster: { nodes: 3, replication: 3, write_quorum: 2, read_quorum: 2 }
 keys: { count: 2000 }
 values: { size: 1KB }
 warmup: 1s
-duration: 9s
+duration: 12s
 rate: 300
 events:
   - { at: 1s, action: kill, node: n3 }
