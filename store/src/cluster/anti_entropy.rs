@@ -36,6 +36,7 @@ use crate::version::{VersionSet, now_millis};
 use crate::wire::ring_from_proto;
 
 use super::Cluster;
+use super::pace::Pace;
 use super::peers::FROM_HEADER;
 
 /// Differing segments walked per second at most: each costs a few calls and
@@ -434,34 +435,6 @@ async fn sync_buckets(
         pushed += 1;
     }
     Ok((pulled, pushed))
-}
-
-/// Spreads key exchanges out to at most `per_sec`, so a round that finds
-/// many differences (writes in flight under load, or a replica that was
-/// away) runs as a steady background trickle instead of a latency spike.
-struct Pace {
-    per_sec: f64,
-    started: tokio::time::Instant,
-    done: u64,
-}
-
-impl Pace {
-    fn new(per_sec: u32) -> Self {
-        Pace {
-            per_sec: f64::from(per_sec),
-            started: tokio::time::Instant::now(),
-            done: 0,
-        }
-    }
-
-    async fn step(&mut self) {
-        self.done += 1;
-        if self.per_sec <= 0.0 {
-            return;
-        }
-        let due = self.started + Duration::from_secs_f64(self.done as f64 / self.per_sec);
-        tokio::time::sleep_until(due).await;
-    }
 }
 
 /// Local entries of some leaf buckets of a segment.

@@ -12,6 +12,7 @@ pub mod faults;
 pub mod gossip;
 pub mod handoff;
 pub mod membership;
+mod pace;
 pub mod peers;
 pub mod rebalance;
 pub mod topology;

@@ -37,6 +37,7 @@ use crate::version::VersionSet;
 use crate::wire::ring_to_proto_plain;
 
 use super::Cluster;
+use super::pace::Pace;
 use super::peers::FROM_HEADER;
 
 /// Entries per transfer page.
@@ -370,7 +371,10 @@ pub async fn stream_ranges(
     let needed = (n.saturating_sub(cluster.write_quorum()) + 1) as usize;
     let gains = gained_ranges(&ring, cluster.me());
     let mut out = StreamRangesResponse::default();
-    let mut pacer = Pacer::new(cluster.failure_config().transfer_entries_per_sec);
+    // The transfer throttle, over all ranges and pages: with vnodes most gained ranges hold
+    // less than a page, so a throttle that slept only after a full page (as it once did)
+    // never slept at all.
+    let mut pace = Pace::new(cluster.failure_config().transfer_entries_per_sec);
     for gain in gains {
         let mut resumed = false;
         let mut pulled_from = 0;
@@ -379,7 +383,7 @@ pub async fn stream_ranges(
             if pulled_from == needed {
                 break;
             }
-            match pull_range(cluster, version, gain.range, src, &mut pacer).await {
+            match pull_range(cluster, version, gain.range, src, &mut pace).await {
                 Ok((entries, bytes, was_resumed)) => {
                     out.entries += entries;
                     out.bytes += bytes;
@@ -405,42 +409,13 @@ pub async fn stream_ranges(
     Ok(out)
 }
 
-/// The transfer throttle: paces the entries a node pulls to `rate` a second (0: no limit),
-/// over all its ranges and pages. With vnodes most gained ranges hold less than a page, so
-/// a throttle that slept only after a full page (as it once did) never slept at all.
-struct Pacer {
-    rate: u32,
-    /// When the entries pulled so far are paid for.
-    next: tokio::time::Instant,
-}
-
-impl Pacer {
-    fn new(rate: u32) -> Pacer {
-        Pacer {
-            rate,
-            next: tokio::time::Instant::now(),
-        }
-    }
-
-    /// Waits until `entries` more fit the rate. Time spent pulling counts towards it, and
-    /// an idle pause earns no burst.
-    async fn pace(&mut self, entries: u64) {
-        if self.rate == 0 || entries == 0 {
-            return;
-        }
-        let cost = Duration::from_secs_f64(entries as f64 / f64::from(self.rate));
-        self.next = self.next.max(tokio::time::Instant::now()) + cost;
-        tokio::time::sleep_until(self.next).await;
-    }
-}
-
 /// Pull one range from one source, page by page, checkpointing after each.
 async fn pull_range(
     cluster: &Arc<Cluster>,
     version: u64,
     range: Segment,
     source: &RingMember,
-    pacer: &mut Pacer,
+    pace: &mut Pace,
 ) -> Result<(u64, u64, bool), String> {
     let replica = cluster.replica().clone();
     let ckey = checkpoint_key(version, range, &source.id);
@@ -523,7 +498,7 @@ async fn pull_range(
         let t = cluster.transfer();
         t.entries.fetch_add(page_entries, Ordering::Relaxed);
         t.bytes.fetch_add(page_bytes, Ordering::Relaxed);
-        pacer.pace(page_entries).await;
+        pace.step_by(page_entries).await;
         if !full {
             return Ok((entries, bytes, resumed));
         }
