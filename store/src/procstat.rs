@@ -121,13 +121,12 @@ pub fn parse_machine(stat: &str, tick_ns: u64) -> Option<MachineCounters> {
         .skip(1)
         .map(|x| x.parse().ok())
         .collect::<Option<_>>()?;
-    // user nice system idle iowait irq softirq steal …
-    let steal = f.get(7).copied().unwrap_or(0);
     if f.len() < 4 {
         return None;
     }
+    // user nice system idle iowait irq softirq steal … (kernels before 2.6.11 had no steal)
     Some(MachineCounters {
-        steal_ns: steal.saturating_mul(tick_ns),
+        steal_ns: f.get(7).copied().unwrap_or(0).saturating_mul(tick_ns),
     })
 }
 

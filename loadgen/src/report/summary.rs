@@ -226,7 +226,7 @@ pub struct SelfCheck {
 }
 
 /// Other programs' CPU over the window, percent of one core, from which a point says it shared
-/// its machine. Runs of a local cluster alone measure 0–1% here; a busy loop beside one, 62%.
+/// its machine. Runs of a local cluster alone measure 0–1% here; a busy loop beside one, 73%.
 pub const SHARED_OTHER_CPU_PCT: f64 = 10.0;
 /// Steal over the window, percent of one core, from which a point says it shared its machine.
 pub const SHARED_STEAL_PCT: f64 = 5.0;
