@@ -19,6 +19,14 @@ pub const MAX_KEY_BYTES: usize = 1024;
 pub const MAX_VALUE_BYTES: usize = 10 * 1024;
 /// Default bound on concurrent versions kept per key.
 pub const DEFAULT_MAX_SIBLINGS: usize = 16;
+/// Threads applying writes to the engine, unless configured. One means every write that
+/// arrives during a commit-log fsync joins the next batch, so under load fsyncs and thread
+/// wake-ups are fewest; two let a second batch start while the first waits for its fsync,
+/// which shortens write latency at low load by about half an fsync and costs throughput at
+/// saturation (docs/performance.md, "Write threads").
+pub const DEFAULT_WRITE_THREADS: usize = 1;
+/// Most write threads a node accepts.
+pub const MAX_WRITE_THREADS: usize = 16;
 /// Default replication factor (N).
 pub const DEFAULT_REPLICATION: u32 = 3;
 /// Default write quorum (W).
@@ -91,6 +99,9 @@ pub struct NodeConfig {
     /// fsync interval for [`Durability::Interval`].
     #[serde(default = "default_sync_interval_ms")]
     pub sync_interval_ms: u64,
+    /// Threads applying writes to the engine (1 to [`MAX_WRITE_THREADS`]).
+    #[serde(default = "default_write_threads")]
+    pub write_threads: usize,
     /// Engine block cache budget.
     #[serde(default = "default_cache_bytes")]
     pub cache_bytes: usize,
@@ -233,6 +244,9 @@ fn default_r() -> u32 {
 fn default_max_siblings() -> usize {
     DEFAULT_MAX_SIBLINGS
 }
+fn default_write_threads() -> usize {
+    DEFAULT_WRITE_THREADS
+}
 fn default_sync_interval_ms() -> u64 {
     50
 }
@@ -306,6 +320,9 @@ pub enum ConfigError {
     /// Security material missing, or `insecure` where it is not allowed.
     #[error("{0}")]
     Security(String),
+    /// A thread count out of range.
+    #[error("write_threads = {0} must be between 1 and {MAX_WRITE_THREADS}")]
+    BadWriteThreads(usize),
 }
 
 impl std::str::FromStr for PeerSpec {
@@ -366,6 +383,7 @@ impl NodeConfig {
             max_siblings: default_max_siblings(),
             durability: Durability::default(),
             sync_interval_ms: default_sync_interval_ms(),
+            write_threads: default_write_threads(),
             cache_bytes: default_cache_bytes(),
             memtable_bytes: default_memtable_bytes(),
             request_timeout_ms: default_timeout_ms(),
@@ -444,6 +462,9 @@ impl NodeConfig {
         }
         check_quorum("write quorum (W)", self.write_quorum, n)?;
         check_quorum("read quorum (R)", self.read_quorum, n)?;
+        if !(1..=MAX_WRITE_THREADS).contains(&self.write_threads) {
+            return Err(ConfigError::BadWriteThreads(self.write_threads));
+        }
         self.security.resolve(&self.id, &self.listen)?;
         self.initial_ring().map(|_| ())
     }

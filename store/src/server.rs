@@ -38,9 +38,6 @@ mod metrics;
 pub use metrics::serve_registry;
 mod session;
 
-/// Threads applying replica operations to the local engine. Two keep one
-/// batch forming while the other waits for its fsync.
-const EXECUTOR_THREADS: usize = 2;
 /// Threads serving replica reads that missed memory, apart from the writes' fsyncs.
 const READ_THREADS: usize = 2;
 
@@ -231,7 +228,7 @@ pub async fn run_node(
     }
     let executor = Executor::start(
         replica.clone(),
-        EXECUTOR_THREADS,
+        cfg.write_threads,
         READ_THREADS,
         faults.clone(),
     )

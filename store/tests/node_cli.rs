@@ -199,3 +199,53 @@ fn a_bad_autoscaling_policy_is_a_usage_error_that_names_the_field() {
     );
     assert!(!dir.path().join("c").exists(), "no cluster was started");
 }
+
+/// Runs `cmd` for at most `limit`; a process still running then is killed, and `None` says
+/// it did not exit by itself (a node that started instead of refusing its flags).
+fn run_bounded(cmd: &mut Command, limit: std::time::Duration) -> Option<(i32, String)> {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ringkv");
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        if child.try_wait().expect("wait for ringkv").is_some() {
+            let out = child.wait_with_output().expect("read ringkv's output");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return Some((out.status.code().unwrap_or(-1), text));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Sizes and counts from flags are checked, never wrapped: `--cache-mb 2^44` once became a
+/// block cache of 0 bytes (2^44 MiB wraps to 0) and the node started.
+#[test]
+fn node_sizes_and_thread_counts_out_of_range_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    for (flag, value, says) in [
+        ("--cache-mb", "17592186044416", "--cache-mb"),
+        ("--write-threads", "0", "write_threads"),
+        ("--write-threads", "1000", "write_threads"),
+    ] {
+        let mut c = ringkv();
+        c.args(["node", "--id", "n1", "--listen", "127.0.0.1:0", "--insecure"])
+            .arg("--data-dir")
+            .arg(&data)
+            .args([flag, value]);
+        let Some((code, text)) = run_bounded(&mut c, std::time::Duration::from_secs(10)) else {
+            panic!("{flag} {value}: the node started instead of refusing the flag");
+        };
+        assert_eq!(code, 2, "{flag} {value}: {text}");
+        assert!(text.contains(says), "{flag} {value}: {text}");
+    }
+}

@@ -26,8 +26,17 @@
 //! is applied ([`Minted`]), so the coordinator sends it to the other replicas
 //! while the local fsync runs.
 //!
+//! How many threads apply writes is the node's `write_threads` (default 1,
+//! `config::DEFAULT_WRITE_THREADS`). With one, every write that arrives while the thread
+//! waits for an fsync joins the next batch. With two, a second thread takes the first
+//! arrival at once and syncs it alone, so under load each fsync covers fewer writes and
+//! more arrivals wake a thread: more throughput and less CPU per operation with one, about
+//! half an fsync less write latency at low load with two (docs/performance.md, "Write
+//! threads").
+//!
 //! The threads share one queue ([`JobQueue`]): an idle thread sleeps on its condition
-//! variable, and a submit wakes one. (The queue was an `mpsc` receiver behind a
+//! variable, and a submit wakes one only if one sleeps (std's `notify_one` makes a futex
+//! call whether or not anyone waits). (The queue was an `mpsc` receiver behind a
 //! `parking_lot` mutex: the idle thread that did not hold it spun through up to seven
 //! `sched_yield` calls per job before parking, about 3,800 a second per node at 1,000
 //! ops/s, and on two busy vCPUs a yield often gave the core away for over 10 ms.)
@@ -85,6 +94,8 @@ pub struct Executor {
 struct Pending {
     jobs: VecDeque<Job>,
     closed: bool,
+    /// Threads asleep on the condition variable.
+    idle: usize,
 }
 
 /// The queue every executor thread takes from. Only `std`'s mutex and condition variable:
@@ -106,8 +117,13 @@ impl JobQueue {
     /// Queues a job and wakes one idle thread. Only a handle pushes, and the queue closes
     /// when the last handle is dropped, so it is open here.
     fn push(&self, job: Job) {
-        self.lock().jobs.push_back(job);
-        self.ready.notify_one();
+        let mut p = self.lock();
+        p.jobs.push_back(job);
+        let asleep = p.idle > 0;
+        drop(p);
+        if asleep {
+            self.ready.notify_one();
+        }
     }
 
     /// Waits for work; takes up to [`MAX_BATCH`] jobs. `None` once closed and drained.
@@ -117,11 +133,13 @@ impl JobQueue {
             if p.closed {
                 return None;
             }
+            p.idle += 1;
             p = self.ready.wait(p).unwrap_or_else(PoisonError::into_inner);
+            p.idle -= 1;
         }
         let n = p.jobs.len().min(MAX_BATCH);
         let jobs: Vec<Job> = p.jobs.drain(..n).collect();
-        let more = !p.jobs.is_empty();
+        let more = !p.jobs.is_empty() && p.idle > 0;
         drop(p);
         // Jobs left over: another idle thread can take them meanwhile.
         if more {
