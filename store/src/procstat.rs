@@ -9,7 +9,9 @@
 pub struct ProcCounters {
     /// The process.
     pub pid: u32,
-    /// CPU time on the CPU (user + system) summed over live threads, ns (`schedstat`).
+    /// CPU time (user + system) of the whole process, exited threads included, ns (the
+    /// process's CPU-time clock; where that cannot be read, the sum of live threads'
+    /// `schedstat`).
     pub cpu_ns: u64,
     /// Voluntary context switches summed over live threads.
     pub voluntary_ctx: u64,
@@ -52,8 +54,9 @@ fn parse_field(text: &str, name: &str) -> Option<u64> {
 }
 
 /// Reads the counters of `pid`; `None` when the process is gone or `/proc` is not there.
-/// Threads that exited before the read are not in the CPU and context-switch sums; a node's
-/// threads live as long as the node, so over a measured window this loses nothing that matters.
+/// CPU time includes threads that have exited (a tokio blocking-pool thread that idles out
+/// mid-window, say); the context-switch sums are over live threads only (the kernel keeps
+/// the exited threads' switches only for `getrusage` of the process itself).
 pub fn read_counters(pid: u32) -> Option<ProcCounters> {
     read_at(&std::path::PathBuf::from(format!("/proc/{pid}")), pid)
 }
@@ -85,6 +88,9 @@ fn read_at(base: &std::path::Path, pid: u32) -> Option<ProcCounters> {
             c.voluntary_ctx += parse_field(&text, "voluntary_ctxt_switches").unwrap_or(0);
             c.involuntary_ctx += parse_field(&text, "nonvoluntary_ctxt_switches").unwrap_or(0);
         }
+    }
+    if let Some(ns) = process_cpu_ns(pid) {
+        c.cpu_ns = ns;
     }
     if let Ok(text) = std::fs::read_to_string(base.join("io")) {
         c.read_bytes = parse_field(&text, "read_bytes").unwrap_or(0);
@@ -175,6 +181,34 @@ fn user_process_ticks(stat: &str) -> Option<u64> {
     Some(utime.saturating_add(stime))
 }
 
+/// The CPU time of process `pid` so far, exited threads included, from its CPU-time clock
+/// (`clock_getcpuclockid(3)`): nanoseconds, and monotonic, unlike a sum over the threads
+/// still alive. `None` where the clock cannot be read (the process is gone, or not Linux).
+fn process_cpu_ns(pid: u32) -> Option<u64> {
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: `clock` is a valid, writable clockid_t for the call's duration.
+    #[allow(unsafe_code)]
+    let found = unsafe { libc::clock_getcpuclockid(pid, &mut clock) };
+    if found != 0 {
+        return None;
+    }
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration; an unknown or
+    // stale clock id makes the call fail with EINVAL, never write elsewhere.
+    #[allow(unsafe_code)]
+    let read = unsafe { libc::clock_gettime(clock, &mut ts) };
+    if read != 0 {
+        return None;
+    }
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u64::try_from(ts.tv_nsec).ok()?;
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
 fn tick_ns() -> Option<u64> {
     // SAFETY: sysconf(3) has no preconditions; it only reads a system constant.
     #[allow(unsafe_code)]
@@ -225,5 +259,40 @@ mod machine_tests {
         let me = std::process::id();
         let others = read_other_programs(&[me]).unwrap();
         assert!(others.iter().all(|(pid, _)| *pid != me), "excluded");
+    }
+}
+
+#[cfg(test)]
+mod process_tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// A thread that exits takes its CPU time out of a sum over live threads: summed that
+    /// way, a process whose busy thread ended inside a measured window seemed to have run
+    /// backwards, and the window's CPU read as zero (seen as a flaky loadgen unit test).
+    #[test]
+    fn cpu_time_keeps_what_exited_threads_used() {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (exit_tx, exit_rx) = std::sync::mpsc::channel::<()>();
+        let worker = std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_millis(100);
+            let mut x = 0u64;
+            while Instant::now() < until {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+            }
+            ready_tx.send(()).unwrap();
+            exit_rx.recv().unwrap();
+        });
+        ready_rx.recv().unwrap();
+        let before = read_counters(std::process::id()).unwrap();
+        exit_tx.send(()).unwrap();
+        worker.join().unwrap();
+        let after = read_counters(std::process::id()).unwrap();
+        assert!(
+            after.cpu_ns >= before.cpu_ns,
+            "CPU time went backwards when a thread exited: {} ns, then {} ns",
+            before.cpu_ns,
+            after.cpu_ns
+        );
     }
 }
