@@ -1,7 +1,7 @@
 //! Resources of the load generator and of every node process:
 //!
 //! - exact counters read at the two edges of the measured window ([`ProcCounters`]): CPU time
-//!   with nanosecond resolution (`/proc/PID/task/*/schedstat`), context switches
+//!   with nanosecond resolution (the process's CPU-time clock), context switches
 //!   (`/proc/PID/task/*/status`) and I/O bytes (`/proc/PID/io`), turned into per-operation
 //!   figures ([`Resources`]);
 //! - RSS sampled with sysinfo twice a second on a thread of its own;
@@ -557,7 +557,7 @@ mod counter_tests {
     fn own_counters_grow_with_work() {
         let pid = std::process::id();
         let a = snapshot(&[pid]);
-        // Busy for 50 ms (schedstat advances at ticks and context switches).
+        // Busy for 50 ms (the CPU clock advances at ticks and context switches).
         let until = Instant::now() + Duration::from_millis(50);
         let mut x = 0u64;
         while Instant::now() < until {
