@@ -238,10 +238,17 @@ fn node_sizes_and_thread_counts_out_of_range_are_usage_errors() {
         ("--write-threads", "1000", "write_threads"),
     ] {
         let mut c = ringkv();
-        c.args(["node", "--id", "n1", "--listen", "127.0.0.1:0", "--insecure"])
-            .arg("--data-dir")
-            .arg(&data)
-            .args([flag, value]);
+        c.args([
+            "node",
+            "--id",
+            "n1",
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .args([flag, value]);
         let Some((code, text)) = run_bounded(&mut c, std::time::Duration::from_secs(10)) else {
             panic!("{flag} {value}: the node started instead of refusing the flag");
         };

@@ -243,9 +243,9 @@ pub fn node_config(args: &NodeArgs) -> Result<NodeConfig, String> {
         cfg.read_repair_chance = v;
     }
     if let Some(mb) = args.cache_mb {
-        cfg.cache_bytes = mb
-            .checked_mul(1024 * 1024)
-            .ok_or_else(|| format!("--cache-mb {mb} is more bytes than this machine can address"))?;
+        cfg.cache_bytes = mb.checked_mul(1024 * 1024).ok_or_else(|| {
+            format!("--cache-mb {mb} is more bytes than this machine can address")
+        })?;
     }
     if let Some(v) = args.write_threads {
         cfg.write_threads = v;
