@@ -72,10 +72,13 @@ fn read_at(base: &std::path::Path, pid: u32) -> Option<ProcCounters> {
         ..ProcCounters::default()
     };
     let tasks = std::fs::read_dir(base.join("task")).ok()?;
-    let mut any = false;
+    // The process's CPU-time clock; only where it cannot be read, the live threads' sum.
+    let clock = process_cpu_ns(pid);
+    let mut any = clock.is_some();
     for t in tasks.flatten() {
         let dir = t.path();
-        if let Ok(text) = std::fs::read_to_string(dir.join("schedstat"))
+        if clock.is_none()
+            && let Ok(text) = std::fs::read_to_string(dir.join("schedstat"))
             && let Some(ns) = text
                 .split_whitespace()
                 .next()
@@ -89,7 +92,7 @@ fn read_at(base: &std::path::Path, pid: u32) -> Option<ProcCounters> {
             c.involuntary_ctx += parse_field(&text, "nonvoluntary_ctxt_switches").unwrap_or(0);
         }
     }
-    if let Some(ns) = process_cpu_ns(pid) {
+    if let Some(ns) = clock {
         c.cpu_ns = ns;
     }
     if let Ok(text) = std::fs::read_to_string(base.join("io")) {
