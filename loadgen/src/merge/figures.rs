@@ -340,27 +340,21 @@ fn merge_self_check(parts: &[ShardRun<'_>], resources: Option<&Resources>) -> Se
             .map(|p| p.run.self_check.loadgen_cpu_pct)
             .fold(0.0, f64::max),
         cpu_us_per_op,
-        reasons: parts
-            .iter()
-            .flat_map(|p| {
-                p.run
-                    .self_check
-                    .reasons
-                    .iter()
-                    .map(move |r| format!("shard {}: {r}", p.shard))
-            })
-            .collect(),
-        shared_machine: parts
-            .iter()
-            .flat_map(|p| {
-                p.run
-                    .self_check
-                    .shared_machine
-                    .iter()
-                    .map(move |w| format!("shard {}: {w}", p.shard))
-            })
-            .collect(),
+        reasons: per_shard(parts, |s| &s.reasons),
+        shared_machine: per_shard(parts, |s| &s.shared_machine),
     }
+}
+
+/// One list of every shard's self-check, each line prefixed with its shard.
+fn per_shard(parts: &[ShardRun<'_>], list: fn(&SelfCheck) -> &[String]) -> Vec<String> {
+    parts
+        .iter()
+        .flat_map(|p| {
+            list(&p.run.self_check)
+                .iter()
+                .map(move |line| format!("shard {}: {line}", p.shard))
+        })
+        .collect()
 }
 
 /// A log path from a shard's summary.json, which may be hand-edited: only a relative path
